@@ -1,0 +1,204 @@
+// Command storagegen generates typed Go access to Redis queues and caches
+// from a YAML schema.
+//
+// Usage:
+//
+//	storagegen -schema schema.yaml -out generated [-package NAME]
+//	storagegen -check -schema schema.yaml -out generated
+//
+// The first form writes the generated files into -out, removes files there
+// that carry storagegen's "Code generated" header but are no longer
+// generated (and no others), and prints a one-line summary. The second
+// writes nothing and exits 1, listing each file that is missing, differs or
+// is stale, when -out does not match the schema; CI runs it so that
+// generated code is always what the schema says.
+//
+// Flags:
+//
+//	-schema FILE   the schema (default schema.yaml)
+//	-out DIR       the output directory (default generated)
+//	-package NAME  the Go package name (default: the schema's package, else
+//	               the base name of -out)
+//	-check         compare instead of writing
+//
+// Exit status: 0 on success, 1 for a bad schema (every problem is printed
+// as FILE:LINE:COL: message) or a failed check, 2 for bad flags.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/storagegen/storagegen/gen"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("storagegen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	schema := fs.String("schema", "schema.yaml", "the schema `file`")
+	out := fs.String("out", "generated", "the output `directory`")
+	pkg := fs.String("package", "", "the Go package `name` (default: the schema's package, else the base name of -out)")
+	check := fs.Bool("check", false, "write nothing; exit 1 if -out does not match the schema")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: storagegen [-check] -schema FILE -out DIR [-package NAME]\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "storagegen: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+
+	src, err := os.ReadFile(*schema)
+	if err != nil {
+		fmt.Fprintf(stderr, "storagegen: %v\n", err)
+		return 1
+	}
+	m, err := gen.Load(*schema, src, gen.Options{Package: *pkg, DefaultPackage: filepath.Base(filepath.Clean(*out))})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	files, err := gen.Generate(m)
+	if err != nil {
+		fmt.Fprintf(stderr, "storagegen: %v\n", err)
+		return 1
+	}
+	header := []byte("// " + gen.Header(m.Schema) + "\n")
+	if *check {
+		return checkDir(*out, files, header, stderr)
+	}
+	if err := writeDir(*out, files, header); err != nil {
+		fmt.Fprintf(stderr, "storagegen: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "storagegen: %s, %s, %s → %s/\n",
+		plural(len(m.Queues), "queue"), plural(len(m.Caches), "cache"), plural(len(m.Types), "type"), filepath.ToSlash(filepath.Clean(*out)))
+	return 0
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// stale lists the .go files in dir that start with header but are not in
+// files: earlier output that the schema no longer produces.
+func stale(dir string, files map[string][]byte, header []byte) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || files[e.Name()] != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if bytes.HasPrefix(data, header) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+func sortedNames(files map[string][]byte) []string {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func checkDir(dir string, files map[string][]byte, header []byte, stderr io.Writer) int {
+	var problems []string
+	for _, name := range sortedNames(files) {
+		path := filepath.Join(dir, name)
+		got, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			problems = append(problems, path+": missing")
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s: %v", path, err))
+		case !bytes.Equal(got, files[name]):
+			problems = append(problems, path+": differs from the schema")
+		}
+	}
+	old, err := stale(dir, files, header)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	for _, name := range old {
+		problems = append(problems, filepath.Join(dir, name)+": stale (no longer generated)")
+	}
+	if len(problems) == 0 {
+		return 0
+	}
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "storagegen: %s\n", p)
+	}
+	fmt.Fprintf(stderr, "storagegen: run go generate ./... to update %s\n", dir)
+	return 1
+}
+
+// writeDir writes each file through a temporary file and a rename, so that
+// a failed run never leaves half a file, then removes stale output.
+func writeDir(dir string, files map[string][]byte, header []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	old, err := stale(dir, files, header)
+	if err != nil {
+		return err
+	}
+	for _, name := range sortedNames(files) {
+		path := filepath.Join(dir, name)
+		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, files[name]) {
+			continue // leave unchanged files untouched for build caches
+		}
+		tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
+		if err != nil {
+			return err
+		}
+		_, werr := tmp.Write(files[name])
+		cerr := tmp.Close()
+		if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+	}
+	for _, name := range old {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

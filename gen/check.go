@@ -1,0 +1,413 @@
+package gen
+
+import (
+	"errors"
+	"fmt"
+	"go/token"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/storagegen/storagegen/runtime"
+)
+
+// Options are the choices the command makes on top of the schema.
+type Options struct {
+	// Package overrides the schema's package (the -package flag).
+	Package string
+	// DefaultPackage is used when neither Package nor the schema's package
+	// is set: the base name of the output directory.
+	DefaultPackage string
+}
+
+var packageRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Check checks a parsed schema and decides every Go name. It reports every
+// problem at once, as an ErrorList.
+func Check(f *File, opts Options) (*Model, error) {
+	c := &checker{errs: errs{file: f.Name}, types: map[string]*Type{}}
+	m := &Model{Schema: path.Base(strings.ReplaceAll(f.Name, `\`, "/"))}
+	c.header(f, m, opts)
+	for _, td := range f.Types {
+		if t := c.typeDecl(td); t != nil {
+			m.Types = append(m.Types, t)
+		}
+	}
+	c.resolveFields(f, m)
+	c.cycles(f, m)
+
+	// Placeholder parameters may not shadow the package names that
+	// accessors use, so the imports are known before the queues and caches.
+	c.imports = map[string]string{}
+	for _, t := range m.Types {
+		for _, fl := range t.Fields {
+			c.noteImports(fl.Type)
+		}
+	}
+	names := map[string]string{}
+	for _, qd := range f.Queues {
+		if q := c.queueDecl(qd, names); q != nil {
+			m.Queues = append(m.Queues, q)
+		}
+	}
+	names = map[string]string{}
+	for _, cd := range f.Caches {
+		if k := c.cacheDecl(cd, names); k != nil {
+			m.Caches = append(m.Caches, k)
+		}
+	}
+	c.checkParams(m)
+	if err := c.errs.err(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+type checker struct {
+	errs    errs
+	types   map[string]*Type
+	typePos map[string]Pos
+	imports map[string]string // package name → import path, of external payloads
+	params  []paramUse
+}
+
+type paramUse struct {
+	what string
+	pos  Pos
+	p    *Param
+}
+
+func (c *checker) header(f *File, m *Model, opts Options) {
+	switch {
+	case !f.Version.Set:
+		c.errs.add(Pos{1, 1}, "missing version (add version: 1)")
+	case f.Version.Tag != "!!int" || f.Version.Value != "1":
+		c.errs.add(f.Version.Pos, "version %q is not supported; 1 is the only version", f.Version.Value)
+	}
+
+	m.Package = opts.DefaultPackage
+	pkgPos := Pos{1, 1}
+	if f.Package.Set {
+		m.Package, pkgPos = f.Package.Value, f.Package.Pos
+	}
+	if opts.Package != "" {
+		m.Package = opts.Package
+	}
+	switch {
+	case m.Package == "":
+		c.errs.add(pkgPos, "package is not set and cannot be derived from the output directory")
+	case !packageRE.MatchString(m.Package) || token.IsKeyword(m.Package):
+		c.errs.add(pkgPos, "package %q is not a valid Go package name (lower case letters, digits and _, not a keyword)", m.Package)
+	}
+
+	if f.Prefix.Set {
+		if f.Prefix.Tag != "!!str" && f.Prefix.Tag != "!!null" {
+			c.errs.add(f.Prefix.Pos, "prefix must be a string; quote it")
+		} else if err := runtime.CheckPrefix(f.Prefix.Value); err != nil {
+			c.errs.add(f.Prefix.Pos, "prefix %q %v", f.Prefix.Value, err)
+		}
+		m.Prefix = f.Prefix.Value
+	}
+}
+
+func (c *checker) typeDecl(td *TypeDecl) *Type {
+	name := td.Name.Value
+	ok := true
+	switch {
+	case !isCamel(name):
+		c.errs.add(td.Name.Pos, "type %q: name must be UpperCamelCase (like NodeMessage)", name)
+		ok = false
+	case generatedIdents[name]:
+		c.errs.add(td.Name.Pos, "type %q: name is used by generated code (Store, Queues, Caches, New, Prefix)", name)
+		ok = false
+	}
+	if !td.fieldsBad && len(td.Fields) == 0 {
+		c.errs.add(td.Name.Pos, "type %q has no fields", name)
+	}
+	t := &Type{Name: name, Doc: td.Doc.Value}
+	goNames := map[string]string{}
+	for _, fd := range td.Fields {
+		fname := fd.Name.Value
+		what := fmt.Sprintf("type %q field %q", name, fname)
+		f := &Field{Name: fname, Doc: fd.Doc.Value}
+		if !isSnake(fname) {
+			c.errs.add(fd.Name.Pos, "%s: name must be lower_snake_case", what)
+			continue
+		}
+		f.GoName = exportedName(fname)
+		if prev, dup := goNames[f.GoName]; dup {
+			c.errs.add(fd.Name.Pos, "%s: Go name %s is already used by field %q", what, f.GoName, prev)
+			continue
+		}
+		goNames[f.GoName] = fname
+		switch {
+		case !fd.Type.Set:
+			c.errs.add(fd.Name.Pos, "%s: missing type", what)
+			continue
+		default:
+			tr, msg := parseTypeExpr(fd.Type.Value)
+			if msg != "" {
+				c.errs.add(fd.Type.Pos, "%s: type %q %s", what, fd.Type.Value, msg)
+				continue
+			}
+			f.Type = tr
+		}
+		if fd.Optional.Set {
+			switch {
+			case fd.Optional.Tag != "!!bool":
+				c.errs.add(fd.Optional.Pos, "%s: optional must be true or false", what)
+			default:
+				f.Optional = fd.Optional.Value == "true"
+			}
+		}
+		t.Fields = append(t.Fields, f)
+	}
+	if !ok {
+		return nil
+	}
+	if c.typePos == nil {
+		c.typePos = map[string]Pos{}
+	}
+	c.types[name] = t
+	c.typePos[name] = td.Name.Pos
+	return t
+}
+
+// resolveFields reports field types that name undeclared types.
+func (c *checker) resolveFields(f *File, m *Model) {
+	for _, td := range f.Types {
+		t := c.types[td.Name.Value]
+		if t == nil {
+			continue
+		}
+		for _, fd := range td.Fields {
+			for _, fl := range t.Fields {
+				if fl.Name == fd.Name.Value {
+					if name := c.undeclared(fl.Type); name != "" {
+						c.errs.add(fd.Type.Pos, "type %q field %q: unknown type %s; declare it under types or write import/path.%s", t.Name, fl.Name, name, name)
+					}
+				}
+			}
+		}
+	}
+}
+
+func (c *checker) undeclared(t *TypeRef) string {
+	switch t.Kind {
+	case Slice, Map:
+		return c.undeclared(t.Elem)
+	case Declared:
+		if c.types[t.Name] == nil {
+			return t.Name
+		}
+	}
+	return ""
+}
+
+// cycles reports types that contain themselves without a slice or map in
+// between: Go rejects them as invalid recursive types.
+func (c *checker) cycles(f *File, m *Model) {
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := map[string]int{}
+	reported := map[string]bool{}
+	var visit func(t *Type, path []string)
+	visit = func(t *Type, path []string) {
+		state[t.Name] = visiting
+		path = append(path, t.Name)
+		for _, fl := range t.Fields {
+			if fl.Type == nil || fl.Type.Kind != Declared {
+				continue
+			}
+			next := c.types[fl.Type.Name]
+			if next == nil {
+				continue
+			}
+			switch state[next.Name] {
+			case visiting:
+				start := 0
+				for i, n := range path {
+					if n == next.Name {
+						start = i
+					}
+				}
+				cycle := append(append([]string(nil), path[start:]...), next.Name)
+				if !reported[next.Name] {
+					reported[next.Name] = true
+					c.errs.add(c.typePos[next.Name], "type %q contains itself (%s); use []%s or map[string]%s to break the cycle",
+						next.Name, strings.Join(cycle, " → "), next.Name, next.Name)
+				}
+			case unvisited:
+				visit(next, path)
+			}
+		}
+		state[t.Name] = done
+	}
+	for _, t := range m.Types {
+		if state[t.Name] == unvisited {
+			visit(t, nil)
+		}
+	}
+}
+
+func (c *checker) noteImports(t *TypeRef) {
+	switch t.Kind {
+	case Slice, Map:
+		c.noteImports(t.Elem)
+	case External:
+		c.imports[packageName(t.Path)] = t.Path
+	}
+}
+
+// entry is what queues and caches have in common.
+type entry struct {
+	kind    string // "queue" or "cache"
+	name    Scalar
+	key     Scalar
+	payload Scalar
+}
+
+// common checks an entry's name, key pattern and payload. It returns nil
+// values for the parts that are wrong.
+func (c *checker) common(e entry, names map[string]string) (goName, key string, params []*Param, payload *TypeRef, ok bool) {
+	what := fmt.Sprintf("%s %q", e.kind, e.name.Value)
+	ok = true
+	if !isSnake(e.name.Value) {
+		c.errs.add(e.name.Pos, "%s: name must be lower_snake_case", what)
+		ok = false
+	} else {
+		goName = exportedName(e.name.Value)
+		if prev, dup := names[goName]; dup {
+			c.errs.add(e.name.Pos, "%s: Go name %s is already used by %s %q", what, goName, e.kind, prev)
+			ok = false
+		}
+		names[goName] = e.name.Value
+	}
+
+	key, keyPos := e.name.Value, e.name.Pos
+	if e.key.Set {
+		key, keyPos = e.key.Value, e.key.Pos
+	}
+	pat, err := runtime.ParseKeyPattern(key)
+	if err != nil {
+		for _, pe := range patternErrors(err) {
+			c.errs.add(keyPos, "%s: %s", what, pe)
+		}
+		ok = false
+	} else {
+		seen := map[string]string{}
+		for _, ph := range pat.Placeholders() {
+			if !isSnake(ph.Name) {
+				c.errs.add(keyPos, "%s: placeholder {%s} must be lower_snake_case", what, ph.Name)
+				ok = false
+				continue
+			}
+			p := &Param{Name: ph.Name, GoName: paramName(ph.Name), Int: ph.Type == runtime.Int}
+			if why := paramProblem(p.GoName); why != "" {
+				c.errs.add(keyPos, "%s: placeholder {%s} becomes parameter %s, which %s; rename the placeholder", what, ph.Name, p.GoName, why)
+				ok = false
+				continue
+			}
+			if prev, dup := seen[p.GoName]; dup {
+				c.errs.add(keyPos, "%s: placeholders {%s} and {%s} both become parameter %s", what, prev, ph.Name, p.GoName)
+				ok = false
+				continue
+			}
+			seen[p.GoName] = ph.Name
+			params = append(params, p)
+			c.params = append(c.params, paramUse{what: what, pos: keyPos, p: p})
+		}
+	}
+
+	if !e.payload.Set {
+		c.errs.add(e.name.Pos, "%s: missing payload", what)
+		return goName, key, params, nil, false
+	}
+	tr, msg := parseTypeExpr(e.payload.Value)
+	switch {
+	case msg != "":
+		c.errs.add(e.payload.Pos, "%s: payload %q %s", what, e.payload.Value, msg)
+		ok = false
+	case tr.Kind == Declared && c.types[tr.Name] == nil:
+		c.errs.add(e.payload.Pos, "%s: payload %s is not declared under types", what, tr.Name)
+		ok = false
+	case tr.Kind != Declared && tr.Kind != External:
+		c.errs.add(e.payload.Pos, "%s: payload %s must be a type declared under types or import/path.Type", what, tr)
+		ok = false
+	default:
+		payload = tr
+		c.noteImports(tr)
+	}
+	return goName, key, params, payload, ok
+}
+
+// patternErrors splits the joined errors of ParseKeyPattern.
+func patternErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{errors.Unwrap(err)}
+}
+
+func (c *checker) queueDecl(qd *QueueDecl, names map[string]string) *Queue {
+	goName, key, params, payload, ok := c.common(entry{"queue", qd.Name, qd.Key, qd.Payload}, names)
+	if !ok {
+		return nil
+	}
+	return &Queue{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload}
+}
+
+func (c *checker) cacheDecl(cd *CacheDecl, names map[string]string) *Cache {
+	goName, key, params, payload, ok := c.common(entry{"cache", cd.Name, cd.Key, cd.Payload}, names)
+	what := fmt.Sprintf("cache %q", cd.Name.Value)
+	k := &Cache{Name: cd.Name.Value, GoName: goName, VarName: "cache" + goName, Doc: cd.Doc.Value, Key: key, Params: params, Payload: payload}
+	switch {
+	case !cd.TTL.Set:
+		c.errs.add(cd.Name.Pos, "%s: missing ttl (a duration such as 1h, or none to keep entries forever)", what)
+		ok = false
+	case cd.TTL.Value == "none":
+		k.NoExpiry = true
+	default:
+		d, err := time.ParseDuration(cd.TTL.Value)
+		switch {
+		case err != nil:
+			c.errs.add(cd.TTL.Pos, "%s: ttl %q is not a Go duration (like 90s, 1h30m) or none", what, cd.TTL.Value)
+			ok = false
+		case d <= 0:
+			c.errs.add(cd.TTL.Pos, "%s: ttl %s must be positive; write none for no expiry", what, cd.TTL.Value)
+			ok = false
+		case d%time.Millisecond != 0:
+			c.errs.add(cd.TTL.Pos, "%s: ttl %s is not a whole number of milliseconds", what, cd.TTL.Value)
+			ok = false
+		}
+		k.TTL = d
+	}
+	if !ok {
+		return nil
+	}
+	return k
+}
+
+// checkParams reports parameters that would shadow an imported package or
+// a declaration variable inside an accessor.
+func (c *checker) checkParams(m *Model) {
+	vars := map[string]bool{}
+	for _, q := range m.Queues {
+		vars[q.VarName] = true
+	}
+	for _, k := range m.Caches {
+		vars[k.VarName] = true
+	}
+	for _, u := range c.params {
+		if path, ok := c.imports[u.p.GoName]; ok {
+			c.errs.add(u.pos, "%s: placeholder {%s} becomes parameter %s, which hides the package of %s; rename the placeholder", u.what, u.p.Name, u.p.GoName, path)
+		}
+		if vars[u.p.GoName] {
+			c.errs.add(u.pos, "%s: placeholder {%s} becomes parameter %s, which is the name of a generated variable; rename the placeholder", u.what, u.p.Name, u.p.GoName)
+		}
+	}
+}

@@ -1,0 +1,32 @@
+// Package gen turns a storagegen schema into Go source, in three stages
+// that each do one thing:
+//
+//	Parse     YAML → File: the schema as written, every value with its line and column
+//	Check     File → Model: every rule checked, every Go name decided
+//	Generate  Model → map[file name][]byte: gofmt'd Go, emitted with jennifer
+//
+// Nothing here touches the disk; cmd/storagegen reads the schema and writes
+// the files. Every stage reports all of its problems at once as an
+// ErrorList of "schema.yaml:LINE:COL: message" lines.
+package gen
+
+import "errors"
+
+// Load parses and checks a schema, returning the problems of both stages
+// together, sorted. When the YAML itself is unreadable it stops after
+// parsing.
+func Load(filename string, src []byte, opts Options) (*Model, error) {
+	f, perr := Parse(filename, src)
+	if f == nil {
+		return nil, perr
+	}
+	m, cerr := Check(f, opts)
+	if perr == nil {
+		return m, cerr
+	}
+	var parsed, checked ErrorList
+	errors.As(perr, &parsed)
+	errors.As(cerr, &checked)
+	all := errs{file: filename, list: append(parsed, checked...)}
+	return nil, all.err()
+}

@@ -1,0 +1,100 @@
+package gen
+
+import "time"
+
+// Model is a checked schema with every Go name decided. Generate reads it
+// and computes nothing but code.
+type Model struct {
+	Schema  string // the schema file's base name, for the header
+	Package string // Go package name of the generated code
+	Prefix  string // prepended to every key
+	Types   []*Type
+	Queues  []*Queue
+	Caches  []*Cache
+}
+
+// Type is a payload struct declared under types.
+type Type struct {
+	Name   string // schema name, also its Go name
+	Doc    string
+	Fields []*Field
+}
+
+// Field is one field of a Type.
+type Field struct {
+	Name     string // schema name, also the JSON member name
+	GoName   string
+	Type     *TypeRef
+	Optional bool // omitted from JSON when zero
+	Doc      string
+}
+
+// TypeKind tells what a TypeRef refers to.
+type TypeKind int
+
+// The kinds of field and payload types.
+const (
+	Builtin  TypeKind = iota // bool, string, int…, float64, any
+	Bytes                    // []byte
+	Time                     // time.Time
+	Slice                    // []Elem
+	Map                      // map[string]Elem
+	Declared                 // a type under types
+	External                 // import/path.Name
+)
+
+// TypeRef is a field or payload type.
+type TypeRef struct {
+	Kind TypeKind
+	Name string   // Builtin: the Go name; Declared, External: the type name
+	Path string   // External: the import path
+	Elem *TypeRef // Slice, Map
+}
+
+// String returns the type as the schema writes it.
+func (t *TypeRef) String() string {
+	switch t.Kind {
+	case Bytes:
+		return "[]byte"
+	case Time:
+		return "time.Time"
+	case Slice:
+		return "[]" + t.Elem.String()
+	case Map:
+		return "map[string]" + t.Elem.String()
+	case External:
+		return t.Path + "." + t.Name
+	}
+	return t.Name
+}
+
+// Param is a key pattern placeholder, which becomes an accessor parameter.
+type Param struct {
+	Name   string // schema name
+	GoName string // parameter name
+	Int    bool   // {name:int}: an int parameter; otherwise a string
+}
+
+// Queue is a checked queue.
+type Queue struct {
+	Name    string // schema name
+	GoName  string // accessor name
+	VarName string // name of its runtime.QueueDecl variable
+	Doc     string
+	Key     string // key pattern
+	Params  []*Param
+	Payload *TypeRef
+}
+
+// Cache is a checked cache.
+type Cache struct {
+	Name     string
+	GoName   string
+	VarName  string
+	Doc      string
+	Key      string
+	Params   []*Param
+	Payload  *TypeRef
+	TTL      time.Duration // when !NoExpiry
+	NoExpiry bool          // ttl: none
+}

@@ -1,0 +1,314 @@
+package gen
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// File is a schema as written: its shape is checked, its meaning is not.
+// Every value carries its position, for Check's messages.
+type File struct {
+	Name    string // the file name used in messages
+	Version Scalar
+	Package Scalar
+	Prefix  Scalar
+	Types   []*TypeDecl
+	Queues  []*QueueDecl
+	Caches  []*CacheDecl
+}
+
+// Scalar is one YAML scalar and where it stands. Set is false when the key
+// was absent.
+type Scalar struct {
+	Value string
+	Tag   string // YAML tag: !!str, !!int, !!bool, !!null, …
+	Pos   Pos
+	Set   bool
+}
+
+// TypeDecl is one entry under types.
+type TypeDecl struct {
+	Name   Scalar
+	Doc    Scalar
+	Fields []*FieldDecl
+	fields    Scalar // the fields key itself, for "no fields"
+	fieldsBad bool   // fields was malformed, already reported
+}
+
+// FieldDecl is one field of a type: `name: type` or
+// `name: {type: …, optional: …, doc: …}`.
+type FieldDecl struct {
+	Name     Scalar
+	Type     Scalar
+	Optional Scalar
+	Doc      Scalar
+}
+
+// QueueDecl is one entry under queues.
+type QueueDecl struct {
+	Name    Scalar
+	Key     Scalar
+	Payload Scalar
+	Doc     Scalar
+}
+
+// CacheDecl is one entry under caches.
+type CacheDecl struct {
+	Name    Scalar
+	Key     Scalar
+	Payload Scalar
+	TTL     Scalar
+	Doc     Scalar
+}
+
+// Parse reads a schema. It returns the file with every part it could read
+// and, if anything was malformed, an ErrorList with every problem. The file
+// is nil when src holds no YAML mapping at all (a syntax error, say).
+func Parse(filename string, src []byte) (*File, error) {
+	p := &parser{errs: errs{file: filename}}
+	root := p.document(src)
+	if root == nil {
+		return nil, p.errs.err()
+	}
+	f := &File{Name: filename}
+	p.file(f, root)
+	return f, p.errs.err()
+}
+
+type parser struct {
+	errs errs
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document decodes the single YAML document in src and returns its root
+// mapping, or nil after reporting why there is none.
+func (p *parser) document(src []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			p.errs.add(Pos{1, 1}, "schema is empty; it needs at least version: 1")
+			return nil
+		}
+		p.yamlError(err)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.errs.add(nodePos(&extra), "schema has more than one YAML document")
+	} else if !errors.Is(err, io.EOF) {
+		p.yamlError(err)
+	}
+	if len(doc.Content) == 0 {
+		p.errs.add(Pos{1, 1}, "schema is empty; it needs at least version: 1")
+		return nil
+	}
+	root := resolve(doc.Content[0])
+	if root.Kind != yaml.MappingNode {
+		p.errs.add(nodePos(root), "schema must be a mapping with version, types, queues and caches, not %s", kindName(root))
+		return nil
+	}
+	return root
+}
+
+func (p *parser) yamlError(err error) {
+	msg := err.Error()
+	for line := range strings.SplitSeq(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if m := yamlLineRE.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			p.errs.add(Pos{n, 1}, "YAML syntax: %s", m[2])
+			return
+		}
+	}
+	p.errs.add(Pos{1, 1}, "YAML syntax: %s", strings.TrimPrefix(msg, "yaml: "))
+}
+
+func (p *parser) file(f *File, root *yaml.Node) {
+	p.mapping(root, "schema", func(k string, key, val *yaml.Node) bool {
+		switch k {
+		case "version":
+			f.Version = p.scalar(val, "version")
+		case "package":
+			f.Package = p.scalar(val, "package")
+		case "prefix":
+			f.Prefix = p.scalar(val, "prefix")
+		case "types":
+			p.entries(val, "types", func(name Scalar, v *yaml.Node) {
+				f.Types = append(f.Types, p.typeDecl(name, v))
+			})
+		case "queues":
+			p.entries(val, "queues", func(name Scalar, v *yaml.Node) {
+				f.Queues = append(f.Queues, p.queueDecl(name, v))
+			})
+		case "caches":
+			p.entries(val, "caches", func(name Scalar, v *yaml.Node) {
+				f.Caches = append(f.Caches, p.cacheDecl(name, v))
+			})
+		default:
+			return false
+		}
+		return true
+	}, "version, package, prefix, types, queues, caches")
+}
+
+func (p *parser) typeDecl(name Scalar, n *yaml.Node) *TypeDecl {
+	t := &TypeDecl{Name: name}
+	what := fmt.Sprintf("type %q", name.Value)
+	p.mapping(n, what, func(k string, key, val *yaml.Node) bool {
+		switch k {
+		case "doc":
+			t.Doc = p.scalar(val, what+" doc")
+		case "fields":
+			t.fields = Scalar{Pos: nodePos(key), Set: true}
+			t.fieldsBad = val.Kind != yaml.MappingNode && !isNull(val)
+			p.entries(val, what+" fields", func(fname Scalar, v *yaml.Node) {
+				t.Fields = append(t.Fields, p.fieldDecl(name.Value, fname, v))
+			})
+		default:
+			return false
+		}
+		return true
+	}, "doc, fields")
+	return t
+}
+
+func (p *parser) fieldDecl(typeName string, name Scalar, n *yaml.Node) *FieldDecl {
+	fd := &FieldDecl{Name: name}
+	if n.Kind != yaml.MappingNode {
+		fd.Type = p.scalar(n, fmt.Sprintf("type %q field %q", typeName, name.Value))
+		return fd
+	}
+	what := fmt.Sprintf("type %q field %q", typeName, name.Value)
+	p.mapping(n, what, func(k string, key, val *yaml.Node) bool {
+		switch k {
+		case "type":
+			fd.Type = p.scalar(val, what+" type")
+		case "optional":
+			fd.Optional = p.scalar(val, what+" optional")
+		case "doc":
+			fd.Doc = p.scalar(val, what+" doc")
+		default:
+			return false
+		}
+		return true
+	}, "type, optional, doc")
+	return fd
+}
+
+func (p *parser) queueDecl(name Scalar, n *yaml.Node) *QueueDecl {
+	q := &QueueDecl{Name: name}
+	what := fmt.Sprintf("queue %q", name.Value)
+	p.mapping(n, what, func(k string, key, val *yaml.Node) bool {
+		switch k {
+		case "key":
+			q.Key = p.scalar(val, what+" key")
+		case "payload":
+			q.Payload = p.scalar(val, what+" payload")
+		case "doc":
+			q.Doc = p.scalar(val, what+" doc")
+		default:
+			return false
+		}
+		return true
+	}, "key, payload, doc")
+	return q
+}
+
+func (p *parser) cacheDecl(name Scalar, n *yaml.Node) *CacheDecl {
+	c := &CacheDecl{Name: name}
+	what := fmt.Sprintf("cache %q", name.Value)
+	p.mapping(n, what, func(k string, key, val *yaml.Node) bool {
+		switch k {
+		case "key":
+			c.Key = p.scalar(val, what+" key")
+		case "payload":
+			c.Payload = p.scalar(val, what+" payload")
+		case "ttl":
+			c.TTL = p.scalar(val, what+" ttl")
+		case "doc":
+			c.Doc = p.scalar(val, what+" doc")
+		default:
+			return false
+		}
+		return true
+	}, "key, payload, ttl, doc")
+	return c
+}
+
+// mapping walks the mapping n, reporting duplicate keys and keys for which
+// fn returns false. A null value counts as an empty mapping.
+func (p *parser) mapping(n *yaml.Node, what string, fn func(k string, key, val *yaml.Node) bool, known string) {
+	n = resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errs.add(nodePos(n), "%s must be a mapping, not %s", what, kindName(n))
+		return
+	}
+	seen := map[string]Pos{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := resolve(n.Content[i]), resolve(n.Content[i+1])
+		if key.Kind != yaml.ScalarNode {
+			p.errs.add(nodePos(key), "%s has a key that is not a scalar", what)
+			continue
+		}
+		if prev, dup := seen[key.Value]; dup {
+			p.errs.add(nodePos(key), "%s has key %q twice (first at line %d)", what, key.Value, prev.Line)
+			continue
+		}
+		seen[key.Value] = nodePos(key)
+		if !fn(key.Value, key, val) {
+			p.errs.add(nodePos(key), "%s has unknown key %q (known: %s)", what, key.Value, known)
+		}
+	}
+}
+
+// entries walks a mapping of named entries (types, queues, caches, fields).
+func (p *parser) entries(n *yaml.Node, what string, fn func(name Scalar, val *yaml.Node)) {
+	p.mapping(n, what, func(k string, key, val *yaml.Node) bool {
+		fn(Scalar{Value: k, Tag: key.ShortTag(), Pos: nodePos(key), Set: true}, val)
+		return true
+	}, "")
+}
+
+func (p *parser) scalar(n *yaml.Node, what string) Scalar {
+	n = resolve(n)
+	if n.Kind != yaml.ScalarNode {
+		p.errs.add(nodePos(n), "%s must be a scalar, not %s", what, kindName(n))
+		return Scalar{Pos: nodePos(n)}
+	}
+	return Scalar{Value: n.Value, Tag: n.ShortTag(), Pos: nodePos(n), Set: true}
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+func nodePos(n *yaml.Node) Pos { return Pos{n.Line, n.Column} }
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a sequence"
+	case yaml.ScalarNode:
+		return "a scalar"
+	}
+	return "an alias"
+}

@@ -1,0 +1,191 @@
+package runtime
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Blocking pops (RELIABILITY.md items 1–4).
+//
+// A blocked BRPOP is never abandoned: if the client gave up on it, an item
+// the server popped would be written to a dead socket and lost. Instead,
+// each blocking pop runs on a dedicated connection whose CLIENT ID is known,
+// and a cancelled context ends the wait from another connection with
+// CLIENT UNBLOCK, after which BRPOP returns like a timeout, or with the item
+// if it had one already. Where CLIENT is not allowed (an ACL user without
+// it, or a server that lacks it) the wait is cut into slices of pollSlice
+// and the context is checked between them.
+//
+// go-redis sends a BRPOP timeout in whole seconds (200ms becomes 1s); Redis
+// has taken decimal seconds since 6.0, so a hook on each dedicated
+// connection rewrites the argument to the exact value.
+
+const pollSlice = 50 * time.Millisecond
+
+type unblockSupport struct{ state atomic.Int32 } // 0 unknown, 1 yes, 2 no
+
+func (u *unblockSupport) usable() bool { return u.state.Load() != 2 }
+
+// blockConn is one dedicated connection for blocking pops.
+type blockConn struct {
+	conn    *redis.Conn
+	id      int64  // CLIENT ID; 0 when CLIENT UNBLOCK cannot be used
+	timeout string // exact timeout argument for the next BRPOP
+}
+
+type exactTimeoutHook struct{ bc *blockConn }
+
+func (h exactTimeoutHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h exactTimeoutHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h exactTimeoutHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.bc.timeout != "" && cmd.Name() == "brpop" {
+			args := cmd.Args()
+			args[len(args)-1] = h.bc.timeout
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *Connection) getBlockConn(ctx context.Context) (*blockConn, error) {
+	select {
+	case bc := <-c.free:
+		return bc, nil
+	default:
+	}
+	bc := &blockConn{conn: c.blocking.Conn()}
+	bc.conn.AddHook(exactTimeoutHook{bc})
+	if c.unblock.usable() {
+		id, err := bc.conn.ClientID(ctx).Result()
+		switch {
+		case err == nil:
+			bc.id = id
+			c.unblock.state.Store(1)
+		case isServerError(err):
+			c.unblock.state.Store(2) // unknown command or NOPERM: poll instead
+		default:
+			bc.conn.Close()
+			return nil, err
+		}
+	}
+	return bc, nil
+}
+
+// putBlockConn keeps a healthy connection for the next pop. A connection
+// that saw a network error is closed: go-redis may have reconnected it under
+// a new CLIENT ID.
+func (c *Connection) putBlockConn(bc *blockConn, healthy bool) {
+	if healthy {
+		select {
+		case c.free <- bc:
+			return
+		default:
+		}
+	}
+	bc.conn.Close()
+}
+
+// brpop blocks on key for up to timeout (> 0) or until ctx ends, and
+// returns the popped item, or ok == false when nothing came. When ctx ends
+// it returns ctx.Err(), unless an item had already been popped: then the
+// item is returned and err is nil, because an item is never dropped.
+func (c *Connection) brpop(ctx context.Context, key string, timeout time.Duration) (item []byte, ok bool, err error) {
+	bc, err := c.getBlockConn(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	healthy := true
+	defer func() { c.putBlockConn(bc, healthy) }()
+
+	deadline := time.Now().Add(timeout)
+	for {
+		wait := time.Until(deadline)
+		if bc.id == 0 {
+			wait = min(wait, pollSlice)
+		}
+		if wait <= 0 {
+			return nil, false, nil
+		}
+		item, ok, err = c.brpopOnce(ctx, bc, key, wait)
+		if err != nil && !isServerError(err) {
+			healthy = false
+		}
+		if ok || err != nil {
+			return item, ok, err
+		}
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+	}
+}
+
+// brpopOnce sends one BRPOP with the exact timeout wait. If bc has a CLIENT
+// ID, a cancelled ctx ends the wait with CLIENT UNBLOCK.
+func (c *Connection) brpopOnce(ctx context.Context, bc *blockConn, key string, wait time.Duration) ([]byte, bool, error) {
+	bc.timeout = formatSeconds(wait)
+	// go-redis derives the socket deadline (timeout + 10s) from the
+	// duration it is given; a whole number of seconds also keeps it from
+	// logging about truncation. The hook sends the exact value.
+	rounded := wait.Truncate(time.Second) + time.Second
+
+	var unblocked chan struct{}
+	if bc.id != 0 {
+		done := make(chan struct{})
+		unblocked = make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(unblocked)
+			c.unblockUntil(bc.id, done)
+		})
+		defer func() {
+			close(done)
+			if !stop() {
+				// The unblocker ran: let it finish before the connection
+				// serves another pop, which it must never unblock.
+				<-unblocked
+			}
+		}()
+	}
+	// The command itself must not be cut off by ctx (item 2).
+	res, err := bc.conn.BRPop(context.WithoutCancel(ctx), rounded, key).Result()
+	if err == redis.Nil {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return []byte(res[1]), true, nil
+}
+
+// unblockUntil sends CLIENT UNBLOCK id until it unblocks the client or done
+// closes. A zero reply means the BRPOP has not reached the server yet (or
+// has already returned), so it tries again shortly.
+func (c *Connection) unblockUntil(id int64, done <-chan struct{}) {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		n, err := c.client.ClientUnblock(ctx, id).Result()
+		cancel()
+		if err == nil && n == 1 {
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// formatSeconds formats d as decimal seconds with millisecond precision,
+// rounded up and at least 1ms (0 would block forever).
+func formatSeconds(d time.Duration) string {
+	ms := max((d+time.Millisecond-1)/time.Millisecond, 1)
+	return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)
+}

@@ -1,0 +1,260 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Caches are Redis strings written with SET … PX, so TTLs are exact to the
+// millisecond.
+
+// TTL values with a meaning of their own.
+const (
+	// NoExpiry, as a CacheDecl's TTL, stores without expiry (the schema's
+	// `ttl: none`); returned by TTL for a key that exists without expiry.
+	NoExpiry time.Duration = -1
+	// KeyMissing is returned by TTL for a key that does not exist.
+	KeyMissing time.Duration = -2
+)
+
+// CacheDecl describes one cache of a schema. Generated code declares one
+// per cache.
+type CacheDecl struct {
+	Name   string        // the schema's name, for errors
+	Prefix string        // the schema's prefix
+	Key    *KeyPattern   // the key pattern
+	TTL    time.Duration // the schema's ttl; NoExpiry for `ttl: none`
+}
+
+// Cache is one typed cache entry. Its zero value is not usable; get one
+// from a generated accessor or NewCache.
+type Cache[T any] struct {
+	ds  *DataStore
+	key string
+	ttl time.Duration
+	err error // from building the key; returned by every call
+}
+
+// NewCache returns the cache entry of decl for the placeholder values args.
+// A bad argument (an empty string, say) is reported by every call on the
+// returned entry.
+func NewCache[T any](ds *DataStore, decl *CacheDecl, args ...any) Cache[T] {
+	name, err := decl.Key.Expand(args...)
+	if err != nil {
+		return Cache[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("cache %s: %w", decl.Name, err)}
+	}
+	return Cache[T]{ds: ds, key: CacheKey(decl.Prefix, name), ttl: decl.TTL}
+}
+
+// Key returns the entry's Redis key.
+func (c Cache[T]) Key() string { return c.key }
+
+// Set stores v with the schema's TTL.
+func (c Cache[T]) Set(ctx context.Context, v T) error {
+	if c.err != nil {
+		return opError("set", c.key, c.err)
+	}
+	return c.ds.set(ctx, c.key, v, c.ttl)
+}
+
+// SetTTL stores v with the given TTL, which must be at least 1ms; it is
+// truncated to whole milliseconds. Only the schema's `ttl: none` stores
+// without expiry.
+func (c Cache[T]) SetTTL(ctx context.Context, v T, ttl time.Duration) error {
+	if c.err != nil {
+		return opError("set", c.key, c.err)
+	}
+	if ttl < time.Millisecond {
+		return opError("set", c.key, fmt.Errorf("%w: ttl %v is below 1ms", ErrInvalidArgument, ttl))
+	}
+	return c.ds.set(ctx, c.key, v, ttl)
+}
+
+// Get returns the stored value, decoded into a fresh T. ok is false when
+// there is none (a miss is not an error). A value that cannot be decoded
+// is left in place and Get returns an error wrapping ErrDecode.
+func (c Cache[T]) Get(ctx context.Context) (v T, ok bool, err error) {
+	if c.err != nil {
+		return v, false, opError("get", c.key, c.err)
+	}
+	data, ok, err := c.ds.get(ctx, c.key)
+	if !ok {
+		return v, false, err
+	}
+	if v, err = decode[T](data, c.ds.maxPayload); err != nil {
+		return v, false, opError("get", c.key, err)
+	}
+	return v, true, nil
+}
+
+// Delete removes the entry and reports whether it existed.
+func (c Cache[T]) Delete(ctx context.Context) (bool, error) {
+	if c.err != nil {
+		return false, opError("delete", c.key, c.err)
+	}
+	return c.ds.del(ctx, c.key)
+}
+
+// Exists reports whether the entry exists.
+func (c Cache[T]) Exists(ctx context.Context) (bool, error) {
+	if c.err != nil {
+		return false, opError("exists", c.key, c.err)
+	}
+	return c.ds.exists(ctx, c.key)
+}
+
+// TTL returns the time the entry has left, to the millisecond: NoExpiry
+// if it never expires, KeyMissing if it does not exist.
+func (c Cache[T]) TTL(ctx context.Context) (time.Duration, error) {
+	if c.err != nil {
+		return 0, opError("ttl", c.key, c.err)
+	}
+	return c.ds.ttl(ctx, c.key)
+}
+
+// CacheStore is the untyped cache API of the design document: entries by
+// key, values as any JSON-encodable value. The key is used as given (no
+// escaping); it may not contain { } * ? [ ] \ or control bytes.
+type CacheStore struct{ ds *DataStore }
+
+// Set stores v under key. ttl > 0 expires it after ttl (truncated to whole
+// milliseconds, at least 1ms); 0 stores without expiry, as the design
+// document's set without ttl; < 0 is an error.
+func (s *CacheStore) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
+	full := CacheKey(s.ds.prefix, key)
+	if err := checkName(key); err != nil {
+		return opError("set", full, err)
+	}
+	switch {
+	case ttl == 0:
+		ttl = NoExpiry
+	case ttl < time.Millisecond:
+		return opError("set", full, fmt.Errorf("%w: ttl %v is negative or below 1ms", ErrInvalidArgument, ttl))
+	}
+	return s.ds.set(ctx, full, v, ttl)
+}
+
+// Get decodes the value under key into a fresh value stored in *dst and
+// reports whether there was one. A value that cannot be decoded is left in
+// place and Get returns an error wrapping ErrDecode.
+func (s *CacheStore) Get(ctx context.Context, key string, dst any) (bool, error) {
+	full := CacheKey(s.ds.prefix, key)
+	if err := checkName(key); err != nil {
+		return false, opError("get", full, err)
+	}
+	data, ok, err := s.ds.get(ctx, full)
+	if !ok {
+		return false, err
+	}
+	if err := decodeInto(data, dst, s.ds.maxPayload); err != nil {
+		return false, opError("get", full, err)
+	}
+	return true, nil
+}
+
+// Delete removes key and reports whether it existed.
+func (s *CacheStore) Delete(ctx context.Context, key string) (bool, error) {
+	full := CacheKey(s.ds.prefix, key)
+	if err := checkName(key); err != nil {
+		return false, opError("delete", full, err)
+	}
+	return s.ds.del(ctx, full)
+}
+
+// Exists reports whether key exists.
+func (s *CacheStore) Exists(ctx context.Context, key string) (bool, error) {
+	full := CacheKey(s.ds.prefix, key)
+	if err := checkName(key); err != nil {
+		return false, opError("exists", full, err)
+	}
+	return s.ds.exists(ctx, full)
+}
+
+// TTL returns the time key has left, as Cache.TTL does.
+func (s *CacheStore) TTL(ctx context.Context, key string) (time.Duration, error) {
+	full := CacheKey(s.ds.prefix, key)
+	if err := checkName(key); err != nil {
+		return 0, opError("ttl", full, err)
+	}
+	return s.ds.ttl(ctx, full)
+}
+
+// set encodes v and stores it under key: with PX when ttl > 0, without
+// expiry when ttl is NoExpiry.
+func (ds *DataStore) set(ctx context.Context, key string, v any, ttl time.Duration) error {
+	if ttl != NoExpiry && ttl < time.Millisecond {
+		return opError("set", key, fmt.Errorf("%w: ttl %v is below 1ms", ErrInvalidArgument, ttl))
+	}
+	data, err := encode(v, ds.maxPayload)
+	if err != nil {
+		return opError("set", key, err)
+	}
+	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	if err != nil {
+		return opError("set", key, err)
+	}
+	defer release()
+	args := []any{"set", key, data}
+	if ttl != NoExpiry {
+		args = append(args, "px", ttl.Milliseconds())
+	}
+	return opError("set", key, mapErr(cl.Do(ctx, args...).Err()))
+}
+
+func (ds *DataStore) get(ctx context.Context, key string) ([]byte, bool, error) {
+	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	if err != nil {
+		return nil, false, opError("get", key, err)
+	}
+	defer release()
+	data, err := cl.Get(ctx, key).Bytes()
+	if err == redis.Nil {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, opError("get", key, mapErr(err))
+	}
+	return data, true, nil
+}
+
+func (ds *DataStore) del(ctx context.Context, key string) (bool, error) {
+	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	if err != nil {
+		return false, opError("delete", key, err)
+	}
+	defer release()
+	n, err := cl.Del(ctx, key).Result()
+	return n > 0, opError("delete", key, mapErr(err))
+}
+
+func (ds *DataStore) exists(ctx context.Context, key string) (bool, error) {
+	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	if err != nil {
+		return false, opError("exists", key, err)
+	}
+	defer release()
+	n, err := cl.Exists(ctx, key).Result()
+	return n > 0, opError("exists", key, mapErr(err))
+}
+
+func (ds *DataStore) ttl(ctx context.Context, key string) (time.Duration, error) {
+	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	if err != nil {
+		return 0, opError("ttl", key, err)
+	}
+	defer release()
+	ms, err := cl.Do(ctx, "pttl", key).Int64()
+	if err != nil {
+		return 0, opError("ttl", key, mapErr(err))
+	}
+	switch ms {
+	case -2:
+		return KeyMissing, nil
+	case -1:
+		return NoExpiry, nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}

@@ -1,0 +1,135 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Connection manages the Redis clients of a DataStore: one pool for
+// ordinary commands and one, apart from it, for blocking pops. Both are made
+// on first use, not by New (the design document's RedisConnection), and
+// neither dials before a command needs it.
+type Connection struct {
+	opts     *redis.Options // nil when the caller brought Client
+	own      redis.UniversalClient
+	blockMax int
+
+	mu       sync.Mutex
+	client   redis.UniversalClient
+	blocking *redis.Client
+	free     chan *blockConn
+	closed   bool
+	inflight sync.WaitGroup
+
+	closing context.Context // done once Close has begun
+	close   context.CancelFunc
+
+	unblock unblockSupport
+}
+
+func newConnection(o Options, ro *redis.Options) *Connection {
+	c := &Connection{opts: ro, own: o.Client, blockMax: o.BlockingPoolSize}
+	if c.blockMax == 0 {
+		c.blockMax = DefaultBlockingPoolSize
+	}
+	c.closing, c.close = context.WithCancel(context.Background())
+	return c
+}
+
+// acquire returns the command client for one operation and registers the
+// operation, so that Close waits for it. The returned context is ctx, also
+// cancelled when Close begins. release must be called when the operation
+// ends.
+func (c *Connection) acquire(ctx context.Context) (redis.UniversalClient, context.Context, func(), error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, nil, nil, ErrClosed
+	}
+	if c.client == nil {
+		if c.own != nil {
+			c.client = c.own
+			bo := *c.own.(*redis.Client).Options()
+			c.blocking = c.newBlockingClient(&bo)
+		} else {
+			c.client = redis.NewClient(c.opts)
+			bo := *c.opts
+			c.blocking = c.newBlockingClient(&bo)
+		}
+		c.free = make(chan *blockConn, c.blockMax)
+	}
+	c.inflight.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.closing, cancel)
+	return c.client, ctx, func() {
+		stop()
+		cancel()
+		c.inflight.Done()
+	}, nil
+}
+
+func (c *Connection) newBlockingClient(o *redis.Options) *redis.Client {
+	o.PoolSize = c.blockMax
+	// Idle blocking connections are kept in c.free; the pool itself keeps
+	// none of its own beyond them.
+	o.MinIdleConns = 0
+	return redis.NewClient(o)
+}
+
+// Ping connects if needed and checks that the server answers: the design
+// document's ensure_connection. It is never required before other calls.
+func (c *Connection) Ping(ctx context.Context) error {
+	cl, ctx, release, err := c.acquire(ctx)
+	if err != nil {
+		return opError("ping", "", err)
+	}
+	defer release()
+	return opError("ping", "", mapErr(cl.Ping(ctx).Err()))
+}
+
+// Close ends blocked pops (they return ErrClosed), waits for calls in
+// flight, and closes the clients the DataStore made. It is idempotent.
+func (c *Connection) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.close()
+	c.inflight.Wait()
+
+	var errs []error
+	if c.free != nil {
+		close(c.free)
+		for bc := range c.free {
+			errs = append(errs, bc.conn.Close())
+		}
+	}
+	if c.blocking != nil {
+		errs = append(errs, c.blocking.Close())
+	}
+	if c.client != nil && c.own == nil {
+		errs = append(errs, c.client.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// mapErr turns errors from a closing go-redis client into ErrClosed.
+func mapErr(err error) error {
+	if errors.Is(err, redis.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// isServerError reports whether err is an error reply from Redis, after
+// which the connection is still usable.
+func isServerError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, redis.Nil)
+}

@@ -1,0 +1,163 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options configures a DataStore. The zero value connects to
+// redis://127.0.0.1:6379/0. Zero means default for every field.
+type Options struct {
+	// URL of the server: redis://[user:password@]host:port/db or rediss://
+	// for TLS, as go-redis's ParseURL reads it, query options included.
+	// Default "redis://127.0.0.1:6379/0". Mutually exclusive with Addr and
+	// Client.
+	URL string
+
+	// Addr is the server's host:port, an alternative to URL. Default: unset
+	// (URL's default applies).
+	Addr string
+	// Username for AUTH with an ACL user. Default: none. Only with Addr.
+	Username string
+	// Password for AUTH. Default: none. Only with Addr.
+	Password string
+	// DB is the database number selected after connecting. Default 0. Only
+	// with Addr.
+	DB int
+
+	// PoolSize is the number of pooled connections for non-blocking commands
+	// (pushes, cache calls, lengths). Default 10.
+	PoolSize int
+	// BlockingPoolSize is the number of connections kept for blocking pops,
+	// apart from PoolSize so that blocked consumers never starve other
+	// calls. It bounds how many Pops may block at once. Default 100.
+	BlockingPoolSize int
+
+	// Client lets you bring your own go-redis client. It must be a
+	// *redis.Client; blocking pops get a pool of their own made from its
+	// options. The caller closes Client; DataStore.Close leaves it open.
+	// Default: nil (the DataStore makes and owns its client).
+	Client redis.UniversalClient
+
+	// MaxPayloadBytes is the largest encoded payload that is written or
+	// read back; larger ones fail with ErrPayloadTooLarge before anything
+	// is written. Default 16 MiB (DefaultMaxPayloadBytes); at most 512 MiB,
+	// Redis's own limit.
+	MaxPayloadBytes int
+
+	// Prefix is prepended to every key the untyped QueueStore and
+	// CacheStore build. Typed stores use their schema's prefix instead.
+	// Default "".
+	Prefix string
+}
+
+// Defaults of Options.
+const (
+	DefaultURL              = "redis://127.0.0.1:6379/0"
+	DefaultPoolSize         = 10
+	DefaultBlockingPoolSize = 100
+	maxRedisValue           = 512 << 20
+)
+
+// redisOptions validates o and returns the go-redis options it describes
+// (nil when o.Client is set).
+func (o Options) redisOptions() (*redis.Options, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: options: "+format, append([]any{ErrInvalidArgument}, args...)...))
+	}
+	if o.PoolSize < 0 {
+		bad("PoolSize %d is negative", o.PoolSize)
+	}
+	if o.BlockingPoolSize < 0 {
+		bad("BlockingPoolSize %d is negative", o.BlockingPoolSize)
+	}
+	if o.MaxPayloadBytes < 0 || o.MaxPayloadBytes > maxRedisValue {
+		bad("MaxPayloadBytes %d is outside 0..%d", o.MaxPayloadBytes, maxRedisValue)
+	}
+	if err := CheckPrefix(o.Prefix); err != nil {
+		bad("Prefix: %v", err)
+	}
+	addrSet := o.Addr != "" || o.Username != "" || o.Password != "" || o.DB != 0
+	switch {
+	case o.Client != nil && (o.URL != "" || addrSet):
+		bad("Client is set together with URL or Addr fields; use one")
+	case o.URL != "" && addrSet:
+		bad("URL is set together with Addr, Username, Password or DB; use one")
+	case o.DB < 0:
+		bad("DB %d is negative", o.DB)
+	}
+	if o.Client != nil {
+		if _, ok := o.Client.(*redis.Client); !ok {
+			bad("Client of type %T is not supported; pass a *redis.Client", o.Client)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if o.Client != nil {
+		return nil, nil
+	}
+	var ro *redis.Options
+	if addrSet {
+		ro = &redis.Options{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB}
+		if ro.Addr == "" {
+			ro.Addr = "127.0.0.1:6379"
+		}
+	} else {
+		u := o.URL
+		if u == "" {
+			u = DefaultURL
+		}
+		var err error
+		if ro, err = redis.ParseURL(u); err != nil {
+			return nil, fmt.Errorf("%w: options: URL %s: %s", ErrInvalidArgument, redactURL(u), redactText(err.Error(), u))
+		}
+	}
+	ro.PoolSize = o.PoolSize
+	if ro.PoolSize == 0 {
+		ro.PoolSize = DefaultPoolSize
+	}
+	return ro, nil
+}
+
+// redactURL returns u with any password replaced, or a placeholder when u
+// does not even parse.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
+}
+
+// redactText removes the password of u from text: go-redis's ParseURL
+// errors quote the URL whole (RELIABILITY.md item 17).
+func redactText(text, u string) string {
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		if pw, ok := p.User.Password(); ok && pw != "" {
+			text = strings.ReplaceAll(text, pw, "xxxxx")
+		}
+	}
+	if i := strings.Index(u, "@"); i > 0 {
+		// Unparsable URLs: drop everything before the last '@'.
+		text = strings.ReplaceAll(text, u[:strings.LastIndex(u, "@")], "(redacted)")
+	}
+	return text
+}
+
+// CheckPrefix reports whether prefix can start every key: it may not
+// contain spaces, % { } * ? [ ] \ or control bytes, which would break
+// hash tags, glob patterns or the escaping of key values.
+func CheckPrefix(prefix string) error {
+	for i := 0; i < len(prefix); i++ {
+		if alwaysEscaped(prefix[i]) || prefix[i] == ' ' {
+			return fmt.Errorf("has %q at offset %d; a prefix may not contain spaces, %% { } * ? [ ] \\ or control bytes", prefix[i], i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Queues are Redis lists: LPUSH at the head, pop at the tail, so items come
+// out in the order they went in, for any number of producer and consumer
+// processes. Pop is at-most-once: an item lives only in the consumer's
+// memory between Pop and the end of its work, and a consumer that dies
+// there loses it.
+
+// QueueDecl describes one queue of a schema. Generated code declares one
+// per queue.
+type QueueDecl struct {
+	Name   string      // the schema's name, for errors
+	Prefix string      // the schema's prefix
+	Key    *KeyPattern // the key pattern
+}
+
+// Queue is a typed at-most-once queue. Its zero value is not usable; get
+// one from a generated accessor or NewQueue.
+type Queue[T any] struct {
+	ds  *DataStore
+	key string
+	err error // from building the key; returned by every call
+}
+
+// NewQueue returns the queue of decl for the placeholder values args.
+// A bad argument (an empty string, say) is reported by every call on the
+// returned queue.
+func NewQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Queue[T] {
+	name, err := decl.Key.Expand(args...)
+	if err != nil {
+		return Queue[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
+	}
+	return Queue[T]{ds: ds, key: QueueKey(decl.Prefix, name)}
+}
+
+// Key returns the queue's Redis key.
+func (q Queue[T]) Key() string { return q.key }
+
+// Push appends v to the queue.
+func (q Queue[T]) Push(ctx context.Context, v T) error {
+	return q.PushMany(ctx, v)
+}
+
+// PushMany appends vs with one LPUSH; they are popped in the order given.
+// If any of them cannot be encoded or is too large, nothing is written.
+func (q Queue[T]) PushMany(ctx context.Context, vs ...T) error {
+	if q.err != nil {
+		return opError("push", q.key, q.err)
+	}
+	items := make([]any, len(vs))
+	for i, v := range vs {
+		b, err := encode(v, q.ds.maxPayload)
+		if err != nil {
+			return opError("push", q.key, fmt.Errorf("item %d: %w", i, err))
+		}
+		items[i] = b
+	}
+	return q.ds.push(ctx, q.key, items)
+}
+
+// Pop removes and returns the oldest item, waiting up to timeout for one:
+// timeout > 0 waits up to exactly that long, 0 returns at once, < 0 is an
+// error. ok is false when nothing came in time. Cancelling ctx ends the
+// wait within about a round trip with ctx.Err(), and never loses an item.
+// An item that cannot be decoded is moved to the dead letters (Key()+":dead")
+// and Pop returns an error wrapping ErrDecode.
+func (q Queue[T]) Pop(ctx context.Context, timeout time.Duration) (v T, ok bool, err error) {
+	if q.err != nil {
+		return v, false, opError("pop", q.key, q.err)
+	}
+	n, err := q.ds.pop(ctx, q.key, 1, timeout, func(item []byte) (err error) {
+		v, err = decode[T](item, q.ds.maxPayload)
+		return err
+	})
+	return v, n == 1, err
+}
+
+// PopMany removes and returns up to n items, oldest first, waiting up to
+// timeout for the first as Pop does and taking the rest without waiting.
+// Items that cannot be decoded are moved to the dead letters; the others
+// are returned together with an error wrapping ErrDecode.
+func (q Queue[T]) PopMany(ctx context.Context, n int, timeout time.Duration) ([]T, error) {
+	if q.err != nil {
+		return nil, opError("pop", q.key, q.err)
+	}
+	var vs []T
+	_, err := q.ds.pop(ctx, q.key, n, timeout, func(item []byte) error {
+		v, err := decode[T](item, q.ds.maxPayload)
+		if err == nil {
+			vs = append(vs, v)
+		}
+		return err
+	})
+	return vs, err
+}
+
+// Len returns the number of items in the queue.
+func (q Queue[T]) Len(ctx context.Context) (int64, error) {
+	if q.err != nil {
+		return 0, opError("len", q.key, q.err)
+	}
+	return q.ds.llen(ctx, q.key)
+}
+
+// QueueStore is the untyped queue API of the design document: queues by
+// name, payloads as any JSON-encodable value. The name is used as given
+// (no escaping); it may not contain { } * ? [ ] \ or control bytes.
+type QueueStore struct{ ds *DataStore }
+
+// Push appends v to the queue called name.
+func (s *QueueStore) Push(ctx context.Context, name string, v any) error {
+	key := QueueKey(s.ds.prefix, name)
+	if err := checkName(name); err != nil {
+		return opError("push", key, err)
+	}
+	b, err := encode(v, s.ds.maxPayload)
+	if err != nil {
+		return opError("push", key, err)
+	}
+	return s.ds.push(ctx, key, []any{b})
+}
+
+// Pop removes the oldest item of the queue called name, waiting as
+// Queue.Pop does, and decodes it into a fresh value stored in *dst. ok is
+// false when nothing came in time. An item that cannot be decoded into dst
+// is moved to the dead letters and Pop returns an error wrapping ErrDecode.
+func (s *QueueStore) Pop(ctx context.Context, name string, timeout time.Duration, dst any) (ok bool, err error) {
+	key := QueueKey(s.ds.prefix, name)
+	if err := checkName(name); err != nil {
+		return false, opError("pop", key, err)
+	}
+	n, err := s.ds.pop(ctx, key, 1, timeout, func(item []byte) error {
+		return decodeInto(item, dst, s.ds.maxPayload)
+	})
+	return n == 1, err
+}
+
+// Len returns the number of items in the queue called name.
+func (s *QueueStore) Len(ctx context.Context, name string) (int64, error) {
+	key := QueueKey(s.ds.prefix, name)
+	if err := checkName(name); err != nil {
+		return 0, opError("len", key, err)
+	}
+	return s.ds.llen(ctx, key)
+}
+
+func (ds *DataStore) push(ctx context.Context, key string, items []any) error {
+	if len(items) == 0 {
+		return nil
+	}
+	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	if err != nil {
+		return opError("push", key, err)
+	}
+	defer release()
+	return opError("push", key, mapErr(cl.LPush(ctx, key, items...).Err()))
+}
+
+func (ds *DataStore) llen(ctx context.Context, key string) (int64, error) {
+	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	if err != nil {
+		return 0, opError("len", key, err)
+	}
+	defer release()
+	n, err := cl.LLen(ctx, key).Result()
+	return n, opError("len", key, mapErr(err))
+}
+
+// pop takes up to n items from the tail of key, waiting up to timeout for
+// the first, and hands each to accept in order. It returns how many accept
+// took. Items accept refuses are moved to the dead-letter list before pop
+// returns (while the operation still holds the connection, so Close cannot
+// come in between), and the error wraps the last refusal.
+func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Duration, accept func([]byte) error) (int, error) {
+	switch {
+	case timeout < 0:
+		return 0, opError("pop", key, fmt.Errorf("%w: negative timeout %v", ErrInvalidArgument, timeout))
+	case n < 1:
+		return 0, opError("pop", key, fmt.Errorf("%w: count %d < 1", ErrInvalidArgument, n))
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, opError("pop", key, err)
+	}
+	cl, opCtx, release, err := ds.Connection.acquire(ctx)
+	if err != nil {
+		return 0, opError("pop", key, err)
+	}
+	defer release()
+
+	var items [][]byte
+	if timeout > 0 {
+		item, ok, err := ds.Connection.brpop(opCtx, key, timeout)
+		if err != nil {
+			if ctx.Err() == nil && ds.Connection.closing.Err() != nil {
+				err = ErrClosed
+			}
+			return 0, opError("pop", key, mapErr(err))
+		}
+		if !ok {
+			return 0, nil
+		}
+		items = append(items, item)
+		n--
+	}
+	var popErr error
+	if n > 0 {
+		// RPOP with a count takes what is there, oldest first, at once.
+		res, err := cl.RPopCount(context.WithoutCancel(opCtx), key, n).Result()
+		if err != nil && err != redis.Nil {
+			popErr = opError("pop", key, mapErr(err))
+		}
+		for _, r := range res {
+			items = append(items, []byte(r))
+		}
+	}
+
+	accepted := 0
+	var bad []any
+	var refusal error
+	for _, it := range items {
+		if err := accept(it); err != nil {
+			bad, refusal = append(bad, it), err
+			continue
+		}
+		accepted++
+	}
+	if len(bad) == 0 {
+		return accepted, popErr
+	}
+	// The items are off the queue already: the move must not give up
+	// because ctx ended.
+	dead := DeadKey(key)
+	err = opError("pop", key, fmt.Errorf("%w (%d item(s) moved to %q)", refusal, len(bad), dead))
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if derr := cl.LPush(wctx, dead, bad...).Err(); derr != nil {
+		err = errors.Join(err, opError("dead-letter", dead, mapErr(derr)))
+	}
+	return accepted, errors.Join(popErr, err)
+}
