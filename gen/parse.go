@@ -35,9 +35,9 @@ type Scalar struct {
 
 // TypeDecl is one entry under types.
 type TypeDecl struct {
-	Name   Scalar
-	Doc    Scalar
-	Fields []*FieldDecl
+	Name      Scalar
+	Doc       Scalar
+	Fields    []*FieldDecl
 	fields    Scalar // the fields key itself, for "no fields"
 	fieldsBad bool   // fields was malformed, already reported
 }

@@ -1,0 +1,176 @@
+// Package redistest starts real redis-server processes for tests, on free
+// loopback ports, and stops them when the test binary is done with them.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Server is one redis-server process listening on 127.0.0.1.
+type Server struct {
+	Addr string
+	Port int
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+// ErrNoServer says how to get a server when none can be started.
+var ErrNoServer = errors.New("redistest: redis-server is not installed and REDIS_URL is not set; " +
+	"run ./scripts/test.sh (it installs redis-server with apt-get), or apt-get install -y redis-server, or set REDIS_URL=redis://127.0.0.1:6379/0")
+
+// Start starts redis-server on a free loopback port with extra args
+// (such as "--appendonly", "yes") and waits until it answers PING.
+func Start(args ...string) (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, ErrNoServer
+	}
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for range 5 { // a free port may be taken between probing and binding
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, dir: dir, args: args}
+		if lastErr = s.start(bin); lastErr == nil {
+			return s, nil
+		}
+	}
+	os.RemoveAll(dir)
+	return nil, lastErr
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) start(bin string) error {
+	args := append([]string{
+		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no",
+		"--logfile", filepath.Join(s.dir, "redis.log"),
+	}, s.args...)
+	s.cmd = exec.Command(bin, args...)
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- s.cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("redistest: redis-server on port %d exited: %v; log: %s", s.Port, err, s.logTail())
+		default:
+		}
+		if s.ping() == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.cmd.Process.Kill()
+	return fmt.Errorf("redistest: redis-server on port %d did not answer within 10s; log: %s", s.Port, s.logTail())
+}
+
+// ping sends PING over a raw socket and waits for +PONG (or LOADING).
+func (s *Server) ping() error {
+	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return errors.New(strings.TrimSpace(line))
+	}
+	return nil
+}
+
+func (s *Server) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// URL returns the server's redis:// URL for database db.
+func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr, db) }
+
+// Kill ends the server with SIGKILL, as a crash would.
+func (s *Server) Kill() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	err := s.cmd.Process.Kill()
+	// Wait until the port is free again.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && s.ping() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}
+
+// Close kills the server and removes its directory.
+func (s *Server) Close() error {
+	err := s.Kill()
+	os.RemoveAll(s.dir)
+	return err
+}
+
+// ForPackage returns the URL a package's tests use: REDIS_URL when set,
+// otherwise that of a new server, which stop ends. Tests must not skip
+// when it fails: they report the error, which says how to get a server.
+func ForPackage() (url string, stop func(), err error) {
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		return u, func() {}, nil
+	}
+	s, err := Start()
+	if err != nil {
+		return "", nil, err
+	}
+	return s.URL(0), func() { s.Close() }, nil
+}
+
+// Wait polls cond every 5ms until it holds or d passes.
+func Wait(ctx context.Context, d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return cond()
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script).
+# It installs redis-server when missing; the tests start their own
+# redis-server processes on free loopback ports (or use REDIS_URL when set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "test.sh: installing redis-server"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+# Debian's package starts a system service on 6379; the tests do not use it.
+redis-server --version
+
+echo "test.sh: go vet"
+go vet ./...
+
+echo "test.sh: gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:"; echo "$unformatted"; exit 1
+fi
+
+echo "test.sh: storagegen -check"
+go run ./cmd/storagegen -check -schema schema.yaml -out generated
+
+echo "test.sh: go test -race"
+go test -race -count=1 -timeout 20m ./...
