@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Connection manages the Redis clients of a DataStore: one pool for
@@ -73,6 +74,10 @@ func (c *Connection) acquire(ctx context.Context) (redis.UniversalClient, contex
 
 func (c *Connection) newBlockingClient(o *redis.Options) *redis.Client {
 	o.PoolSize = c.blockMax
+	// The maintenance-notification handshake writes the shared options of
+	// every per-pop *redis.Conn without a common lock (a data race under
+	// -race); blocking connections have no use for it.
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	// Idle blocking connections are kept in c.free; the pool itself keeps
 	// none of its own beyond them.
 	o.MinIdleConns = 0
