@@ -15,6 +15,7 @@ import (
 //     ignored, so a consumer on an older build reads a newer producer's items;
 //   - duplicate member names and invalid UTF-8 are decode errors;
 //   - time.Time is RFC 3339 with nanoseconds; []byte is base64;
+//   - nil slices and maps encode as null, so nil and empty both round-trip;
 //   - numbers inside `any` decode as float64, exact up to 2^53: declare an
 //     int64 field for larger integers;
 //   - values decode into a fresh zero value, so no stale field survives.
@@ -22,8 +23,10 @@ import (
 // DefaultMaxPayloadBytes is the default Options.MaxPayloadBytes: 16 MiB.
 const DefaultMaxPayloadBytes = 16 << 20
 
+var encodeOptions = json.JoinOptions(json.FormatNilSliceAsNull(true), json.FormatNilMapAsNull(true))
+
 func encode(v any, limit int) ([]byte, error) {
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(v, encodeOptions)
 	if err != nil {
 		// Marshal errors name Go types and, for maps, keys; they come from
 		// the caller's own value, but we still keep values out of the text.

@@ -92,7 +92,8 @@ func (s *Server) start(bin string) error {
 	return fmt.Errorf("redistest: redis-server on port %d did not answer within 10s; log: %s", s.Port, s.logTail())
 }
 
-// ping sends PING over a raw socket and waits for +PONG (or LOADING).
+// ping sends PING over a raw socket and waits for +PONG, or -NOAUTH from a
+// server that wants a password: either way it is up.
 func (s *Server) ping() error {
 	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
 	if err != nil {
@@ -107,7 +108,7 @@ func (s *Server) ping() error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
+	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
 		return errors.New(strings.TrimSpace(line))
 	}
 	return nil

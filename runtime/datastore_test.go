@@ -1,0 +1,154 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/storagegen/storagegen/internal/redistest"
+)
+
+func connectedClients(t *testing.T, raw *redis.Client) int {
+	t.Helper()
+	info := raw.Info(bg, "clients").Val()
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "connected_clients:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	t.Fatal("no connected_clients in INFO")
+	return 0
+}
+
+func TestLazyConnectAndClose(t *testing.T) {
+	raw := rawClient(t)
+	raw.Ping(bg)
+	before := connectedClients(t, raw)
+	ds, err := New(Options{URL: redisURL, Prefix: testPrefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := connectedClients(t, raw); n != before {
+		t.Errorf("New opened connections: %d clients, want %d", n, before)
+	}
+	if err := ds.Connection.Ping(bg); err != nil {
+		t.Fatal(err)
+	}
+	if n := connectedClients(t, raw); n <= before {
+		t.Errorf("Ping opened no connection")
+	}
+
+	// Close ends a blocked Pop with ErrClosed and waits for it.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var popErr error
+	start := time.Now()
+	go func() {
+		defer wg.Done()
+		_, popErr = ds.Queue.Pop(bg, "lazy", 10*time.Second, new(int))
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := ds.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if !errors.Is(popErr, ErrClosed) || time.Since(start) > 2*time.Second {
+		t.Errorf("blocked Pop after Close = %v after %v; want ErrClosed at once", popErr, time.Since(start))
+	}
+	if err := ds.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+	for _, err := range []error{
+		ds.Queue.Push(bg, "q", 1),
+		ds.Cache.Set(bg, "k", 1, 0),
+		second(ds.Cache.Get(bg, "k", new(int))),
+		ds.Connection.Ping(bg),
+	} {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("call after Close = %v; want ErrClosed", err)
+		}
+	}
+	ok := waitFor(2*time.Second, func() bool { return connectedClients(t, raw) == before })
+	if !ok {
+		t.Errorf("Close left connections open: %d, want %d", connectedClients(t, raw), before)
+	}
+}
+
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+func TestOptions(t *testing.T) {
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{URL: "redis://x", Addr: "y"}, "URL is set together with Addr"},
+		{Options{PoolSize: -1}, "PoolSize -1 is negative"},
+		{Options{BlockingPoolSize: -1}, "BlockingPoolSize -1 is negative"},
+		{Options{Prefix: "a{b"}, "Prefix"},
+		{Options{Client: redis.NewClusterClient(&redis.ClusterOptions{})}, "not supported"},
+		{Options{URL: "http://user:hunter2@127.0.0.1/0"}, "URL http://user:xxxxx@127.0.0.1/0"},
+		{Options{URL: "redis://user:hunter2@127.0.0.1/notadb"}, "invalid argument"},
+	} {
+		_, err := New(tc.opts)
+		if err == nil || !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v; want an ErrInvalidArgument containing %q", tc.opts, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("error carries the password: %v", err)
+		}
+	}
+}
+
+// TestNoSecretsInErrors authenticates with a wrong password and checks
+// that no error text carries it (RELIABILITY.md item 17).
+func TestNoSecretsInErrors(t *testing.T) {
+	srv, err := redistest.Start("--requirepass", "the-real-one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ds := newStore(t, Options{URL: "redis://default:s3cret-pw@" + srv.Addr + "/0"})
+	ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	err = ds.Queue.Push(ctx, "q", 1)
+	if err == nil {
+		t.Fatal("AUTH with a password on a server without one succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cret-pw") {
+		t.Errorf("error carries the password: %v", err)
+	}
+}
+
+func TestBringYourOwnClient(t *testing.T) {
+	o, _ := redis.ParseURL(redisURL)
+	own := redis.NewClient(o)
+	defer own.Close()
+	ds := newStore(t, Options{Client: own})
+	if err := ds.Queue.Push(bg, "own", 1); err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	if ok, err := ds.Queue.Pop(bg, "own", time.Second, &v); !ok || err != nil || v != 1 {
+		t.Fatalf("Pop = %v, %v, %v", ok, err, v)
+	}
+	ds.Close()
+	if err := own.Ping(bg).Err(); err != nil {
+		t.Errorf("Close closed the caller's client: %v", err)
+	}
+}
