@@ -1,7 +1,6 @@
 package gen
 
 import (
-	"errors"
 	"fmt"
 	"go/token"
 	"path"
@@ -350,7 +349,7 @@ func patternErrors(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		return j.Unwrap()
 	}
-	return []error{errors.Unwrap(err)}
+	return []error{err}
 }
 
 func (c *checker) queueDecl(qd *QueueDecl, names map[string]string) *Queue {

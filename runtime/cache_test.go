@@ -224,7 +224,7 @@ func TestBadKeyArguments(t *testing.T) {
 	}
 }
 
-func second[A, B any](_ A, b B) B         { return b }
+func second[A, B any](_ A, b B) B        { return b }
 func third[A, B, C any](_ A, _ B, c C) C { return c }
 
 func TestMissIsNotRefusedConnection(t *testing.T) {

@@ -1,0 +1,163 @@
+package gen
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// load runs Parse and Check on src and returns the error lines.
+func loadErrors(t *testing.T, src string) []string {
+	t.Helper()
+	_, err := Load("schema.yaml", []byte(src), Options{DefaultPackage: "generated"})
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+// Every rule of the checker, with its exact positioned message.
+func TestCheckRules(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"valid", `
+version: 1
+types:
+  T: {fields: {a: string}}
+queues:
+  q: {payload: T}
+caches:
+  c: {payload: T, ttl: 1h}
+`, nil},
+		{"empty", ``, []string{"schema.yaml:1:1: schema is empty; it needs at least version: 1"}},
+		{"not a mapping", `[1, 2]`, []string{"schema.yaml:1:1: schema must be a mapping with version, types, queues and caches, not a sequence"}},
+		{"yaml syntax", "version: 1\nqueues: {a: b\n", []string{"schema.yaml:1:1: YAML syntax: did not find expected ',' or '}'"}},
+		{"two documents", "version: 1\n---\nversion: 1\n", []string{"schema.yaml:2:1: schema has more than one YAML document"}},
+		{"missing version", "package: x\n", []string{"schema.yaml:1:1: missing version (add version: 1)"}},
+		{"wrong version", "version: 2\n", []string{`schema.yaml:1:10: version "2" is not supported; 1 is the only version`}},
+		{"string version", "version: \"1\"\n", []string{`schema.yaml:1:10: version "1" is not supported; 1 is the only version`}},
+		{"unknown top key", "version: 1\nqueue: {}\n", []string{`schema.yaml:2:1: schema has unknown key "queue" (known: version, package, prefix, types, queues, caches)`}},
+		{"duplicate key", "version: 1\nqueues:\n  a: {payload: x.com/y.T}\n  a: {payload: x.com/y.T}\n", []string{`schema.yaml:4:3: queues has key "a" twice (first at line 3)`}},
+		{"bad package", "version: 1\npackage: Gen-Erated\n", []string{`schema.yaml:2:10: package "Gen-Erated" is not a valid Go package name (lower case letters, digits and _, not a keyword)`}},
+		{"keyword package", "version: 1\npackage: func\n", []string{`schema.yaml:2:10: package "func" is not a valid Go package name (lower case letters, digits and _, not a keyword)`}},
+		{"bad prefix", "version: 1\nprefix: \"a{b\"\n", []string{`schema.yaml:2:9: prefix "a{b" has '{' at offset 1; a prefix may not contain spaces, % { } * ? [ ] \ or control bytes`}},
+		{"types not a mapping", "version: 1\ntypes: [a]\n", []string{"schema.yaml:2:8: types must be a mapping, not a sequence"}},
+		{"bad type name", "version: 1\ntypes:\n  node_message: {fields: {a: string}}\n", []string{`schema.yaml:3:3: type "node_message": name must be UpperCamelCase (like NodeMessage)`}},
+		{"reserved type name", "version: 1\ntypes:\n  Store: {fields: {a: string}}\n", []string{`schema.yaml:3:3: type "Store": name is used by generated code (Store, Queues, Caches, New, Prefix)`}},
+		{"no fields", "version: 1\ntypes:\n  T: {doc: x}\n", []string{`schema.yaml:3:3: type "T" has no fields`}},
+		{"unknown type key", "version: 1\ntypes:\n  T: {fields: {a: string}, docs: x}\n", []string{`schema.yaml:3:28: type "T" has unknown key "docs" (known: doc, fields)`}},
+		{"bad field name", "version: 1\ntypes:\n  T:\n    fields:\n      RunID: string\n", []string{`schema.yaml:5:7: type "T" field "RunID": name must be lower_snake_case`}},
+		{"field go name clash", "version: 1\ntypes:\n  T:\n    fields:\n      node_id: string\n      node_i_d: string\n", []string{`schema.yaml:6:7: type "T" field "node_i_d": Go name NodeID is already used by field "node_id"`}},
+		{"bad field type", "version: 1\ntypes:\n  T:\n    fields:\n      a: int8\n", []string{`schema.yaml:5:10: type "T" field "a": type "int8" is not a known type; want ` + allowedTypes}},
+		{"unknown field type", "version: 1\ntypes:\n  T:\n    fields:\n      a: '[]Missing'\n", []string{`schema.yaml:5:10: type "T" field "a": unknown type Missing; declare it under types or write import/path.Missing`}},
+		{"field missing type", "version: 1\ntypes:\n  T:\n    fields:\n      a: {optional: true}\n", []string{`schema.yaml:5:7: type "T" field "a": missing type`}},
+		{"optional not bool", "version: 1\ntypes:\n  T:\n    fields:\n      a: {type: string, optional: yes please}\n", []string{`schema.yaml:5:35: type "T" field "a": optional must be true or false`}},
+		{"unknown field key", "version: 1\ntypes:\n  T:\n    fields:\n      a: {type: string, omit: true}\n", []string{`schema.yaml:5:25: type "T" field "a" has unknown key "omit" (known: type, optional, doc)`}},
+		{"recursive type", "version: 1\ntypes:\n  A: {fields: {b: B}}\n  B: {fields: {a: A, ok: '[]B'}}\n", []string{`schema.yaml:3:3: type "A" contains itself (A → B → A); use []A or map[string]A to break the cycle`}},
+		{"bad queue name", "version: 1\nqueues:\n  NodeEdge: {payload: x.com/y.T}\n", []string{`schema.yaml:3:3: queue "NodeEdge": name must be lower_snake_case`}},
+		{"queue go name clash", "version: 1\nqueues:\n  node_id: {payload: x.com/y.T}\n  node_i_d: {payload: x.com/y.T}\n", []string{`schema.yaml:4:3: queue "node_i_d": Go name NodeID is already used by queue "node_id"`}},
+		{"missing payload", "version: 1\nqueues:\n  q: {key: q}\n", []string{`schema.yaml:3:3: queue "q": missing payload`}},
+		{"undeclared payload", "version: 1\nqueues:\n  q: {payload: Nope}\n", []string{`schema.yaml:3:16: queue "q": payload Nope is not declared under types`}},
+		{"builtin payload", "version: 1\nqueues:\n  q: {payload: string}\n", []string{`schema.yaml:3:16: queue "q": payload string must be a type declared under types or import/path.Type`}},
+		{"unknown queue key", "version: 1\nqueues:\n  q: {payload: x.com/y.T, ttl: 1h}\n", []string{`schema.yaml:3:27: queue "q" has unknown key "ttl" (known: key, payload, doc)`}},
+		{"unclosed brace", "version: 1\ncaches:\n  node_output: {key: \"{node_id_output\", payload: x.com/y.T, ttl: 1h}\n", []string{`schema.yaml:3:22: cache "node_output": key pattern "{node_id_output" has unclosed "{" at offset 0`}},
+		{"empty braces", "version: 1\nqueues:\n  q: {key: \"a{}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": key pattern "a{}" has an empty placeholder "{}" at offset 1`}},
+		{"placeholder twice", "version: 1\nqueues:\n  q: {key: \"{a}:{a}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": key pattern "{a}:{a}" uses placeholder {a} twice`}},
+		{"unknown placeholder type", "version: 1\nqueues:\n  q: {key: \"{a:uuid}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": key pattern "{a:uuid}" has placeholder {a:uuid} with unknown type "uuid" (want string or int)`}},
+		{"adjacent placeholders", "version: 1\nqueues:\n  q: {key: \"{a}{b}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": key pattern "{a}{b}" has placeholders {a} and {b} with no literal text between them`}},
+		{"weak separator", "version: 1\nqueues:\n  q: {key: \"{a}-{b}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": key pattern "{a}-{b}" separates {a} and {b} only by "-"; values may contain letters, digits, '-' and '.', so put a separator such as ':' between them`}},
+		{"placeholder case", "version: 1\nqueues:\n  q: {key: \"q:{nodeId}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": placeholder {nodeId} must be lower_snake_case`}},
+		{"placeholder keyword", "version: 1\nqueues:\n  q: {key: \"q:{type}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": placeholder {type} becomes parameter type, which is a Go keyword; rename the placeholder`}},
+		{"placeholder predeclared", "version: 1\nqueues:\n  q: {key: \"q:{len}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": placeholder {len} becomes parameter len, which is a predeclared Go identifier; rename the placeholder`}},
+		{"placeholder param clash", "version: 1\nqueues:\n  q: {key: \"q:{a_id}:{a_i_d}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": placeholders {a_id} and {a_i_d} both become parameter aID`}},
+		{"placeholder hides package", "version: 1\nqueues:\n  q: {key: \"q:{nodes}\", payload: example.com/engine/nodes.Output}\n", []string{`schema.yaml:3:12: queue "q": placeholder {nodes} becomes parameter nodes, which hides the package of example.com/engine/nodes; rename the placeholder`}},
+		{"missing ttl", "version: 1\ncaches:\n  c: {payload: x.com/y.T}\n", []string{`schema.yaml:3:3: cache "c": missing ttl (a duration such as 1h, or none to keep entries forever)`}},
+		{"bad ttl", "version: 1\ncaches:\n  c: {payload: x.com/y.T, ttl: forever}\n", []string{`schema.yaml:3:32: cache "c": ttl "forever" is not a Go duration (like 90s, 1h30m) or none`}},
+		{"zero ttl", "version: 1\ncaches:\n  c: {payload: x.com/y.T, ttl: 0s}\n", []string{`schema.yaml:3:32: cache "c": ttl 0s must be positive; write none for no expiry`}},
+		{"negative ttl", "version: 1\ncaches:\n  c: {payload: x.com/y.T, ttl: -1h}\n", []string{`schema.yaml:3:32: cache "c": ttl -1h must be positive; write none for no expiry`}},
+		{"sub-ms ttl", "version: 1\ncaches:\n  c: {payload: x.com/y.T, ttl: 1500us}\n", []string{`schema.yaml:3:32: cache "c": ttl 1500us is not a whole number of milliseconds`}},
+		{"scalar expected", "version: 1\ncaches:\n  c: {payload: [a], ttl: 1h}\n", []string{`schema.yaml:3:16: cache "c" payload must be a scalar, not a sequence`, `schema.yaml:3:3: cache "c": missing payload`}},
+		{"every error at once, sorted", `
+version: 3
+types:
+  T:
+    fields:
+      Bad: string
+queues:
+  q: {key: "{x", payload: T}
+caches:
+  c: {payload: T}
+`, []string{
+			`schema.yaml:1:10: version "3" is not supported; 1 is the only version`,
+			`schema.yaml:5:7: type "T" field "Bad": name must be lower_snake_case`,
+			`schema.yaml:7:12: queue "q": key pattern "{x" has unclosed "{" at offset 0`,
+			`schema.yaml:9:3: cache "c": missing ttl (a duration such as 1h, or none to keep entries forever)`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := loadErrors(t, strings.TrimPrefix(tc.src, "\n"))
+			if tc.name == "scalar expected" {
+				// Both stages report; sorted by position.
+				tc.want = []string{tc.want[1], tc.want[0]}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheckModel(t *testing.T) {
+	src := `
+version: 1
+prefix: "flow:"
+types:
+  Out:
+    doc: An output.
+    fields:
+      run_id: string
+      error: {type: string, optional: true, doc: Set on failure.}
+caches:
+  attempt_log: {key: "attempt:{run_id}:{attempt:int}", payload: Out, ttl: 24h}
+  forever: {payload: Out, ttl: none}
+queues:
+  jobs: {payload: example.com/engine/nodes.Output}
+`
+	m, err := Load("dir/schema.yaml", []byte(src), Options{DefaultPackage: "out"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Model{
+		Schema: "schema.yaml", Package: "out", Prefix: "flow:",
+		Types: []*Type{{Name: "Out", Doc: "An output.", Fields: []*Field{
+			{Name: "run_id", GoName: "RunID", Type: &TypeRef{Kind: Builtin, Name: "string"}},
+			{Name: "error", GoName: "Error", Type: &TypeRef{Kind: Builtin, Name: "string"}, Optional: true, Doc: "Set on failure."},
+		}}},
+		Queues: []*Queue{{Name: "jobs", GoName: "Jobs", VarName: "queueJobs", Key: "jobs",
+			Payload: &TypeRef{Kind: External, Path: "example.com/engine/nodes", Name: "Output"}}},
+		Caches: []*Cache{
+			{Name: "attempt_log", GoName: "AttemptLog", VarName: "cacheAttemptLog", Key: "attempt:{run_id}:{attempt:int}",
+				Params:  []*Param{{Name: "run_id", GoName: "runID"}, {Name: "attempt", GoName: "attempt", Int: true}},
+				Payload: &TypeRef{Kind: Declared, Name: "Out"}, TTL: 24 * time.Hour},
+			{Name: "forever", GoName: "Forever", VarName: "cacheForever", Key: "forever", Payload: &TypeRef{Kind: Declared, Name: "Out"}, NoExpiry: true},
+		},
+	}
+	if diff := cmp.Diff(want, m); diff != "" {
+		t.Errorf("model (-want +got):\n%s", diff)
+	}
+
+	// -package wins over the schema, which wins over the directory.
+	m, _ = Load("schema.yaml", []byte("version: 1\npackage: fromschema\n"), Options{Package: "fromflag", DefaultPackage: "dir"})
+	if m.Package != "fromflag" {
+		t.Errorf("package = %q, want fromflag", m.Package)
+	}
+	m, _ = Load("schema.yaml", []byte("version: 1\npackage: fromschema\n"), Options{DefaultPackage: "dir"})
+	if m.Package != "fromschema" {
+		t.Errorf("package = %q, want fromschema", m.Package)
+	}
+}
