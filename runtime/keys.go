@@ -124,11 +124,12 @@ func ParseKeyPattern(pattern string) (*KeyPattern, error) {
 			end := strings.IndexAny(pattern[i+1:], "{}")
 			if end < 0 || pattern[i+1+end] == '{' {
 				fail(i, "has unclosed %q at offset %d", "{", i)
-				lit.WriteString(pattern[i:])
-				i = len(pattern)
+				next := len(pattern) // go on after the unclosed brace
 				if end >= 0 {
-					i = i + 1 + end
+					next = i + 1 + end
 				}
+				lit.WriteString(pattern[i:next])
+				i = next
 				continue
 			}
 			body := pattern[i+1 : i+1+end]
