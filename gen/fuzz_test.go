@@ -3,10 +3,10 @@ package gen
 import (
 	"fmt"
 	"os"
-	"time"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzLoad feeds arbitrary bytes to Parse, Check and Generate: they may

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	redisURL = url
+	os.Setenv("STORAGEGEN_EXAMPLE_URL", url) // for Example, in package runtime_test
 	code := m.Run()
 	stop()
 	os.Exit(code)
