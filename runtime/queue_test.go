@@ -8,6 +8,7 @@ import (
 	goruntime "runtime"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -325,5 +326,40 @@ func TestUntypedQueue(t *testing.T) {
 	}
 	if _, err := ds.Queue.Pop(bg, "q", time.Second, got); !errors.Is(err, ErrInvalidArgument) {
 		ds.Queue.Push(bg, "q", 1)
+	}
+}
+
+// TestPopWithoutClientCommand runs as an ACL user that may not use CLIENT:
+// pops fall back to short blocking slices, and still honour timeouts and
+// cancellation without losing items.
+func TestPopWithoutClientCommand(t *testing.T) {
+	raw := rawClient(t)
+	user := "noclient_" + fmt.Sprint(rand.Uint32())
+	if err := raw.Do(bg, "acl", "setuser", user, "on", ">pw", "~*", "&*", "+@all", "-client").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Do(bg, "acl", "deluser", user)
+	ds := newStore(t, Options{URL: strings.Replace(redisURL, "redis://", "redis://"+user+":pw@", 1)})
+	q := testQueue[int](t, ds, "acl")
+
+	start := time.Now()
+	if _, ok, err := q.Pop(bg, 120*time.Millisecond); ok || err != nil {
+		t.Fatalf("Pop = %v, %v", ok, err)
+	}
+	if took := time.Since(start); took < 115*time.Millisecond || took > 400*time.Millisecond {
+		t.Errorf("120ms Pop took %v", took)
+	}
+	if ds.Connection.unblock.usable() {
+		t.Error("CLIENT UNBLOCK still considered usable for a user without CLIENT")
+	}
+	ctx, cancel := context.WithCancel(bg)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start = time.Now()
+	if _, _, err := q.Pop(ctx, 5*time.Second); !errors.Is(err, context.Canceled) || time.Since(start) > 300*time.Millisecond {
+		t.Errorf("cancelled Pop = %v after %v", err, time.Since(start))
+	}
+	q.Push(bg, 9)
+	if v, ok, err := q.Pop(bg, time.Second); v != 9 || !ok || err != nil {
+		t.Errorf("Pop = %v, %v, %v", v, ok, err)
 	}
 }
