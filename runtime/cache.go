@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,6 +44,9 @@ type Cache[T any] struct {
 // returned entry.
 func NewCache[T any](ds *DataStore, decl *CacheDecl, args ...any) Cache[T] {
 	name, err := decl.Key.Expand(args...)
+	if err == nil && ds == nil {
+		err = fmt.Errorf("%w: nil DataStore", ErrInvalidArgument)
+	}
 	if err != nil {
 		return Cache[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("cache %s: %w", decl.Name, err)}
 	}
@@ -142,7 +146,7 @@ func (s *CacheStore) Set(ctx context.Context, key string, v any, ttl time.Durati
 // place and Get returns an error wrapping ErrDecode.
 func (s *CacheStore) Get(ctx context.Context, key string, dst any) (bool, error) {
 	full := CacheKey(s.ds.prefix, key)
-	if err := checkName(key); err != nil {
+	if err := errors.Join(checkName(key), checkTarget(dst)); err != nil {
 		return false, opError("get", full, err)
 	}
 	data, ok, err := s.ds.get(ctx, full)

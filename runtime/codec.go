@@ -62,10 +62,10 @@ func decode[T any](data []byte, limit int) (T, error) {
 // decodeInto decodes data into a fresh value of dst's element type and
 // stores it in *dst, so that nothing of dst's old contents survives.
 func decodeInto(data []byte, dst any, limit int) error {
-	rv := reflect.ValueOf(dst)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return fmt.Errorf("%w: decode target must be a non-nil pointer, got %T", ErrInvalidArgument, dst)
+	if err := checkTarget(dst); err != nil {
+		return err
 	}
+	rv := reflect.ValueOf(dst)
 	if len(data) > limit {
 		return fmt.Errorf("%w: %d bytes stored, limit %d", ErrPayloadTooLarge, len(data), limit)
 	}
@@ -74,5 +74,14 @@ func decodeInto(data []byte, dst any, limit int) error {
 		return newDecodeError(rv.Type().Elem(), err)
 	}
 	rv.Elem().Set(fresh.Elem())
+	return nil
+}
+
+// checkTarget reports whether dst can receive a decoded value. The untyped
+// API checks it before taking anything off a queue.
+func checkTarget(dst any) error {
+	if rv := reflect.ValueOf(dst); rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("%w: decode target must be a non-nil pointer, got %T", ErrInvalidArgument, dst)
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ func TestLazyConnectAndClose(t *testing.T) {
 	raw := rawClient(t)
 	raw.Ping(bg)
 	before := connectedClients(t, raw)
+	goroutinesBefore := goruntime.NumGoroutine()
 	ds, err := New(Options{URL: redisURL, Prefix: testPrefix(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +77,7 @@ func TestLazyConnectAndClose(t *testing.T) {
 			t.Errorf("call after Close = %v; want ErrClosed", err)
 		}
 	}
+	waitGoroutines(t, goroutinesBefore)
 	ok := waitFor(2*time.Second, func() bool { return connectedClients(t, raw) == before })
 	if !ok {
 		t.Errorf("Close left connections open: %d, want %d", connectedClients(t, raw), before)
@@ -150,5 +153,57 @@ func TestBringYourOwnClient(t *testing.T) {
 	ds.Close()
 	if err := own.Ping(bg).Err(); err != nil {
 		t.Errorf("Close closed the caller's client: %v", err)
+	}
+}
+
+// TestServerGoesAway kills the server under a blocked Pop: the Pop fails
+// with an error that names the operation and the key, and once the server
+// is back on the same port, calls work again without a new DataStore.
+func TestServerGoesAway(t *testing.T) {
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ds := newStore(t, Options{URL: srv.URL(0)})
+	q := NewQueue[int](ds, &QueueDecl{Name: "gone", Key: MustKeyPattern("gone")})
+	if err := q.Push(bg, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := q.Pop(bg, time.Second); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := q.Pop(ctx, 10*time.Second)
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if err == nil || !strings.HasPrefix(err.Error(), `runtime: pop "queue:{gone}": `) {
+			t.Errorf("Pop when the server died = %v; want an error naming pop and the key", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Pop did not return after the server died")
+	}
+	if err := q.Push(ctx, 2); err == nil {
+		t.Error("Push to a dead server succeeded")
+	}
+
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Push(ctx, 3); err != nil {
+		t.Fatalf("Push after restart: %v", err)
+	}
+	if v, ok, err := q.Pop(ctx, time.Second); v != 3 || !ok || err != nil {
+		t.Errorf("Pop after restart = %v, %v, %v", v, ok, err)
 	}
 }

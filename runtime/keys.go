@@ -26,14 +26,15 @@ func DeadKey(queueKey string) string { return queueKey + ":dead" }
 func CacheKey(prefix, name string) string { return prefix + "cache:" + name }
 
 // checkName reports whether a name given to the untyped QueueStore or
-// CacheStore (an expanded pattern) is usable as a key part: not empty, and
-// without the bytes that KeyPattern never lets a value carry raw.
+// CacheStore is usable as a key part: not empty, and without the bytes that
+// would break a hash tag or a glob pattern. '%' is allowed, so that escaped
+// names that KeyPattern expands can be addressed too.
 func checkName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty name", ErrInvalidArgument)
 	}
 	for i := 0; i < len(name); i++ {
-		if alwaysEscaped(name[i]) {
+		if name[i] != '%' && alwaysEscaped(name[i]) {
 			return fmt.Errorf("%w: name has byte %q at offset %d; names may not contain { } * ? [ ] \\ or control bytes", ErrInvalidArgument, name[i], i)
 		}
 	}

@@ -36,6 +36,9 @@ type Queue[T any] struct {
 // returned queue.
 func NewQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Queue[T] {
 	name, err := decl.Key.Expand(args...)
+	if err == nil && ds == nil {
+		err = fmt.Errorf("%w: nil DataStore", ErrInvalidArgument)
+	}
 	if err != nil {
 		return Queue[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
 	}
@@ -135,7 +138,7 @@ func (s *QueueStore) Push(ctx context.Context, name string, v any) error {
 // is moved to the dead letters and Pop returns an error wrapping ErrDecode.
 func (s *QueueStore) Pop(ctx context.Context, name string, timeout time.Duration, dst any) (ok bool, err error) {
 	key := QueueKey(s.ds.prefix, name)
-	if err := checkName(name); err != nil {
+	if err := errors.Join(checkName(name), checkTarget(dst)); err != nil {
 		return false, opError("pop", key, err)
 	}
 	n, err := s.ds.pop(ctx, key, 1, timeout, func(item []byte) error {

@@ -139,6 +139,16 @@ func (s *Server) Kill() error {
 	return err
 }
 
+// Restart starts the server again on the same port and directory, after
+// Kill.
+func (s *Server) Restart() error {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return ErrNoServer
+	}
+	return s.start(bin)
+}
+
 // Close kills the server and removes its directory.
 func (s *Server) Close() error {
 	err := s.Kill()
