@@ -33,8 +33,8 @@ func Check(f *File, opts Options) (*Model, error) {
 			m.Types = append(m.Types, t)
 		}
 	}
-	c.resolveFields(f, m)
-	c.cycles(f, m)
+	c.resolveFields()
+	c.cycles(m)
 
 	// Placeholder parameters may not shadow the package names that
 	// accessors use, so the imports are known before the queues and caches.
@@ -64,11 +64,19 @@ func Check(f *File, opts Options) (*Model, error) {
 }
 
 type checker struct {
-	errs    errs
-	types   map[string]*Type
-	typePos map[string]Pos
-	imports map[string]string // package name → import path, of external payloads
-	params  []paramUse
+	errs      errs
+	types     map[string]*Type
+	typePos   map[string]Pos
+	imports   map[string]string // package name → import path, of external payloads
+	params    []paramUse
+	fieldRefs []fieldRef
+}
+
+// fieldRef is a field type waiting for every type to be declared.
+type fieldRef struct {
+	what string
+	pos  Pos
+	typ  *TypeRef
 }
 
 type paramUse struct {
@@ -140,25 +148,22 @@ func (c *checker) typeDecl(td *TypeDecl) *Type {
 			continue
 		}
 		goNames[f.GoName] = fname
-		switch {
-		case !fd.Type.Set:
+		if !fd.Type.Set {
 			c.errs.add(fd.Name.Pos, "%s: missing type", what)
 			continue
-		default:
-			tr, msg := parseTypeExpr(fd.Type.Value)
-			if msg != "" {
-				c.errs.add(fd.Type.Pos, "%s: type %q %s", what, fd.Type.Value, msg)
-				continue
-			}
-			f.Type = tr
 		}
+		tr, msg := parseTypeExpr(fd.Type.Value)
+		if msg != "" {
+			c.errs.add(fd.Type.Pos, "%s: type %q %s", what, fd.Type.Value, msg)
+			continue
+		}
+		f.Type = tr
+		c.fieldRefs = append(c.fieldRefs, fieldRef{what: what, pos: fd.Type.Pos, typ: tr})
 		if fd.Optional.Set {
-			switch {
-			case fd.Optional.Tag != "!!bool":
+			if fd.Optional.Tag != "!!bool" {
 				c.errs.add(fd.Optional.Pos, "%s: optional must be true or false", what)
-			default:
-				f.Optional = fd.Optional.Value == "true"
 			}
+			f.Optional = fd.Optional.Value == "true"
 		}
 		t.Fields = append(t.Fields, f)
 	}
@@ -173,21 +178,12 @@ func (c *checker) typeDecl(td *TypeDecl) *Type {
 	return t
 }
 
-// resolveFields reports field types that name undeclared types.
-func (c *checker) resolveFields(f *File, m *Model) {
-	for _, td := range f.Types {
-		t := c.types[td.Name.Value]
-		if t == nil {
-			continue
-		}
-		for _, fd := range td.Fields {
-			for _, fl := range t.Fields {
-				if fl.Name == fd.Name.Value {
-					if name := c.undeclared(fl.Type); name != "" {
-						c.errs.add(fd.Type.Pos, "type %q field %q: unknown type %s; declare it under types or write import/path.%s", t.Name, fl.Name, name, name)
-					}
-				}
-			}
+// resolveFields reports field types that name undeclared types. It runs
+// once every type is known, since a field may name a type declared later.
+func (c *checker) resolveFields() {
+	for _, r := range c.fieldRefs {
+		if name := c.undeclared(r.typ); name != "" {
+			c.errs.add(r.pos, "%s: unknown type %s; declare it under types or write import/path.%s", r.what, name, name)
 		}
 	}
 }
@@ -206,7 +202,7 @@ func (c *checker) undeclared(t *TypeRef) string {
 
 // cycles reports types that contain themselves without a slice or map in
 // between: Go rejects them as invalid recursive types.
-func (c *checker) cycles(f *File, m *Model) {
+func (c *checker) cycles(m *Model) {
 	const (
 		unvisited = iota
 		visiting

@@ -16,17 +16,7 @@ import (
 
 var redisURL string
 
-func TestMain(m *testing.M) {
-	url, stop, err := redistest.ForPackage()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	redisURL = url
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { redistest.Main(m, &redisURL) }
 
 func newStore(t testing.TB) *generated.Store {
 	ds, err := runtime.New(runtime.Options{URL: redisURL})
@@ -136,7 +126,7 @@ func TestTypedAPI(t *testing.T) {
 // are cached for step-by-step runs.
 func Example() {
 	ctx := context.Background()
-	ds, err := runtime.New(runtime.Options{URL: redisURL})
+	ds, err := runtime.New(runtime.Options{URL: os.Getenv("REDIS_URL")})
 	if err != nil {
 		panic(err)
 	}

@@ -12,7 +12,7 @@ import (
 // The untyped API of the design document: queues by name, caches by key.
 func Example() {
 	ctx := context.Background()
-	ds, err := runtime.New(runtime.Options{URL: os.Getenv("STORAGEGEN_EXAMPLE_URL"), Prefix: "example:"})
+	ds, err := runtime.New(runtime.Options{URL: os.Getenv("REDIS_URL"), Prefix: "example:"})
 	if err != nil {
 		panic(err)
 	}

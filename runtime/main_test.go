@@ -2,8 +2,6 @@ package runtime
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,16 +16,7 @@ import (
 var redisURL string
 
 func TestMain(m *testing.M) {
-	url, stop, err := redistest.ForPackage()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	redisURL = url
-	os.Setenv("STORAGEGEN_EXAMPLE_URL", url) // for Example, in package runtime_test
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	redistest.Main(m, &redisURL)
 }
 
 // newStore returns a DataStore on the test server whose keys are unique to

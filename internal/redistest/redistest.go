@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -168,6 +169,22 @@ func ForPackage() (url string, stop func(), err error) {
 		return "", nil, err
 	}
 	return s.URL(0), func() { s.Close() }, nil
+}
+
+// Main runs a package's tests against the server of ForPackage, whose URL
+// it stores in *url and in REDIS_URL (for Example functions, which read it
+// as users would), and exits with the tests' status. Call it from TestMain.
+func Main(m *testing.M, url *string) {
+	u, stop, err := ForPackage()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*url = u
+	os.Setenv("REDIS_URL", u)
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }
 
 // Wait polls cond every 5ms until it holds or d passes.
