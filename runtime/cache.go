@@ -196,7 +196,7 @@ func (ds *DataStore) set(ctx context.Context, key string, v any, ttl time.Durati
 	if err != nil {
 		return opError("set", key, err)
 	}
-	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	cl, release, err := ds.Connection.acquire()
 	if err != nil {
 		return opError("set", key, err)
 	}
@@ -209,7 +209,7 @@ func (ds *DataStore) set(ctx context.Context, key string, v any, ttl time.Durati
 }
 
 func (ds *DataStore) get(ctx context.Context, key string) ([]byte, bool, error) {
-	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	cl, release, err := ds.Connection.acquire()
 	if err != nil {
 		return nil, false, opError("get", key, err)
 	}
@@ -225,7 +225,7 @@ func (ds *DataStore) get(ctx context.Context, key string) ([]byte, bool, error) 
 }
 
 func (ds *DataStore) del(ctx context.Context, key string) (bool, error) {
-	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	cl, release, err := ds.Connection.acquire()
 	if err != nil {
 		return false, opError("delete", key, err)
 	}
@@ -235,7 +235,7 @@ func (ds *DataStore) del(ctx context.Context, key string) (bool, error) {
 }
 
 func (ds *DataStore) exists(ctx context.Context, key string) (bool, error) {
-	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	cl, release, err := ds.Connection.acquire()
 	if err != nil {
 		return false, opError("exists", key, err)
 	}
@@ -245,7 +245,7 @@ func (ds *DataStore) exists(ctx context.Context, key string) (bool, error) {
 }
 
 func (ds *DataStore) ttl(ctx context.Context, key string) (time.Duration, error) {
-	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	cl, release, err := ds.Connection.acquire()
 	if err != nil {
 		return 0, opError("ttl", key, err)
 	}

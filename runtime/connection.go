@@ -41,14 +41,13 @@ func newConnection(o Options, ro *redis.Options) *Connection {
 }
 
 // acquire returns the command client for one operation and registers the
-// operation, so that Close waits for it. The returned context is ctx, also
-// cancelled when Close begins. release must be called when the operation
-// ends.
-func (c *Connection) acquire(ctx context.Context) (redis.UniversalClient, context.Context, func(), error) {
+// operation, so that Close waits for it. release must be called when the
+// operation ends.
+func (c *Connection) acquire() (redis.UniversalClient, func(), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, nil, nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	if c.client == nil {
 		if c.own != nil {
@@ -63,13 +62,18 @@ func (c *Connection) acquire(ctx context.Context) (redis.UniversalClient, contex
 		c.free = make(chan *blockConn, c.blockMax)
 	}
 	c.inflight.Add(1)
+	return c.client, c.inflight.Done, nil
+}
+
+// untilClose returns ctx, also cancelled when Close begins, for waits that
+// Close must end: blocking pops.
+func (c *Connection) untilClose(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(c.closing, cancel)
-	return c.client, ctx, func() {
+	return ctx, func() {
 		stop()
 		cancel()
-		c.inflight.Done()
-	}, nil
+	}
 }
 
 func (c *Connection) newBlockingClient(o *redis.Options) *redis.Client {
@@ -87,7 +91,7 @@ func (c *Connection) newBlockingClient(o *redis.Options) *redis.Client {
 // Ping connects if needed and checks that the server answers: the design
 // document's ensure_connection. It is never required before other calls.
 func (c *Connection) Ping(ctx context.Context) error {
-	cl, ctx, release, err := c.acquire(ctx)
+	cl, release, err := c.acquire()
 	if err != nil {
 		return opError("ping", "", err)
 	}

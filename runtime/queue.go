@@ -160,7 +160,7 @@ func (ds *DataStore) push(ctx context.Context, key string, items []any) error {
 	if len(items) == 0 {
 		return nil
 	}
-	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	cl, release, err := ds.Connection.acquire()
 	if err != nil {
 		return opError("push", key, err)
 	}
@@ -169,7 +169,7 @@ func (ds *DataStore) push(ctx context.Context, key string, items []any) error {
 }
 
 func (ds *DataStore) llen(ctx context.Context, key string) (int64, error) {
-	cl, ctx, release, err := ds.Connection.acquire(ctx)
+	cl, release, err := ds.Connection.acquire()
 	if err != nil {
 		return 0, opError("len", key, err)
 	}
@@ -193,7 +193,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 	if err := ctx.Err(); err != nil {
 		return 0, opError("pop", key, err)
 	}
-	cl, opCtx, release, err := ds.Connection.acquire(ctx)
+	cl, release, err := ds.Connection.acquire()
 	if err != nil {
 		return 0, opError("pop", key, err)
 	}
@@ -201,7 +201,9 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 
 	var items [][]byte
 	if timeout > 0 {
-		item, ok, err := ds.Connection.brpop(opCtx, key, timeout)
+		waitCtx, stop := ds.Connection.untilClose(ctx)
+		item, ok, err := ds.Connection.brpop(waitCtx, key, timeout)
+		stop()
 		if err != nil {
 			if ctx.Err() == nil && ds.Connection.closing.Err() != nil {
 				err = ErrClosed
@@ -217,7 +219,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 	var popErr error
 	if n > 0 {
 		// RPOP with a count takes what is there, oldest first, at once.
-		res, err := cl.RPopCount(context.WithoutCancel(opCtx), key, n).Result()
+		res, err := cl.RPopCount(context.WithoutCancel(ctx), key, n).Result()
 		if err != nil && err != redis.Nil {
 			popErr = opError("pop", key, mapErr(err))
 		}
