@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	goruntime "runtime"
 	"strconv"
@@ -205,5 +206,42 @@ func TestServerGoesAway(t *testing.T) {
 	}
 	if v, ok, err := q.Pop(ctx, time.Second); v != 3 || !ok || err != nil {
 		t.Errorf("Pop after restart = %v, %v, %v", v, ok, err)
+	}
+}
+
+// TestTLS talks to a TLS-only redis-server whose certificate comes from a
+// CA the test makes: with the CA in TLSConfig, pushes and blocking pops
+// work (the blocking pool inherits TLS); without it, the certificate is
+// refused; skip_verify in the URL is refused outright.
+func TestTLS(t *testing.T) {
+	srv, pool, err := redistest.StartTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	url := "rediss://" + srv.Addr + "/0"
+
+	ds := newStore(t, Options{URL: url, TLSConfig: &tls.Config{RootCAs: pool}})
+	if err := ds.Queue.Push(bg, "tls", "over TLS"); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if ok, err := ds.Queue.Pop(bg, "tls", time.Second, &got); !ok || err != nil || got != "over TLS" {
+		t.Fatalf("Pop over TLS = %v, %v, %q", ok, err, got)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := ds.Queue.Pop(ctx, "tls", 5*time.Second, &got); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled Pop over TLS = %v", err)
+	}
+
+	untrusted := newStore(t, Options{URL: url})
+	ctx, cancel = context.WithTimeout(bg, 5*time.Second)
+	defer cancel()
+	if err := untrusted.Queue.Push(ctx, "tls", 1); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Push with an untrusted certificate = %v; want a certificate error", err)
+	}
+	if _, err := New(Options{URL: url + "?skip_verify=true"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("skip_verify=true accepted: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -28,6 +29,12 @@ type Options struct {
 	// DB is the database number selected after connecting. Default 0. Only
 	// with Addr.
 	DB int
+
+	// TLSConfig configures TLS: with a rediss:// URL it replaces go-redis's
+	// default (system roots, server name from the URL), for a private CA or
+	// client certificates; with a redis:// URL or Addr it turns TLS on.
+	// Default: nil.
+	TLSConfig *tls.Config
 
 	// PoolSize is the number of pooled connections for non-blocking commands
 	// (pushes, cache calls, lengths). Default 10.
@@ -84,8 +91,8 @@ func (o Options) redisOptions() (*redis.Options, error) {
 	}
 	addrSet := o.Addr != "" || o.Username != "" || o.Password != "" || o.DB != 0
 	switch {
-	case o.Client != nil && (o.URL != "" || addrSet):
-		bad("Client is set together with URL or Addr fields; use one")
+	case o.Client != nil && (o.URL != "" || addrSet || o.TLSConfig != nil):
+		bad("Client is set together with URL, Addr or TLSConfig fields; use one")
 	case o.URL != "" && addrSet:
 		bad("URL is set together with Addr, Username, Password or DB; use one")
 	case o.DB < 0:
@@ -116,6 +123,17 @@ func (o Options) redisOptions() (*redis.Options, error) {
 		var err error
 		if ro, err = redis.ParseURL(u); err != nil {
 			return nil, fmt.Errorf("%w: options: URL %s: %s", ErrInvalidArgument, redactURL(u), redactText(err.Error(), u))
+		}
+		if ro.TLSConfig != nil && ro.TLSConfig.InsecureSkipVerify && o.TLSConfig == nil {
+			// RELIABILITY.md item 17: a query option should not quietly
+			// turn certificate checks off.
+			return nil, fmt.Errorf("%w: options: URL %s: skip_verify=true turns off TLS certificate verification; set TLSConfig with InsecureSkipVerify if that is really meant", ErrInvalidArgument, redactURL(u))
+		}
+	}
+	if o.TLSConfig != nil {
+		ro.TLSConfig = o.TLSConfig.Clone()
+		if ro.TLSConfig.ServerName == "" {
+			ro.TLSConfig.ServerName, _, _ = strings.Cut(ro.Addr, ":")
 		}
 	}
 	ro.PoolSize = o.PoolSize

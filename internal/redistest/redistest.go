@@ -4,7 +4,7 @@ package redistest
 
 import (
 	"bufio"
-	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,7 +22,9 @@ type Server struct {
 	Addr string
 	Port int
 	dir  string
-	args []string
+	args []string    // the whole command line but the binary
+	tls  *tls.Config // for the readiness check of a TLS-only server
+	more []string    // more directories to remove on Close
 	cmd  *exec.Cmd
 }
 
@@ -30,24 +32,47 @@ type Server struct {
 var ErrNoServer = errors.New("redistest: redis-server is not installed and REDIS_URL is not set; " +
 	"run ./scripts/test.sh (it installs redis-server with apt-get), or apt-get install -y redis-server, or set REDIS_URL=redis://127.0.0.1:6379/0")
 
+func execLookPath() (string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", ErrNoServer
+	}
+	return bin, nil
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
 // Start starts redis-server on a free loopback port with extra args
 // (such as "--appendonly", "yes") and waits until it answers PING.
 func Start(args ...string) (*Server, error) {
-	bin, err := exec.LookPath("redis-server")
+	bin, err := execLookPath()
 	if err != nil {
-		return nil, ErrNoServer
+		return nil, err
 	}
+	return startWith(bin, func(port int) []string {
+		return append([]string{"--port", itoa(port)}, args...)
+	}, nil)
+}
+
+// startWith starts redis-server with the arguments portArgs gives for a
+// free port, trying a few ports: one may be taken between probing and
+// binding.
+func startWith(bin string, portArgs func(port int) []string, tlsConf *tls.Config) (*Server, error) {
 	dir, err := os.MkdirTemp("", "redistest-")
 	if err != nil {
 		return nil, err
 	}
 	var lastErr error
-	for range 5 { // a free port may be taken between probing and binding
+	for range 5 {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, dir: dir, args: args}
+		s := &Server{Addr: "127.0.0.1:" + itoa(port), Port: port, dir: dir, tls: tlsConf}
+		s.args = append([]string{
+			"--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
+			"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),
+		}, portArgs(port)...)
 		if lastErr = s.start(bin); lastErr == nil {
 			return s, nil
 		}
@@ -66,12 +91,7 @@ func freePort() (int, error) {
 }
 
 func (s *Server) start(bin string) error {
-	args := append([]string{
-		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no",
-		"--logfile", filepath.Join(s.dir, "redis.log"),
-	}, s.args...)
-	s.cmd = exec.Command(bin, args...)
+	s.cmd = exec.Command(bin, s.args...)
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}
@@ -96,7 +116,14 @@ func (s *Server) start(bin string) error {
 // ping sends PING over a raw socket and waits for +PONG, or -NOAUTH from a
 // server that wants a password: either way it is up.
 func (s *Server) ping() error {
-	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+	var c net.Conn
+	var err error
+	d := &net.Dialer{Timeout: 200 * time.Millisecond}
+	if s.tls != nil {
+		c, err = tls.DialWithDialer(d, "tcp", s.Addr, s.tls)
+	} else {
+		c, err = d.Dial("tcp", s.Addr)
+	}
 	if err != nil {
 		return err
 	}
@@ -143,9 +170,9 @@ func (s *Server) Kill() error {
 // Restart starts the server again on the same port and directory, after
 // Kill.
 func (s *Server) Restart() error {
-	bin, err := exec.LookPath("redis-server")
+	bin, err := execLookPath()
 	if err != nil {
-		return ErrNoServer
+		return err
 	}
 	return s.start(bin)
 }
@@ -153,7 +180,9 @@ func (s *Server) Restart() error {
 // Close kills the server and removes its directory.
 func (s *Server) Close() error {
 	err := s.Kill()
-	os.RemoveAll(s.dir)
+	for _, dir := range append(s.more, s.dir) {
+		os.RemoveAll(dir)
+	}
 	return err
 }
 
@@ -185,20 +214,4 @@ func Main(m *testing.M, url *string) {
 	code := m.Run()
 	stop()
 	os.Exit(code)
-}
-
-// Wait polls cond every 5ms until it holds or d passes.
-func Wait(ctx context.Context, d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	return cond()
 }
