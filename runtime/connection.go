@@ -78,6 +78,10 @@ func (c *Connection) untilClose(ctx context.Context) (context.Context, context.C
 
 func (c *Connection) newBlockingClient(o *redis.Options) *redis.Client {
 	o.PoolSize = c.blockMax
+	// A BRPOP that go-redis retried after a network error would run on a
+	// new connection, which CLIENT UNBLOCK does not know, and wait its whole
+	// timeout again: the error goes to the caller instead.
+	o.MaxRetries = -1
 	// The maintenance-notification handshake writes the shared options of
 	// every per-pop *redis.Conn without a common lock (a data race under
 	// -race); blocking connections have no use for it.
