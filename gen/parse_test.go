@@ -1,0 +1,55 @@
+package gen
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParse(t *testing.T) {
+	src := `version: 1
+prefix: "flow:"
+types:
+  T:
+    doc: A type.
+    fields:
+      short: string
+      long: {type: int, optional: true, doc: A field.}
+queues:
+  q:
+    key: "q:{id}"
+    payload: T
+caches:
+  c: &c
+    payload: T
+    ttl: 1h
+  d: *c
+`
+	f, err := Parse("schema.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(v string, line, col int) Scalar { return Scalar{Value: v, Tag: "!!str", Pos: Pos{line, col}, Set: true} }
+	want := &File{
+		Name:    "schema.yaml",
+		Version: Scalar{Value: "1", Tag: "!!int", Pos: Pos{1, 10}, Set: true},
+		Prefix:  str("flow:", 2, 9),
+		Types: []*TypeDecl{{
+			Name: str("T", 4, 3), Doc: str("A type.", 5, 10),
+			Fields: []*FieldDecl{
+				{Name: str("short", 7, 7), Type: str("string", 7, 14)},
+				{Name: str("long", 8, 7), Type: str("int", 8, 20), Optional: Scalar{Value: "true", Tag: "!!bool", Pos: Pos{8, 35}, Set: true}, Doc: str("A field.", 8, 46)},
+			},
+			fields: Scalar{Pos: Pos{6, 5}, Set: true},
+		}},
+		Queues: []*QueueDecl{{Name: str("q", 10, 3), Key: str("q:{id}", 11, 10), Payload: str("T", 12, 14)}},
+		Caches: []*CacheDecl{
+			{Name: str("c", 14, 3), Payload: str("T", 15, 14), TTL: str("1h", 16, 10)},
+			// An alias reads as its anchor, positions included.
+			{Name: str("d", 17, 3), Payload: str("T", 15, 14), TTL: str("1h", 16, 10)},
+		},
+	}
+	if diff := cmp.Diff(want, f, cmp.AllowUnexported(TypeDecl{})); diff != "" {
+		t.Errorf("Parse (-want +got):\n%s", diff)
+	}
+}
