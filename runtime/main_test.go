@@ -38,7 +38,12 @@ func newStore(t testing.TB, opts Options) *DataStore {
 }
 
 func testPrefix(t testing.TB) string {
-	return "test:" + strings.NewReplacer("/", ".", " ", ".", "#", ".").Replace(t.Name()) + ":"
+	return "test:" + strings.Map(func(r rune) rune {
+		if r < 0x80 && (r == '_' || r == '-' || verbatim(byte(r))) {
+			return r
+		}
+		return '.'
+	}, t.Name()) + ":"
 }
 
 // rawClient is a plain go-redis client on the test server, for looking
