@@ -29,7 +29,9 @@ caches:
 	if err != nil {
 		t.Fatal(err)
 	}
-	str := func(v string, line, col int) Scalar { return Scalar{Value: v, Tag: "!!str", Pos: Pos{line, col}, Set: true} }
+	str := func(v string, line, col int) Scalar {
+		return Scalar{Value: v, Tag: "!!str", Pos: Pos{line, col}, Set: true}
+	}
 	want := &File{
 		Name:    "schema.yaml",
 		Version: Scalar{Value: "1", Tag: "!!int", Pos: Pos{1, 10}, Set: true},
