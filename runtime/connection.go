@@ -18,10 +18,12 @@ type Connection struct {
 	own      redis.UniversalClient
 	blockMax int
 
-	mu       sync.Mutex
+	open     sync.Once // makes the clients on first use
 	client   redis.UniversalClient
 	blocking *redis.Client
 	free     chan *blockConn
+
+	mu       sync.RWMutex // calls hold it shared to register; Close exclusively
 	closed   bool
 	inflight sync.WaitGroup
 
@@ -44,25 +46,27 @@ func newConnection(o Options, ro *redis.Options) *Connection {
 // operation, so that Close waits for it. release must be called when the
 // operation ends.
 func (c *Connection) acquire() (redis.UniversalClient, func(), error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	if c.closed {
 		return nil, nil, ErrClosed
 	}
-	if c.client == nil {
-		if c.own != nil {
-			c.client = c.own
-			bo := *c.own.(*redis.Client).Options()
-			c.blocking = c.newBlockingClient(&bo)
-		} else {
-			c.client = redis.NewClient(c.opts)
-			bo := *c.opts
-			c.blocking = c.newBlockingClient(&bo)
-		}
-		c.free = make(chan *blockConn, c.blockMax)
-	}
+	c.open.Do(c.makeClients)
 	c.inflight.Add(1)
 	return c.client, c.inflight.Done, nil
+}
+
+func (c *Connection) makeClients() {
+	if c.own != nil {
+		c.client = c.own
+		bo := *c.own.(*redis.Client).Options()
+		c.blocking = c.newBlockingClient(&bo)
+	} else {
+		c.client = redis.NewClient(c.opts)
+		bo := *c.opts
+		c.blocking = c.newBlockingClient(&bo)
+	}
+	c.free = make(chan *blockConn, c.blockMax)
 }
 
 // untilClose returns ctx, also cancelled when Close begins, for waits that
