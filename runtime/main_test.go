@@ -28,6 +28,15 @@ func newStore(t testing.TB, opts Options) *DataStore {
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = testPrefix(t)
+		// Keys of an earlier run (go test -count=N) must not leak in.
+		raw := rawClient(t)
+		keys, err := raw.Keys(bg, opts.Prefix+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) > 0 {
+			raw.Del(bg, keys...)
+		}
 	}
 	ds, err := New(opts)
 	if err != nil {
