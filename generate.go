@@ -3,8 +3,8 @@
 // and `go generate ./...` runs cmd/storagegen, which writes typed Go into
 // generated/ over the generic runtime package.
 //
-// This file holds the go:generate directive. The design card calls it
-// go:generate.go, but Go module zips refuse a ':' in a file name
+// This file holds the go:generate directive. The design card names the
+// file "go:generate.go", but Go module zips refuse a ':' in a file name
 // (golang.org/x/mod/module fileNameOK), so such a module could not be
 // fetched through a proxy, and Windows refuses it too.
 package storagegen
