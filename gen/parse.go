@@ -133,115 +133,91 @@ func (p *parser) yamlError(err error) {
 }
 
 func (p *parser) file(f *File, root *yaml.Node) {
-	p.mapping(root, "schema", func(k string, key, val *yaml.Node) bool {
-		switch k {
-		case "version":
-			f.Version = p.scalar(val, "version")
-		case "package":
-			f.Package = p.scalar(val, "package")
-		case "prefix":
-			f.Prefix = p.scalar(val, "prefix")
-		case "types":
-			p.entries(val, "types", func(name Scalar, v *yaml.Node) {
-				f.Types = append(f.Types, p.typeDecl(name, v))
-			})
-		case "queues":
-			p.entries(val, "queues", func(name Scalar, v *yaml.Node) {
-				f.Queues = append(f.Queues, p.queueDecl(name, v))
-			})
-		case "caches":
-			p.entries(val, "caches", func(name Scalar, v *yaml.Node) {
-				f.Caches = append(f.Caches, p.cacheDecl(name, v))
-			})
-		default:
-			return false
-		}
-		return true
-	}, "version, package, prefix, types, queues, caches")
+	p.keys(root, "schema",
+		key{name: "version", s: &f.Version},
+		key{name: "package", s: &f.Package},
+		key{name: "prefix", s: &f.Prefix},
+		key{name: "types", fn: func(_, v *yaml.Node) {
+			p.entries(v, "types", func(name Scalar, v *yaml.Node) { f.Types = append(f.Types, p.typeDecl(name, v)) })
+		}},
+		key{name: "queues", fn: func(_, v *yaml.Node) {
+			p.entries(v, "queues", func(name Scalar, v *yaml.Node) { f.Queues = append(f.Queues, p.queueDecl(name, v)) })
+		}},
+		key{name: "caches", fn: func(_, v *yaml.Node) {
+			p.entries(v, "caches", func(name Scalar, v *yaml.Node) { f.Caches = append(f.Caches, p.cacheDecl(name, v)) })
+		}},
+	)
 }
 
 func (p *parser) typeDecl(name Scalar, n *yaml.Node) *TypeDecl {
 	t := &TypeDecl{Name: name}
 	what := fmt.Sprintf("type %q", name.Value)
-	p.mapping(n, what, func(k string, key, val *yaml.Node) bool {
-		switch k {
-		case "doc":
-			t.Doc = p.scalar(val, what+" doc")
-		case "fields":
-			t.fields = Scalar{Pos: nodePos(key), Set: true}
-			t.fieldsBad = val.Kind != yaml.MappingNode && !isNull(val)
-			p.entries(val, what+" fields", func(fname Scalar, v *yaml.Node) {
+	p.keys(n, what,
+		key{name: "doc", s: &t.Doc},
+		key{name: "fields", fn: func(k, v *yaml.Node) {
+			t.fields = Scalar{Pos: nodePos(k), Set: true}
+			t.fieldsBad = v.Kind != yaml.MappingNode && !isNull(v)
+			p.entries(v, what+" fields", func(fname Scalar, v *yaml.Node) {
 				t.Fields = append(t.Fields, p.fieldDecl(name.Value, fname, v))
 			})
-		default:
-			return false
-		}
-		return true
-	}, "doc, fields")
+		}},
+	)
 	return t
 }
 
 func (p *parser) fieldDecl(typeName string, name Scalar, n *yaml.Node) *FieldDecl {
 	fd := &FieldDecl{Name: name}
+	what := fmt.Sprintf("type %q field %q", typeName, name.Value)
 	if n.Kind != yaml.MappingNode {
-		fd.Type = p.scalar(n, fmt.Sprintf("type %q field %q", typeName, name.Value))
+		fd.Type = p.scalar(n, what)
 		return fd
 	}
-	what := fmt.Sprintf("type %q field %q", typeName, name.Value)
-	p.mapping(n, what, func(k string, key, val *yaml.Node) bool {
-		switch k {
-		case "type":
-			fd.Type = p.scalar(val, what+" type")
-		case "optional":
-			fd.Optional = p.scalar(val, what+" optional")
-		case "doc":
-			fd.Doc = p.scalar(val, what+" doc")
-		default:
-			return false
-		}
-		return true
-	}, "type, optional, doc")
+	p.keys(n, what, key{name: "type", s: &fd.Type}, key{name: "optional", s: &fd.Optional}, key{name: "doc", s: &fd.Doc})
 	return fd
 }
 
 func (p *parser) queueDecl(name Scalar, n *yaml.Node) *QueueDecl {
 	q := &QueueDecl{Name: name}
-	what := fmt.Sprintf("queue %q", name.Value)
-	p.mapping(n, what, func(k string, key, val *yaml.Node) bool {
-		switch k {
-		case "key":
-			q.Key = p.scalar(val, what+" key")
-		case "payload":
-			q.Payload = p.scalar(val, what+" payload")
-		case "doc":
-			q.Doc = p.scalar(val, what+" doc")
-		default:
-			return false
-		}
-		return true
-	}, "key, payload, doc")
+	p.keys(n, fmt.Sprintf("queue %q", name.Value), key{name: "key", s: &q.Key}, key{name: "payload", s: &q.Payload}, key{name: "doc", s: &q.Doc})
 	return q
 }
 
 func (p *parser) cacheDecl(name Scalar, n *yaml.Node) *CacheDecl {
 	c := &CacheDecl{Name: name}
-	what := fmt.Sprintf("cache %q", name.Value)
-	p.mapping(n, what, func(k string, key, val *yaml.Node) bool {
-		switch k {
-		case "key":
-			c.Key = p.scalar(val, what+" key")
-		case "payload":
-			c.Payload = p.scalar(val, what+" payload")
-		case "ttl":
-			c.TTL = p.scalar(val, what+" ttl")
-		case "doc":
-			c.Doc = p.scalar(val, what+" doc")
-		default:
-			return false
-		}
-		return true
-	}, "key, payload, ttl, doc")
+	p.keys(n, fmt.Sprintf("cache %q", name.Value),
+		key{name: "key", s: &c.Key}, key{name: "payload", s: &c.Payload}, key{name: "ttl", s: &c.TTL}, key{name: "doc", s: &c.Doc})
 	return c
+}
+
+// key is one known key of a mapping: a scalar stored in *s, or a value
+// handed to fn.
+type key struct {
+	name string
+	s    *Scalar
+	fn   func(key, val *yaml.Node)
+}
+
+// keys walks the mapping n, whose known keys are keys; any other key is
+// reported with the list of known ones.
+func (p *parser) keys(n *yaml.Node, what string, keys ...key) {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.name
+	}
+	p.mapping(n, what, func(name string, kn, val *yaml.Node) bool {
+		for _, k := range keys {
+			if k.name != name {
+				continue
+			}
+			if k.s != nil {
+				*k.s = p.scalar(val, what+" "+name)
+			} else {
+				k.fn(kn, val)
+			}
+			return true
+		}
+		return false
+	}, strings.Join(names, ", "))
 }
 
 // mapping walks the mapping n, reporting duplicate keys and keys for which
