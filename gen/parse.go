@@ -119,12 +119,26 @@ func (p *parser) document(src []byte) *yaml.Node {
 	return root
 }
 
+// yamlParserProblems are the problems of the YAML library's parser, which
+// it reports at a 0-based line; its scanner's problems come 1-based.
+var yamlParserProblems = map[string]bool{
+	"did not find expected <document start>": true,
+	"did not find expected node content":     true,
+	"did not find expected key":              true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+}
+
 func (p *parser) yamlError(err error) {
 	msg := err.Error()
 	for line := range strings.SplitSeq(msg, "\n") {
 		line = strings.TrimSpace(line)
 		if m := yamlLineRE.FindStringSubmatch(line); m != nil {
 			n, _ := strconv.Atoi(m[1])
+			if yamlParserProblems[m[2]] {
+				n++
+			}
 			p.errs.add(Pos{n, 1}, "YAML syntax: %s", m[2])
 			return
 		}
