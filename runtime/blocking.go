@@ -129,12 +129,12 @@ func (c *Connection) brpop(ctx context.Context, key string, timeout time.Duratio
 
 // brpopOnce sends one BRPOP with the exact timeout wait. If bc has a CLIENT
 // ID, a cancelled ctx ends the wait with CLIENT UNBLOCK.
-func (c *Connection) brpopOnce(ctx context.Context, bc *blockConn, key string, wait time.Duration) ([]byte, bool, error) {
+func (c *Connection) brpopOnce(ctx context.Context, bc *blockConn, key string, wait time.Duration) (_ []byte, _ bool, err error) {
 	bc.timeout = formatSeconds(wait)
 	// go-redis derives the socket deadline (timeout + 10s) from the
 	// duration it is given; a whole number of seconds also keeps it from
 	// logging about truncation. The hook sends the exact value.
-	rounded := wait.Truncate(time.Second) + time.Second
+	rounded := (wait + time.Second - 1).Truncate(time.Second)
 
 	var unblocked chan struct{}
 	if bc.id != 0 {
@@ -146,9 +146,11 @@ func (c *Connection) brpopOnce(ctx context.Context, bc *blockConn, key string, w
 		})
 		defer func() {
 			close(done)
-			if !stop() {
+			if !stop() && (err == nil || isServerError(err)) {
 				// The unblocker ran: let it finish before the connection
-				// serves another pop, which it must never unblock.
+				// serves another pop, which it must never unblock. (A
+				// connection with a network error is not reused, and its
+				// unblocker ends within a read timeout by itself.)
 				<-unblocked
 			}
 		}()
