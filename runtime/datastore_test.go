@@ -245,3 +245,43 @@ func TestTLS(t *testing.T) {
 		t.Errorf("skip_verify=true accepted: %v", err)
 	}
 }
+
+// TestNetworkCutEndsPop cuts the network silently (a proxy drops the
+// server's bytes) under a pop that is then cancelled: CLIENT UNBLOCK cannot
+// get through, so the pop ends at go-redis's socket deadline (timeout,
+// rounded up to a second, plus 10 s) with an error that names it, instead
+// of hanging or abandoning a connection that may hold a popped item.
+func TestNetworkCutEndsPop(t *testing.T) {
+	t.Parallel()
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	proxy, err := redistest.NewProxy(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	ds := newStore(t, Options{Addr: proxy.Addr})
+	q := NewQueue[int](ds, &QueueDecl{Name: "cut", Key: MustKeyPattern("cut")})
+	if _, _, err := q.Pop(bg, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(bg)
+	time.AfterFunc(100*time.Millisecond, func() { proxy.Blackhole(true); cancel() })
+	start := time.Now()
+	_, ok, err := q.Pop(ctx, 500*time.Millisecond)
+	took := time.Since(start)
+	if ok || err == nil || !strings.HasPrefix(err.Error(), `runtime: pop "queue:{cut}": `) {
+		t.Errorf("Pop across a cut = %v, %v; want an error naming pop and the key", ok, err)
+	}
+	if took < 10*time.Second || took > 20*time.Second {
+		t.Errorf("Pop across a cut returned after %v; want the socket deadline, about 11s", took)
+	}
+	t.Logf("pop across a silent cut returned after %v: %v", took.Round(time.Millisecond), err)
+
+	proxy.Blackhole(false)
+	ds.Close() // the connections through the proxy are broken; Close must still return
+}
