@@ -213,10 +213,6 @@ func (p *KeyPattern) Placeholders() []Placeholder {
 	return append([]Placeholder(nil), p.placeholders...)
 }
 
-// Literals returns the literal text around the placeholders: one more element
-// than Placeholders, the first before the first placeholder.
-func (p *KeyPattern) Literals() []string { return append([]string(nil), p.literals...) }
-
 // Expand fills in the placeholders with args: a string for each string
 // placeholder and an int for each int placeholder, in order. An empty string
 // is an error.
