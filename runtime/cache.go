@@ -196,68 +196,55 @@ func (ds *DataStore) set(ctx context.Context, key string, v any, ttl time.Durati
 	if err != nil {
 		return opError("set", key, err)
 	}
-	cl, release, err := ds.Connection.acquire()
-	if err != nil {
-		return opError("set", key, err)
-	}
-	defer release()
 	args := []any{"set", key, data}
 	if ttl != NoExpiry {
 		args = append(args, "px", ttl.Milliseconds())
 	}
-	return opError("set", key, mapErr(cl.Do(ctx, args...).Err()))
+	return ds.Connection.call("set", key, func(cl redis.UniversalClient) error { return cl.Do(ctx, args...).Err() })
 }
 
-func (ds *DataStore) get(ctx context.Context, key string) ([]byte, bool, error) {
-	cl, release, err := ds.Connection.acquire()
-	if err != nil {
-		return nil, false, opError("get", key, err)
-	}
-	defer release()
-	data, err := cl.Get(ctx, key).Bytes()
-	if err == redis.Nil {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, opError("get", key, mapErr(err))
-	}
-	return data, true, nil
+func (ds *DataStore) get(ctx context.Context, key string) (data []byte, ok bool, err error) {
+	err = ds.Connection.call("get", key, func(cl redis.UniversalClient) error {
+		data, err = cl.Get(ctx, key).Bytes()
+		if err == redis.Nil {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	return data, ok, err
 }
 
-func (ds *DataStore) del(ctx context.Context, key string) (bool, error) {
-	cl, release, err := ds.Connection.acquire()
-	if err != nil {
-		return false, opError("delete", key, err)
-	}
-	defer release()
-	n, err := cl.Del(ctx, key).Result()
-	return n > 0, opError("delete", key, mapErr(err))
+func (ds *DataStore) del(ctx context.Context, key string) (deleted bool, err error) {
+	err = ds.Connection.call("delete", key, func(cl redis.UniversalClient) error {
+		n, err := cl.Del(ctx, key).Result()
+		deleted = n > 0
+		return err
+	})
+	return deleted, err
 }
 
-func (ds *DataStore) exists(ctx context.Context, key string) (bool, error) {
-	cl, release, err := ds.Connection.acquire()
-	if err != nil {
-		return false, opError("exists", key, err)
-	}
-	defer release()
-	n, err := cl.Exists(ctx, key).Result()
-	return n > 0, opError("exists", key, mapErr(err))
+func (ds *DataStore) exists(ctx context.Context, key string) (exists bool, err error) {
+	err = ds.Connection.call("exists", key, func(cl redis.UniversalClient) error {
+		n, err := cl.Exists(ctx, key).Result()
+		exists = n > 0
+		return err
+	})
+	return exists, err
 }
 
 func (ds *DataStore) ttl(ctx context.Context, key string) (time.Duration, error) {
-	cl, release, err := ds.Connection.acquire()
-	if err != nil {
-		return 0, opError("ttl", key, err)
-	}
-	defer release()
-	ms, err := cl.Do(ctx, "pttl", key).Int64()
-	if err != nil {
-		return 0, opError("ttl", key, mapErr(err))
-	}
-	switch ms {
-	case -2:
+	var ms int64
+	err := ds.Connection.call("ttl", key, func(cl redis.UniversalClient) (err error) {
+		ms, err = cl.Do(ctx, "pttl", key).Int64()
+		return err
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case ms == -2:
 		return KeyMissing, nil
-	case -1:
+	case ms == -1:
 		return NoExpiry, nil
 	}
 	return time.Duration(ms) * time.Millisecond, nil

@@ -96,15 +96,22 @@ func (c *Connection) newBlockingClient(o *redis.Options) *redis.Client {
 	return redis.NewClient(o)
 }
 
+// call runs one operation's commands through fn with the command client,
+// registered so that Close waits for it, and returns fn's error as an *Error
+// for op and key. fn reports a miss (redis.Nil) itself, not as an error.
+func (c *Connection) call(op, key string, fn func(redis.UniversalClient) error) error {
+	cl, release, err := c.acquire()
+	if err != nil {
+		return opError(op, key, err)
+	}
+	defer release()
+	return opError(op, key, mapErr(fn(cl)))
+}
+
 // Ping connects if needed and checks that the server answers: the design
 // document's ensure_connection. It is never required before other calls.
 func (c *Connection) Ping(ctx context.Context) error {
-	cl, release, err := c.acquire()
-	if err != nil {
-		return opError("ping", "", err)
-	}
-	defer release()
-	return opError("ping", "", mapErr(cl.Ping(ctx).Err()))
+	return c.call("ping", "", func(cl redis.UniversalClient) error { return cl.Ping(ctx).Err() })
 }
 
 // Close ends blocked pops (they return ErrClosed), waits for calls in

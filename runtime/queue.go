@@ -160,22 +160,15 @@ func (ds *DataStore) push(ctx context.Context, key string, items []any) error {
 	if len(items) == 0 {
 		return nil
 	}
-	cl, release, err := ds.Connection.acquire()
-	if err != nil {
-		return opError("push", key, err)
-	}
-	defer release()
-	return opError("push", key, mapErr(cl.LPush(ctx, key, items...).Err()))
+	return ds.Connection.call("push", key, func(cl redis.UniversalClient) error { return cl.LPush(ctx, key, items...).Err() })
 }
 
-func (ds *DataStore) llen(ctx context.Context, key string) (int64, error) {
-	cl, release, err := ds.Connection.acquire()
-	if err != nil {
-		return 0, opError("len", key, err)
-	}
-	defer release()
-	n, err := cl.LLen(ctx, key).Result()
-	return n, opError("len", key, mapErr(err))
+func (ds *DataStore) llen(ctx context.Context, key string) (n int64, err error) {
+	err = ds.Connection.call("len", key, func(cl redis.UniversalClient) (err error) {
+		n, err = cl.LLen(ctx, key).Result()
+		return err
+	})
+	return n, err
 }
 
 // pop takes up to n items from the tail of key, waiting up to timeout for
