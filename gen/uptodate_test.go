@@ -11,18 +11,7 @@ import (
 // TestGeneratedUpToDate regenerates the repository's schema.yaml in memory
 // and compares it with the committed generated/ directory.
 func TestGeneratedUpToDate(t *testing.T) {
-	src, err := os.ReadFile("../schema.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Load("schema.yaml", src, Options{DefaultPackage: "generated"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := Generate(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := generateRepoSchema(t)
 	for name, want := range files {
 		got, err := os.ReadFile(filepath.Join("../generated", name))
 		if err != nil || !bytes.Equal(got, want) {
@@ -40,18 +29,9 @@ func TestGeneratedUpToDate(t *testing.T) {
 // TestGenerateDeterministic renders the same model many times and gets the
 // same bytes: nothing may depend on map order or the clock.
 func TestGenerateDeterministic(t *testing.T) {
-	src, _ := os.ReadFile("../schema.yaml")
 	first := map[string][]byte{}
 	for i := range 20 {
-		m, err := Load("schema.yaml", src, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		files, err := Generate(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, data := range files {
+		for name, data := range generateRepoSchema(t) {
 			if i == 0 {
 				first[name] = data
 			} else if !bytes.Equal(first[name], data) {
@@ -62,4 +42,23 @@ func TestGenerateDeterministic(t *testing.T) {
 			}
 		}
 	}
+}
+
+// generateRepoSchema generates the repository's schema.yaml in memory, as
+// go generate does.
+func generateRepoSchema(t *testing.T) map[string][]byte {
+	t.Helper()
+	src, err := os.ReadFile("../schema.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load("schema.yaml", src, Options{DefaultPackage: "generated"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := Generate(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }

@@ -93,5 +93,3 @@ type payload struct {
 type item struct {
 	N int64 `json:"n"`
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
