@@ -25,7 +25,7 @@ var packageRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // Check checks a parsed schema and decides every Go name. It reports every
 // problem at once, as an ErrorList.
 func Check(f *File, opts Options) (*Model, error) {
-	c := &checker{errs: errs{file: f.Name}, types: map[string]*Type{}}
+	c := &checker{errs: errs{file: f.Name}, types: map[string]*Type{}, typePos: map[string]Pos{}, imports: map[string]string{}}
 	m := &Model{Schema: path.Base(strings.ReplaceAll(f.Name, `\`, "/"))}
 	c.header(f, m, opts)
 	for _, td := range f.Types {
@@ -38,7 +38,6 @@ func Check(f *File, opts Options) (*Model, error) {
 
 	// Placeholder parameters may not shadow the package names that
 	// accessors use, so the imports are known before the queues and caches.
-	c.imports = map[string]string{}
 	for _, t := range m.Types {
 		for _, fl := range t.Fields {
 			c.noteImports(fl.Type)
@@ -169,9 +168,6 @@ func (c *checker) typeDecl(td *TypeDecl) *Type {
 	}
 	if !ok {
 		return nil
-	}
-	if c.typePos == nil {
-		c.typePos = map[string]Pos{}
 	}
 	c.types[name] = t
 	c.typePos[name] = td.Name.Pos

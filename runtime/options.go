@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 
@@ -132,8 +133,8 @@ func (o Options) redisOptions() (*redis.Options, error) {
 	}
 	if o.TLSConfig != nil {
 		ro.TLSConfig = o.TLSConfig.Clone()
-		if ro.TLSConfig.ServerName == "" {
-			ro.TLSConfig.ServerName, _, _ = strings.Cut(ro.Addr, ":")
+		if host, _, err := net.SplitHostPort(ro.Addr); err == nil && ro.TLSConfig.ServerName == "" {
+			ro.TLSConfig.ServerName = host // also right for [::1]:6379
 		}
 	}
 	ro.PoolSize = o.PoolSize
@@ -161,9 +162,9 @@ func redactText(text, u string) string {
 			text = strings.ReplaceAll(text, pw, "xxxxx")
 		}
 	}
-	if i := strings.Index(u, "@"); i > 0 {
-		// Unparsable URLs: drop everything before the last '@'.
-		text = strings.ReplaceAll(text, u[:strings.LastIndex(u, "@")], "(redacted)")
+	if at := strings.LastIndex(u, "@"); at > 0 {
+		// A URL that does not parse: drop everything before the last '@'.
+		text = strings.ReplaceAll(text, u[:at], "(redacted)")
 	}
 	return text
 }

@@ -114,15 +114,32 @@ func stale(dir string, files map[string][]byte, header []byte) ([]string, error)
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".go") || files[e.Name()] != nil {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		generated, err := startsWith(filepath.Join(dir, e.Name()), header)
 		if err != nil {
 			return nil, err
 		}
-		if bytes.HasPrefix(data, header) {
+		if generated {
 			names = append(names, e.Name())
 		}
 	}
 	return names, nil
+}
+
+// startsWith reports whether the file at path begins with prefix, reading
+// no more than that.
+func startsWith(path string, prefix []byte) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, len(prefix))
+	if _, err := io.ReadFull(f, buf); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return false, nil // shorter than the header
+	} else if err != nil {
+		return false, err
+	}
+	return bytes.Equal(buf, prefix), nil
 }
 
 func sortedNames(files map[string][]byte) []string {

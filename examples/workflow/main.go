@@ -72,8 +72,12 @@ func run(ctx context.Context, out io.Writer, url string) error {
 		defer close(received)
 		for range 3 {
 			msg, ok, err := edge.Pop(ctx, 5*time.Second)
-			if err != nil || !ok {
-				readErr = errors.Join(err, errors.New("reader: nothing came within 5s"))
+			switch {
+			case err != nil:
+				readErr = fmt.Errorf("reader: %w", err)
+				return
+			case !ok:
+				readErr = errors.New("reader: nothing came within 5s")
 				return
 			}
 			received <- msg
@@ -94,11 +98,12 @@ func run(ctx context.Context, out io.Writer, url string) error {
 
 	for msg := range received {
 		fmt.Fprintf(out, "reader node_8 ← popped row %v from %s (run %s)\n", msg.Data["row"], msg.SourceID, msg.RunID)
-		started := time.Now()
+		// The node's "work" is passing the row on; its duration is the
+		// message's time from the writer's push to this point.
 		output := generated.NodeOutput{
 			NodeID: "node_8", Status: "succeeded",
 			Data:       map[string]any{"last_row": msg.Data["row"]},
-			DurationMs: float64(time.Since(started).Microseconds()) / 1000,
+			DurationMs: float64(time.Since(msg.SentAt).Microseconds()) / 1000,
 		}
 		cache := s.Caches.NodeOutput("node_8")
 		if err := cache.Set(ctx, output); err != nil {

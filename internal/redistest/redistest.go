@@ -40,8 +40,6 @@ func execLookPath() (string, error) {
 	return bin, nil
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
-
 // Start starts redis-server on a free loopback port with extra args
 // (such as "--appendonly", "yes") and waits until it answers PING.
 func Start(args ...string) (*Server, error) {
@@ -50,7 +48,7 @@ func Start(args ...string) (*Server, error) {
 		return nil, err
 	}
 	return startWith(bin, func(port int) []string {
-		return append([]string{"--port", itoa(port)}, args...)
+		return append([]string{"--port", strconv.Itoa(port)}, args...)
 	}, nil)
 }
 
@@ -68,7 +66,7 @@ func startWith(bin string, portArgs func(port int) []string, tlsConf *tls.Config
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Addr: "127.0.0.1:" + itoa(port), Port: port, dir: dir, tls: tlsConf}
+		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, dir: dir, tls: tlsConf}
 		s.args = append([]string{
 			"--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
 			"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),

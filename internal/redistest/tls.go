@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -34,7 +35,7 @@ func StartTLS(args ...string) (*Server, *x509.CertPool, error) {
 		return nil, nil, err
 	}
 	s, err := startWith(bin, func(port int) []string {
-		return append([]string{"--port", "0", "--tls-port", itoa(port), "--tls-cert-file", certFile,
+		return append([]string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", certFile,
 			"--tls-key-file", keyFile, "--tls-auth-clients", "no"}, args...)
 	}, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 	if err != nil {
