@@ -5,6 +5,7 @@ import (
 	"go/token"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -346,10 +347,94 @@ func patternErrors(err error) []error {
 
 func (c *checker) queueDecl(qd *QueueDecl, names map[string]string) *Queue {
 	goName, key, params, payload, ok := c.common(entry{"queue", qd.Name, qd.Key, qd.Payload}, names)
-	if !ok {
+	what := fmt.Sprintf("queue %q", qd.Name.Value)
+	rel, relOK := c.delivery(qd, what)
+	if !ok || !relOK {
 		return nil
 	}
-	return &Queue{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload}
+	return &Queue{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload, Reliable: rel}
+}
+
+// The delivery modes a queue can declare.
+const (
+	atMostOnce  = "at-most-once"
+	atLeastOnce = "at-least-once"
+)
+
+// delivery checks a queue's delivery mode and the settings that go with it.
+// It returns nil settings for an at-most-once queue.
+func (c *checker) delivery(qd *QueueDecl, what string) (*Reliable, bool) {
+	settings := []struct {
+		name string
+		s    Scalar
+	}{{"lease", qd.Lease}, {"max_deliveries", qd.MaxDeliveries}, {"dedupe_window", qd.DedupeWindow}}
+	switch qd.Delivery.Value {
+	case "", atMostOnce:
+		if qd.Delivery.Set && qd.Delivery.Value == "" {
+			c.errs.add(qd.Delivery.Pos, "%s: delivery must be %s or %s", what, atMostOnce, atLeastOnce)
+			return nil, false
+		}
+		ok := true
+		for _, st := range settings {
+			if st.s.Set {
+				c.errs.add(st.s.Pos, "%s: %s applies only to delivery: %s queues", what, st.name, atLeastOnce)
+				ok = false
+			}
+		}
+		return nil, ok
+	case atLeastOnce:
+	default:
+		c.errs.add(qd.Delivery.Pos, "%s: delivery %q must be %s or %s", what, qd.Delivery.Value, atMostOnce, atLeastOnce)
+		return nil, false
+	}
+	r := &Reliable{Lease: runtime.DefaultLease, MaxDeliveries: runtime.DefaultMaxDeliveries, DedupeWindow: runtime.DefaultDedupeWindow}
+	ok := true
+	if qd.Lease.Set {
+		d, dok := c.duration(qd.Lease, what, "lease")
+		if dok && d < time.Second {
+			c.errs.add(qd.Lease.Pos, "%s: lease %s is under 1s; a consumer could not keep it while it works", what, qd.Lease.Value)
+			dok = false
+		}
+		r.Lease, ok = d, ok && dok
+	}
+	if qd.MaxDeliveries.Set {
+		n, err := strconv.Atoi(qd.MaxDeliveries.Value)
+		switch {
+		case err != nil:
+			c.errs.add(qd.MaxDeliveries.Pos, "%s: max_deliveries %q is not a whole number", what, qd.MaxDeliveries.Value)
+			ok = false
+		case n < 1:
+			c.errs.add(qd.MaxDeliveries.Pos, "%s: max_deliveries %d must be at least 1", what, n)
+			ok = false
+		}
+		r.MaxDeliveries = n
+	}
+	if qd.DedupeWindow.Set {
+		d, dok := c.duration(qd.DedupeWindow, what, "dedupe_window")
+		if dok && d < time.Second {
+			c.errs.add(qd.DedupeWindow.Pos, "%s: dedupe_window %s is under 1s; a retried push could be stored twice", what, qd.DedupeWindow.Value)
+			dok = false
+		}
+		r.DedupeWindow, ok = d, ok && dok
+	}
+	return r, ok
+}
+
+// duration parses a positive, whole-millisecond Go duration.
+func (c *checker) duration(s Scalar, what, name string) (time.Duration, bool) {
+	d, err := time.ParseDuration(s.Value)
+	switch {
+	case err != nil:
+		c.errs.add(s.Pos, "%s: %s %q is not a Go duration (like 90s, 1h30m)", what, name, s.Value)
+		return 0, false
+	case d <= 0:
+		c.errs.add(s.Pos, "%s: %s %s must be positive", what, name, s.Value)
+		return 0, false
+	case d%time.Millisecond != 0:
+		c.errs.add(s.Pos, "%s: %s %s is not a whole number of milliseconds", what, name, s.Value)
+		return 0, false
+	}
+	return d, true
 }
 
 func (c *checker) cacheDecl(cd *CacheDecl, names map[string]string) *Cache {

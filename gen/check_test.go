@@ -68,7 +68,7 @@ caches:
 		{"missing payload", "version: 1\nqueues:\n  q: {key: q}\n", []string{`schema.yaml:3:3: queue "q": missing payload`}},
 		{"undeclared payload", "version: 1\nqueues:\n  q: {payload: Nope}\n", []string{`schema.yaml:3:16: queue "q": payload Nope is not declared under types`}},
 		{"builtin payload", "version: 1\nqueues:\n  q: {payload: string}\n", []string{`schema.yaml:3:16: queue "q": payload string must be a type declared under types or import/path.Type`}},
-		{"unknown queue key", "version: 1\nqueues:\n  q: {payload: x.com/y.T, ttl: 1h}\n", []string{`schema.yaml:3:27: queue "q" has unknown key "ttl" (known: key, payload, doc)`}},
+		{"unknown queue key", "version: 1\nqueues:\n  q: {payload: x.com/y.T, ttl: 1h}\n", []string{`schema.yaml:3:27: queue "q" has unknown key "ttl" (known: key, payload, doc, delivery, lease, max_deliveries, dedupe_window)`}},
 		{"unclosed brace", "version: 1\ncaches:\n  node_output: {key: \"{node_id_output\", payload: x.com/y.T, ttl: 1h}\n", []string{`schema.yaml:3:22: cache "node_output": key pattern "{node_id_output" has unclosed "{" at offset 0`}},
 		{"empty braces", "version: 1\nqueues:\n  q: {key: \"a{}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": key pattern "a{}" has an empty placeholder "{}" at offset 1`}},
 		{"placeholder twice", "version: 1\nqueues:\n  q: {key: \"{a}:{a}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": key pattern "{a}:{a}" uses placeholder {a} twice`}},

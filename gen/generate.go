@@ -156,18 +156,34 @@ func storeDecl(m *Model) jen.Code {
 //	func (qs Queues) NodeEdge(sourceID string, targetID string) runtime.Queue[NodeMessage] {
 //		return runtime.NewQueue[NodeMessage](qs.ds, queueNodeEdge, sourceID, targetID)
 //	}
+//
+// An at-least-once queue's declaration also carries its lease, delivery
+// limit and dedupe window, and its accessor returns a runtime.ReliableQueue
+// made by runtime.NewReliableQueue.
 func queueAccessor(prefix string, q *Queue) jen.Code {
-	decl := jen.Var().Id(q.VarName).Op("=").Op("&").Qual(runtimePath, "QueueDecl").Values(jen.Dict{
-		jen.Id("Name"):   jen.Lit(q.Name),
-		jen.Id("Prefix"): jen.Id("Prefix"),
-		jen.Id("Key"):    jen.Qual(runtimePath, "MustKeyPattern").Call(jen.Lit(q.Key)),
-	})
-	summary := fmt.Sprintf("%s returns the %s queue: key %s, payload %s.", q.GoName, q.Name, runtime.QueueKey(prefix, q.Key), q.Payload)
+	field := func(name string, v jen.Code) jen.Code { return jen.Line().Id(name).Op(":").Add(v) }
+	fields := []jen.Code{
+		field("Name", jen.Lit(q.Name)),
+		field("Prefix", jen.Id("Prefix")),
+		field("Key", jen.Qual(runtimePath, "MustKeyPattern").Call(jen.Lit(q.Key))),
+	}
+	queueType, constructor, delivery := "Queue", "NewQueue", "at-most-once"
+	if r := q.Reliable; r != nil {
+		fields = append(fields,
+			field("Lease", durationCode(r.Lease)),
+			field("MaxDeliveries", jen.Lit(r.MaxDeliveries)),
+			field("DedupeWindow", durationCode(r.DedupeWindow)))
+		queueType, constructor = "ReliableQueue", "NewReliableQueue"
+		delivery = fmt.Sprintf("at-least-once (lease %s, at most %d deliveries)", durationText(r.Lease), r.MaxDeliveries)
+	}
+	fields = append(fields, jen.Line())
+	decl := jen.Var().Id(q.VarName).Op("=").Op("&").Qual(runtimePath, "QueueDecl").Values(fields...)
+	summary := fmt.Sprintf("%s returns the %s queue: key %s, payload %s, %s.", q.GoName, q.Name, runtime.QueueKey(prefix, q.Key), q.Payload, delivery)
 	return decl.Line().Line().
 		Add(docComment(summary, q.Doc)).Line().
 		Func().Params(jen.Id("qs").Id("Queues")).Id(q.GoName).Params(params(q.Params)...).
-		Qual(runtimePath, "Queue").Types(typeRef(q.Payload)).Block(
-		jen.Return(jen.Qual(runtimePath, "NewQueue").Types(typeRef(q.Payload)).Call(args("qs", q.VarName, q.Params)...)),
+		Qual(runtimePath, queueType).Types(typeRef(q.Payload)).Block(
+		jen.Return(jen.Qual(runtimePath, constructor).Types(typeRef(q.Payload)).Call(args("qs", q.VarName, q.Params)...)),
 	)
 }
 

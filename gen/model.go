@@ -84,6 +84,17 @@ type Queue struct {
 	Key     string // key pattern
 	Params  []*Param
 	Payload *TypeRef
+
+	// Reliable is set for delivery: at-least-once queues, whose accessor
+	// returns a runtime.ReliableQueue.
+	Reliable *Reliable
+}
+
+// Reliable holds the settings of an at-least-once queue, defaults applied.
+type Reliable struct {
+	Lease         time.Duration
+	MaxDeliveries int
+	DedupeWindow  time.Duration
 }
 
 // Cache is a checked cache.

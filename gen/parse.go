@@ -53,10 +53,14 @@ type FieldDecl struct {
 
 // QueueDecl is one entry under queues.
 type QueueDecl struct {
-	Name    Scalar
-	Key     Scalar
-	Payload Scalar
-	Doc     Scalar
+	Name          Scalar
+	Key           Scalar
+	Payload       Scalar
+	Doc           Scalar
+	Delivery      Scalar // at-most-once (default) or at-least-once
+	Lease         Scalar // at-least-once only
+	MaxDeliveries Scalar // at-least-once only
+	DedupeWindow  Scalar // at-least-once only
 }
 
 // CacheDecl is one entry under caches.
@@ -192,7 +196,10 @@ func (p *parser) fieldDecl(typeName string, name Scalar, n *yaml.Node) *FieldDec
 
 func (p *parser) queueDecl(name Scalar, n *yaml.Node) *QueueDecl {
 	q := &QueueDecl{Name: name}
-	p.keys(n, fmt.Sprintf("queue %q", name.Value), key{name: "key", s: &q.Key}, key{name: "payload", s: &q.Payload}, key{name: "doc", s: &q.Doc})
+	p.keys(n, fmt.Sprintf("queue %q", name.Value),
+		key{name: "key", s: &q.Key}, key{name: "payload", s: &q.Payload}, key{name: "doc", s: &q.Doc},
+		key{name: "delivery", s: &q.Delivery}, key{name: "lease", s: &q.Lease},
+		key{name: "max_deliveries", s: &q.MaxDeliveries}, key{name: "dedupe_window", s: &q.DedupeWindow})
 	return q
 }
 

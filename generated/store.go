@@ -36,12 +36,12 @@ type Queues struct {
 }
 
 var queueNodeEdge = &runtime.QueueDecl{
-	Key:    runtime.MustKeyPattern("queue_{source_id}_{target_id}"),
 	Name:   "node_edge",
 	Prefix: Prefix,
+	Key:    runtime.MustKeyPattern("queue_{source_id}_{target_id}"),
 }
 
-// NodeEdge returns the node_edge queue: key flow:queue:{queue_{source_id}_{target_id}}, payload NodeMessage.
+// NodeEdge returns the node_edge queue: key flow:queue:{queue_{source_id}_{target_id}}, payload NodeMessage, at-most-once.
 //
 // Carries messages from a QueueWriter node to its QueueReader.
 func (qs Queues) NodeEdge(sourceID string, targetID string) runtime.Queue[NodeMessage] {
@@ -49,16 +49,19 @@ func (qs Queues) NodeEdge(sourceID string, targetID string) runtime.Queue[NodeMe
 }
 
 var queueJobs = &runtime.QueueDecl{
-	Key:    runtime.MustKeyPattern("jobs"),
-	Name:   "jobs",
-	Prefix: Prefix,
+	Name:          "jobs",
+	Prefix:        Prefix,
+	Key:           runtime.MustKeyPattern("jobs"),
+	Lease:         30 * time.Second,
+	MaxDeliveries: 5,
+	DedupeWindow:  time.Hour,
 }
 
-// Jobs returns the jobs queue: key flow:queue:{jobs}, payload JobRequest.
+// Jobs returns the jobs queue: key flow:queue:{jobs}, payload JobRequest, at-least-once (lease 30s, at most 5 deliveries).
 //
-// Flow runs waiting for an executor.
-func (qs Queues) Jobs() runtime.Queue[JobRequest] {
-	return runtime.NewQueue[JobRequest](qs.ds, queueJobs)
+// Flow runs waiting for an executor; none is lost if an executor dies.
+func (qs Queues) Jobs() runtime.ReliableQueue[JobRequest] {
+	return runtime.NewReliableQueue[JobRequest](qs.ds, queueJobs)
 }
 
 // Caches has one accessor per cache of the schema.

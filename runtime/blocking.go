@@ -9,9 +9,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Blocking pops (RELIABILITY.md items 1–4).
+// Blocking pops (RELIABILITY.md items 1–4): BRPOP for Queue, BLMOVE for
+// ReliableQueue.
 //
-// A blocked BRPOP is never abandoned: if the client gave up on it, an item
+// A blocked pop is never abandoned: if the client gave up on it, an item
 // the server popped would be written to a dead socket and lost. Instead,
 // each blocking pop runs on a dedicated connection whose CLIENT ID is known,
 // and a cancelled context ends the wait from another connection with
@@ -20,8 +21,8 @@ import (
 // it, or a server that lacks it) the wait is cut into slices of pollSlice
 // and the context is checked between them.
 //
-// go-redis sends a BRPOP timeout in whole seconds (200ms becomes 1s); Redis
-// has taken decimal seconds since 6.0, so a hook on each dedicated
+// go-redis sends a blocking timeout in whole seconds (200ms becomes 1s);
+// Redis has taken decimal seconds since 6.0, so a hook on each dedicated
 // connection rewrites the argument to the exact value.
 
 const pollSlice = 50 * time.Millisecond
@@ -34,7 +35,7 @@ func (u *unblockSupport) usable() bool { return u.state.Load() != 2 }
 type blockConn struct {
 	conn    *redis.Conn
 	id      int64  // CLIENT ID; 0 when CLIENT UNBLOCK cannot be used
-	timeout string // exact timeout argument for the next BRPOP
+	timeout string // exact timeout argument for the next blocking pop
 }
 
 type exactTimeoutHook struct{ bc *blockConn }
@@ -47,7 +48,7 @@ func (h exactTimeoutHook) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 
 func (h exactTimeoutHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.bc.timeout != "" && cmd.Name() == "brpop" {
+		if name := cmd.Name(); h.bc.timeout != "" && (name == "brpop" || name == "blmove") {
 			args := cmd.Args()
 			args[len(args)-1] = h.bc.timeout
 		}
@@ -93,11 +94,33 @@ func (c *Connection) putBlockConn(bc *blockConn, healthy bool) {
 	bc.conn.Close()
 }
 
+// popFunc sends one blocking pop on conn with timeout (whole seconds; the
+// hook sends the exact value) and returns the item, or redis.Nil.
+type popFunc func(ctx context.Context, conn *redis.Conn, timeout time.Duration) (string, error)
+
 // brpop blocks on key for up to timeout (> 0) or until ctx ends, and
 // returns the popped item, or ok == false when nothing came. When ctx ends
 // it returns ctx.Err(), unless an item had already been popped: then the
 // item is returned and err is nil, because an item is never dropped.
 func (c *Connection) brpop(ctx context.Context, key string, timeout time.Duration) (item []byte, ok bool, err error) {
+	return c.blockingPop(ctx, timeout, func(ctx context.Context, conn *redis.Conn, t time.Duration) (string, error) {
+		res, err := conn.BRPop(ctx, t, key).Result()
+		if err != nil {
+			return "", err
+		}
+		return res[1], nil
+	})
+}
+
+// blmove moves the tail of src to the head of dst as BLMOVE does, waiting
+// like brpop, and returns the moved item.
+func (c *Connection) blmove(ctx context.Context, src, dst string, timeout time.Duration) (item []byte, ok bool, err error) {
+	return c.blockingPop(ctx, timeout, func(ctx context.Context, conn *redis.Conn, t time.Duration) (string, error) {
+		return conn.BLMove(ctx, src, dst, "RIGHT", "LEFT", t).Result()
+	})
+}
+
+func (c *Connection) blockingPop(ctx context.Context, timeout time.Duration, pop popFunc) (item []byte, ok bool, err error) {
 	bc, err := c.getBlockConn(ctx)
 	if err != nil {
 		return nil, false, err
@@ -114,7 +137,7 @@ func (c *Connection) brpop(ctx context.Context, key string, timeout time.Duratio
 		if wait <= 0 {
 			return nil, false, nil
 		}
-		item, ok, err = c.brpopOnce(ctx, bc, key, wait)
+		item, ok, err = c.popOnce(ctx, bc, wait, pop)
 		if err != nil && !isServerError(err) {
 			healthy = false
 		}
@@ -127,9 +150,9 @@ func (c *Connection) brpop(ctx context.Context, key string, timeout time.Duratio
 	}
 }
 
-// brpopOnce sends one BRPOP with the exact timeout wait. If bc has a CLIENT
-// ID, a cancelled ctx ends the wait with CLIENT UNBLOCK.
-func (c *Connection) brpopOnce(ctx context.Context, bc *blockConn, key string, wait time.Duration) (_ []byte, _ bool, err error) {
+// popOnce sends one blocking pop with the exact timeout wait. If bc has a
+// CLIENT ID, a cancelled ctx ends the wait with CLIENT UNBLOCK.
+func (c *Connection) popOnce(ctx context.Context, bc *blockConn, wait time.Duration, pop popFunc) (_ []byte, _ bool, err error) {
 	bc.timeout = formatSeconds(wait)
 	// go-redis derives the socket deadline (timeout + 10s) from the
 	// duration it is given; a whole number of seconds also keeps it from
@@ -156,14 +179,14 @@ func (c *Connection) brpopOnce(ctx context.Context, bc *blockConn, key string, w
 		}()
 	}
 	// The command itself must not be cut off by ctx (item 2).
-	res, err := bc.conn.BRPop(context.WithoutCancel(ctx), rounded, key).Result()
+	res, err := pop(context.WithoutCancel(ctx), bc.conn, rounded)
 	if err == redis.Nil {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	return []byte(res[1]), true, nil
+	return []byte(res), true, nil
 }
 
 // unblockUntil sends CLIENT UNBLOCK id until it unblocks the client or done

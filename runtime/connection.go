@@ -30,7 +30,8 @@ type Connection struct {
 	closing context.Context // done once Close has begun
 	close   context.CancelFunc
 
-	unblock unblockSupport
+	unblock   unblockSupport
+	noShebang noShebang
 }
 
 func newConnection(o Options, ro *redis.Options) *Connection {

@@ -15,6 +15,8 @@
 // Typed use goes through a generated package: generated.New(ds).
 package runtime
 
+import "sync"
+
 // SupportPackageIsVersion1 is referenced by generated code; it fails to
 // compile against a runtime that no longer supports what it emits.
 const SupportPackageIsVersion1 = true
@@ -30,6 +32,7 @@ type DataStore struct {
 
 	prefix     string
 	maxPayload int
+	reclaimed  sync.Map // queue key → *atomic.Int64: unix ns of its last reclaim (reliable.go)
 }
 
 // New validates opts and returns a DataStore. It does not connect: the

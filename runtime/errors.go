@@ -26,12 +26,16 @@ var (
 	// ErrInvalidArgument means an argument was refused before anything was
 	// sent: a negative timeout or TTL, an empty key value, a bad name.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrLeaseLost means a Delivery no longer holds its item: its lease ran
+	// out and a reclaim put the item back (it will be, or has been,
+	// delivered again), or the delivery was already acked or nacked.
+	ErrLeaseLost = errors.New("lease lost")
 )
 
 // Error is the error returned by an operation on one key. Its message names
 // the operation and the key and never carries payload bytes or a password.
 type Error struct {
-	Op  string // "push", "pop", "len", "set", "get", "delete", "exists", "ttl"
+	Op  string // "push", "pop", "len", "set", "get", "delete", "exists", "ttl", "receive", "ack", …
 	Key string // the full Redis key, or the pattern when no key could be built
 	Err error
 }

@@ -12,15 +12,69 @@ import (
 //	<prefix>queue:{<name>}:dead   LIST  items of that queue that could not be decoded
 //	<prefix>cache:<name>          STRING a cached value (SET … PX)
 //
+// An at-least-once queue (ReliableQueue) keeps item IDs in its lists and the
+// items themselves in hashes beside them:
+//
+//	<prefix>queue:{<name>}             LIST  IDs ready to be received
+//	<prefix>queue:{<name>}:processing  LIST  IDs received and not yet acked or nacked
+//	<prefix>queue:{<name>}:leases      ZSET  ID → lease end, ms of server time
+//	<prefix>queue:{<name>}:delayed     ZSET  ID → when a nacked item is ready again
+//	<prefix>queue:{<name>}:dead        ZSET  ID → when it became a dead letter
+//	<prefix>queue:{<name>}:items       HASH  ID → payload
+//	<prefix>queue:{<name>}:attempts    HASH  ID → deliveries so far
+//	<prefix>queue:{<name>}:errors      HASH  ID → last error
+//	<prefix>queue:{<name>}:id:<ID>     STRING pushed-ID marker, for the dedupe window
+//
 // The braces around a queue's name are a Redis Cluster hash tag: every key of
 // one queue hashes to the same slot. Names never contain raw braces (see
-// KeyPattern), so the tag is always exactly the name.
+// KeyPattern), so the tag is always exactly the name. An ID in a marker key
+// is escaped like a key pattern value, so it cannot bring braces either.
 
 // QueueKey returns the key of the queue called name under prefix.
 func QueueKey(prefix, name string) string { return prefix + "queue:{" + name + "}" }
 
 // DeadKey returns the key of the dead-letter list beside the queue key.
 func DeadKey(queueKey string) string { return queueKey + ":dead" }
+
+// The keys of an at-least-once queue, in the order every script of
+// reliable.go receives them as KEYS.
+const (
+	keyReady = iota
+	keyProcessing
+	keyLeases
+	keyDelayed
+	keyDead
+	keyItems
+	keyAttempts
+	keyErrors
+	numReliableKeys
+)
+
+// reliableKeys returns the keys of the at-least-once queue at queueKey,
+// indexed by the key* constants.
+func reliableKeys(queueKey string) []string {
+	return []string{queueKey, queueKey + ":processing", queueKey + ":leases", queueKey + ":delayed",
+		DeadKey(queueKey), queueKey + ":items", queueKey + ":attempts", queueKey + ":errors"}
+}
+
+// markerKey returns the key that records that id was pushed to the
+// at-least-once queue at queueKey.
+func markerKey(queueKey, id string) string {
+	var b strings.Builder
+	b.Grow(len(queueKey) + 4 + len(id))
+	b.WriteString(queueKey)
+	b.WriteString(":id:")
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; alwaysEscaped(c) {
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
 
 // CacheKey returns the key of the cache entry called name under prefix.
 func CacheKey(prefix, name string) string { return prefix + "cache:" + name }

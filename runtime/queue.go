@@ -21,6 +21,12 @@ type QueueDecl struct {
 	Name   string      // the schema's name, for errors
 	Prefix string      // the schema's prefix
 	Key    *KeyPattern // the key pattern
+
+	// The settings of an at-least-once queue (NewReliableQueue); zero
+	// means the default. At-most-once queues ignore them.
+	Lease         time.Duration // how long a delivery holds its item; DefaultLease
+	MaxDeliveries int           // deliveries before an item is dead; DefaultMaxDeliveries
+	DedupeWindow  time.Duration // how long a pushed ID is remembered; DefaultDedupeWindow
 }
 
 // Queue is a typed at-most-once queue. Its zero value is not usable; get

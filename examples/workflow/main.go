@@ -2,7 +2,8 @@
 // a QueueWriter loop pushes NodeMessages on a node_edge queue, a
 // QueueReader loop in another goroutine pops them, and node outputs are
 // cached with their TTL and read back, as a developer's step-by-step run
-// would.
+// would. Then a flow run goes through the at-least-once jobs queue to an
+// executor that fails it once.
 //
 // It uses REDIS_URL when set; otherwise it starts an embedded in-process
 // Redis-compatible server (miniredis) and says so on its first line.
@@ -147,6 +148,50 @@ func run(ctx context.Context, out io.Writer, url string) error {
 	if _, err := attempt.Delete(ctx); err != nil {
 		return err
 	}
+	if err := runJobs(ctx, out, s); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, "done")
+	return nil
+}
+
+// runJobs sends a flow run through the at-least-once jobs queue: pushed
+// twice under one ID (stored once), failed by the executor on its first
+// delivery, and run on its second.
+func runJobs(ctx context.Context, out io.Writer, s *generated.Store) error {
+	jobs := s.Queues.Jobs()
+	id := fmt.Sprintf("flow_7/%d", time.Now().UnixNano()) // unique per demo run
+	job := generated.JobRequest{FlowID: "flow_7", Inputs: map[string]any{"rows": 3}, Priority: 1}
+	for range 2 { // a client retrying its request
+		if err := jobs.PushID(ctx, id, job); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "queue %s: job pushed twice under one ID\n", jobs.Key())
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var counters runtime.Counters
+	var ran int
+	err := jobs.Consume(ctx, func(ctx context.Context, d *runtime.Delivery[generated.JobRequest]) error {
+		if d.ID != id {
+			return nil // a job left over from an earlier run of the demo
+		}
+		if d.Attempt == 1 {
+			fmt.Fprintf(out, "executor ← job %s, delivery %d: fails (executor busy); it comes back\n", d.Value.FlowID, d.Attempt)
+			return errors.New("executor busy")
+		}
+		ran++
+		fmt.Fprintf(out, "executor ← job %s, delivery %d: ran with %v rows\n", d.Value.FlowID, d.Attempt, d.Value.Inputs["rows"])
+		stop() // the demo is done; Consume returns once this handler has
+		return nil
+	}, runtime.ConsumeOptions{Concurrency: 2, RetryBackoff: 100 * time.Millisecond, Counters: &counters})
+	if err != nil {
+		return err
+	}
+	if ran != 1 {
+		return fmt.Errorf("the job ran %d times, want once", ran)
+	}
+	fmt.Fprintf(out, "consumer: received %d, acked %d, nacked %d\n", counters.Received.Load(), counters.Acked.Load(), counters.Nacked.Load())
 	return nil
 }

@@ -1,0 +1,568 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// At-least-once queues (RELIABILITY.md items 5–10).
+//
+// Push stores each item under an ID with one script that also records the
+// ID, so a push that go-redis retries after a lost reply is stored once.
+// Receive moves an ID from the ready list to the processing list and leases
+// it: one script when items are waiting, BLMOVE and then the lease script
+// when it has to wait. A delivery that is not acked before its lease runs
+// out is reclaimed: put back, or made a dead letter after MaxDeliveries.
+// Reclaiming is done by Receive itself, at most once per reclaimInterval per
+// queue and DataStore, and by Reclaim. See scripts.go for each step.
+
+// The defaults of an at-least-once queue's settings.
+const (
+	DefaultLease         = 30 * time.Second
+	DefaultMaxDeliveries = 5
+	DefaultDedupeWindow  = time.Hour
+)
+
+// MaxIDBytes is the longest ID that PushID accepts.
+const MaxIDBytes = 512
+
+const (
+	reclaimBatch  = 1000 // items of each kind one reclaim script handles
+	maxErrorBytes = 1024 // of a last error kept with an item
+	settleTimeout = 10 * time.Second
+)
+
+// reliable is the untyped core of a ReliableQueue.
+type reliable struct {
+	ds            *DataStore
+	key           string
+	keys          []string // reliableKeys(key)
+	lease         time.Duration
+	maxDeliveries int
+	window        time.Duration
+}
+
+// ReliableQueue is a typed at-least-once queue: every item whose Push
+// returned nil is eventually acked or kept as a dead letter. It has no Pop;
+// items are received as a *Delivery, which is acked, nacked or left to run
+// out its lease. Its zero value is not usable; get one from a generated
+// accessor or NewReliableQueue.
+type ReliableQueue[T any] struct {
+	r   *reliable
+	key string
+	err error // from building the key or checking the settings
+}
+
+// NewReliableQueue returns the at-least-once queue of decl for the
+// placeholder values args. Zero settings in decl take their defaults. A bad
+// argument is reported by every call on the returned queue.
+func NewReliableQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) ReliableQueue[T] {
+	name, err := decl.Key.Expand(args...)
+	if err == nil {
+		err = checkReliable(ds, decl)
+	}
+	if err != nil {
+		return ReliableQueue[T]{key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
+	}
+	key := QueueKey(decl.Prefix, name)
+	r := &reliable{ds: ds, key: key, keys: reliableKeys(key),
+		lease: DefaultLease, maxDeliveries: DefaultMaxDeliveries, window: DefaultDedupeWindow}
+	if decl.Lease != 0 {
+		r.lease = decl.Lease
+	}
+	if decl.MaxDeliveries != 0 {
+		r.maxDeliveries = decl.MaxDeliveries
+	}
+	if decl.DedupeWindow != 0 {
+		r.window = decl.DedupeWindow
+	}
+	return ReliableQueue[T]{r: r, key: key}
+}
+
+func checkReliable(ds *DataStore, decl *QueueDecl) error {
+	switch {
+	case ds == nil:
+		return fmt.Errorf("%w: nil DataStore", ErrInvalidArgument)
+	case decl.Lease < 0 || decl.Lease%time.Millisecond != 0:
+		return fmt.Errorf("%w: lease %v is not a positive number of milliseconds", ErrInvalidArgument, decl.Lease)
+	case decl.MaxDeliveries < 0:
+		return fmt.Errorf("%w: max deliveries %d < 1", ErrInvalidArgument, decl.MaxDeliveries)
+	case decl.DedupeWindow < 0 || decl.DedupeWindow%time.Millisecond != 0:
+		return fmt.Errorf("%w: dedupe window %v is not a positive number of milliseconds", ErrInvalidArgument, decl.DedupeWindow)
+	}
+	return nil
+}
+
+// Key returns the key of the queue's ready list; its other keys share it
+// as a prefix and hash tag.
+func (q ReliableQueue[T]) Key() string { return q.key }
+
+// Push appends v under a new random ID.
+func (q ReliableQueue[T]) Push(ctx context.Context, v T) error {
+	return q.PushMany(ctx, v)
+}
+
+// PushMany appends vs, each under a new random ID, with one script; they
+// are received in the order given. If any of them cannot be encoded or is
+// too large, nothing is written. A push that go-redis retries after a lost
+// reply is stored once.
+func (q ReliableQueue[T]) PushMany(ctx context.Context, vs ...T) error {
+	ids := make([]string, len(vs))
+	for i := range ids {
+		ids[i] = rand.Text()
+	}
+	return q.push(ctx, ids, vs)
+}
+
+// PushID appends v under id unless an item with that ID is in the queue
+// (ready, in flight, delayed or dead) or was pushed within the queue's
+// dedupe window; then it does nothing and returns nil. So an item pushed
+// with PushID is delivered once however often it is pushed in the window.
+// id is at most MaxIDBytes long.
+func (q ReliableQueue[T]) PushID(ctx context.Context, id string, v T) error {
+	if q.err == nil && (id == "" || len(id) > MaxIDBytes) {
+		return opError("push", q.key, fmt.Errorf("%w: ID of %d bytes; want 1 to %d", ErrInvalidArgument, len(id), MaxIDBytes))
+	}
+	return q.push(ctx, []string{id}, []T{v})
+}
+
+func (q ReliableQueue[T]) push(ctx context.Context, ids []string, vs []T) error {
+	if q.err != nil {
+		return opError("push", q.key, q.err)
+	}
+	if len(vs) == 0 {
+		return nil
+	}
+	payloads := make([][]byte, len(vs))
+	for i, v := range vs {
+		b, err := encode(v, q.r.ds.maxPayload)
+		if err != nil {
+			return opError("push", q.key, fmt.Errorf("item %d: %w", i, err))
+		}
+		payloads[i] = b
+	}
+	return q.r.push(ctx, ids, payloads)
+}
+
+func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) error {
+	keys := append(make([]string, 0, numReliableKeys+len(ids)), r.keys...)
+	args := make([]any, 0, 1+2*len(ids))
+	args = append(args, r.window.Milliseconds())
+	for i, id := range ids {
+		keys = append(keys, markerKey(r.key, id))
+		args = append(args, id, payloads[i])
+	}
+	return r.ds.Connection.call("push", r.key, func(cl redis.UniversalClient) error {
+		return pushScript.run(ctx, r.ds.Connection, cl, keys, args...).Err()
+	})
+}
+
+// Len returns the number of items ready to be received: not those in
+// flight, delayed after a Nack, or dead.
+func (q ReliableQueue[T]) Len(ctx context.Context) (int64, error) {
+	if q.err != nil {
+		return 0, opError("len", q.key, q.err)
+	}
+	return q.r.ds.llen(ctx, q.key)
+}
+
+// Delivery is one delivery of an item of a ReliableQueue. It holds the
+// item's lease until Ack, Nack, or the lease running out.
+type Delivery[T any] struct {
+	Value   T
+	ID      string // the item's ID, stable across deliveries
+	Attempt int    // 1 on the first delivery
+
+	r       *reliable
+	settled atomic.Bool // acked, nacked or released
+}
+
+// Receive takes the oldest ready item and leases it for the queue's lease,
+// waiting up to timeout for one as Queue.Pop does (0 does not wait). ok is
+// false when nothing came in time. Cancelling ctx ends the wait within
+// about a round trip, and an item never goes missing: one that the server
+// had already moved is put back at the front.
+//
+// An item that cannot be decoded into T counts as a failed delivery: it is
+// given back (or made a dead letter after MaxDeliveries) and Receive
+// returns an error wrapping ErrDecode; so does an entry that was pushed to
+// the ready list by something other than a ReliableQueue, which is kept as
+// a dead letter at once.
+func (q ReliableQueue[T]) Receive(ctx context.Context, timeout time.Duration) (*Delivery[T], bool, error) {
+	return q.receive(ctx, timeout, nil)
+}
+
+func (q ReliableQueue[T]) receive(ctx context.Context, timeout time.Duration, cnt *Counters) (*Delivery[T], bool, error) {
+	if q.err != nil {
+		return nil, false, opError("receive", q.key, q.err)
+	}
+	l, ok, err := q.r.receive(ctx, timeout, cnt)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	v, err := decode[T](l.payload, q.r.ds.maxPayload)
+	if err == nil {
+		return &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: q.r}, true, nil
+	}
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	dead, nerr := q.r.nack(sctx, l.id, l.attempt, 0, err.Error(), cnt)
+	next := "it will be delivered again"
+	if dead {
+		next = fmt.Sprintf("it is now a dead letter (%s)", DeadKey(q.key))
+	}
+	err = opError("receive", q.key, fmt.Errorf("item %q, delivery %d: %w; %s", l.id, l.attempt, err, next))
+	return nil, false, errors.Join(err, nerr)
+}
+
+// leased is an item as the receive script hands it out.
+type leased struct {
+	id      string
+	payload []byte
+	attempt int
+}
+
+func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Counters) (leased, bool, error) {
+	if timeout < 0 {
+		return leased{}, false, opError("receive", r.key, fmt.Errorf("%w: negative timeout %v", ErrInvalidArgument, timeout))
+	}
+	cl, release, err := r.ds.Connection.acquire()
+	if err != nil {
+		return leased{}, false, opError("receive", r.key, err)
+	}
+	defer release()
+
+	fail := func(err error) (leased, bool, error) {
+		if ctx.Err() == nil && r.ds.Connection.closing.Err() != nil {
+			err = ErrClosed
+		}
+		return leased{}, false, opError("receive", r.key, mapErr(err))
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		if err := r.maybeReclaim(ctx, cl, cnt); err != nil {
+			return fail(err)
+		}
+		l, ok, err := r.take(ctx, cl, "")
+		if ok || err != nil {
+			return l, ok, err
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return leased{}, false, nil
+		}
+		// Wait in slices, so that delayed and expired items are put back
+		// while a Receive waits and nothing else reclaims.
+		wctx, stop := r.ds.Connection.untilClose(ctx)
+		item, ok, err := r.ds.Connection.blmove(wctx, r.keys[keyReady], r.keys[keyProcessing], min(wait, r.reclaimInterval()))
+		stop()
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			continue
+		}
+		// The item is in processing without a lease: finish the step even
+		// if ctx has ended, or give the item back. (If this process dies
+		// here, reclaim gives the item a lease, and then it comes back.)
+		id := string(item)
+		sctx, cancel := settleContext(ctx)
+		if ctx.Err() != nil {
+			err := releaseScript.run(sctx, r.ds.Connection, cl, r.keys, id, "").Err()
+			cancel()
+			return fail(errors.Join(ctx.Err(), err))
+		}
+		l, ok, err = r.take(sctx, cl, id)
+		cancel()
+		if ok || err != nil {
+			return l, ok, err
+		}
+		// A reclaim put the item back in the meantime: wait again.
+	}
+}
+
+// take runs the receive script: for id "" on the oldest ready item, or
+// for an item BLMOVE has moved.
+func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, id string) (leased, bool, error) {
+	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.keys, r.lease.Milliseconds(), id).Slice()
+	if err == redis.Nil {
+		return leased{}, false, nil
+	}
+	if err != nil {
+		return leased{}, false, opError("receive", r.key, mapErr(err))
+	}
+	if len(res) == 2 {
+		return leased{}, false, opError("receive", r.key, fmt.Errorf("%w: an entry not pushed by a reliable queue is now dead letter %q", ErrDecode, res[1]))
+	}
+	if len(res) != 4 {
+		return leased{}, false, opError("receive", r.key, fmt.Errorf("unexpected reply of %d elements from the receive script", len(res)))
+	}
+	l := leased{id: fmt.Sprint(res[1]), payload: []byte(fmt.Sprint(res[2]))}
+	n, _ := res[3].(int64)
+	l.attempt = int(n)
+	return l, true, nil
+}
+
+// reclaimInterval is how often Receive reclaims: often enough that an
+// expired lease or a due delayed item waits at most about a second.
+func (r *reliable) reclaimInterval() time.Duration { return min(r.lease/2, time.Second) }
+
+// maybeReclaim reclaims unless this DataStore did so for the queue within
+// reclaimInterval.
+func (r *reliable) maybeReclaim(ctx context.Context, cl redis.UniversalClient, cnt *Counters) error {
+	v, _ := r.ds.reclaimed.LoadOrStore(r.key, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	prev, now := last.Load(), time.Now().UnixNano()
+	if now-prev < int64(r.reclaimInterval()) || !last.CompareAndSwap(prev, now) {
+		return nil
+	}
+	_, err := r.reclaimOnce(ctx, cl, cnt)
+	if err != nil {
+		last.CompareAndSwap(now, prev) // let the next Receive try again
+	}
+	return err
+}
+
+// reclaimOnce runs the reclaim script once and returns how many expired
+// leases it handled.
+func (r *reliable) reclaimOnce(ctx context.Context, cl redis.UniversalClient, cnt *Counters) (int, error) {
+	res, err := reclaimScript.run(ctx, r.ds.Connection, cl, r.keys, r.lease.Milliseconds(), r.maxDeliveries, reclaimBatch).Int64Slice()
+	if err != nil {
+		return 0, err
+	}
+	if len(res) != 3 {
+		return 0, fmt.Errorf("unexpected reply of %d elements from the reclaim script", len(res))
+	}
+	cnt.add(reclaimed, res[0]+res[1])
+	cnt.add(deadLettered, res[1])
+	return int(res[0] + res[1]), nil
+}
+
+// Reclaim puts back every item whose lease has run out (or makes it a dead
+// letter after MaxDeliveries), makes due delayed items ready, and leases
+// items a stopped consumer left in processing without one. It returns how
+// many expired leases it handled. Receive and Consume do this by
+// themselves about once a second; Reclaim is for tools and tests.
+func (q ReliableQueue[T]) Reclaim(ctx context.Context) (int, error) {
+	if q.err != nil {
+		return 0, opError("reclaim", q.key, q.err)
+	}
+	total := 0
+	err := q.r.ds.Connection.call("reclaim", q.key, func(cl redis.UniversalClient) error {
+		for range 1000 { // at most a million items per call
+			n, err := q.r.reclaimOnce(ctx, cl, nil)
+			total += n
+			if err != nil || n < reclaimBatch {
+				return err
+			}
+		}
+		return nil
+	})
+	return total, err
+}
+
+// Ack marks the item done: it is removed for good. It returns an error
+// wrapping ErrLeaseLost if the delivery no longer holds the item; the item
+// is then delivered again, or already was.
+func (d *Delivery[T]) Ack(ctx context.Context) error {
+	_, err := d.r.hold(ctx, "ack", ackScript, &d.settled, d.ID, d.Attempt)
+	return err
+}
+
+// Nack gives the item back after a failed delivery: it is ready again
+// after delay (0: at once, at the back of the queue), or becomes a dead
+// letter if this was delivery MaxDeliveries. It returns an error wrapping
+// ErrLeaseLost if the delivery no longer holds the item.
+func (d *Delivery[T]) Nack(ctx context.Context, delay time.Duration) error {
+	if delay < 0 {
+		return opError("nack", d.r.key, fmt.Errorf("%w: negative delay %v", ErrInvalidArgument, delay))
+	}
+	_, err := d.r.hold(ctx, "nack", nackScript, &d.settled, d.ID, d.Attempt, delay.Milliseconds(), d.r.maxDeliveries, "nacked by the consumer")
+	return err
+}
+
+// Extend makes the lease end lease from now, by the server's clock. It
+// returns an error wrapping ErrLeaseLost if the delivery no longer holds
+// the item.
+func (d *Delivery[T]) Extend(ctx context.Context, lease time.Duration) error {
+	if lease <= 0 {
+		return opError("extend", d.r.key, fmt.Errorf("%w: lease %v must be positive", ErrInvalidArgument, lease))
+	}
+	if d.settled.Load() {
+		return opError("extend", d.r.key, fmt.Errorf("%w: delivery %d of %q was settled", ErrLeaseLost, d.Attempt, d.ID))
+	}
+	_, err := d.r.hold(ctx, "extend", extendScript, nil, d.ID, d.Attempt, max(lease.Milliseconds(), 1))
+	return err
+}
+
+// nack gives an item back after the failure cause; it reports whether the
+// item became a dead letter.
+func (r *reliable) nack(ctx context.Context, id string, attempt int, delay time.Duration, cause string, cnt *Counters) (dead bool, err error) {
+	n, err := r.hold(ctx, "nack", nackScript, nil, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes))
+	if err == nil {
+		cnt.add(nacked, 1)
+		if n == 2 {
+			cnt.add(deadLettered, 1)
+		}
+	}
+	return n == 2, err
+}
+
+// hold runs a script that acts on the item id for the delivery attempt,
+// and returns the script's reply. A reply of 0 (the delivery no longer
+// holds the item) is ErrLeaseLost. settled, if not nil, is set once the
+// server has answered either way, and checked before anything is sent.
+func (r *reliable) hold(ctx context.Context, op string, s *script, settled *atomic.Bool, id string, attempt int, args ...any) (int64, error) {
+	lost := func() error {
+		return opError(op, r.key, fmt.Errorf("%w: delivery %d of %q", ErrLeaseLost, attempt, id))
+	}
+	if settled != nil && settled.Load() {
+		return 0, lost()
+	}
+	var n int64
+	err := r.ds.Connection.call(op, r.key, func(cl redis.UniversalClient) (err error) {
+		n, err = s.run(ctx, r.ds.Connection, cl, r.keys, append([]any{id, attempt}, args...)...).Int64()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if settled != nil {
+		settled.Store(true)
+	}
+	if n == 0 {
+		return 0, lost()
+	}
+	return n, nil
+}
+
+// settleContext is for steps that must finish although ctx has ended: it
+// keeps ctx's values but not its cancellation, and allows settleTimeout.
+func settleContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+}
+
+// truncate shortens s to at most n bytes without splitting a rune.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// Dead returns the queue's dead letters.
+func (q ReliableQueue[T]) Dead() DeadLetters[T] { return DeadLetters[T]{q: q} }
+
+// DeadLetters are the items of a ReliableQueue that failed MaxDeliveries
+// times, could not be decoded, or were not pushed by a ReliableQueue, kept
+// with their last error in a sorted set at Key()+":dead", oldest first.
+type DeadLetters[T any] struct{ q ReliableQueue[T] }
+
+// DeadLetter is one dead letter as Peek returns it.
+type DeadLetter[T any] struct {
+	ID        string
+	Value     T      // the zero value when the payload does not decode
+	Payload   []byte // the payload as stored (JSON, unless it was never valid)
+	DecodeErr error  // why Payload does not decode into T, or nil
+	Attempts  int    // deliveries it had
+	LastError string // the handler's error, a decode error, or "lease ran out …"
+	Time      time.Time
+}
+
+// Len returns the number of dead letters.
+func (dl DeadLetters[T]) Len(ctx context.Context) (n int64, err error) {
+	q := dl.q
+	if q.err != nil {
+		return 0, opError("dead", q.key, q.err)
+	}
+	err = q.r.ds.Connection.call("dead", q.key, func(cl redis.UniversalClient) (err error) {
+		n, err = cl.ZCard(ctx, q.r.keys[keyDead]).Result()
+		return err
+	})
+	return n, err
+}
+
+// Peek returns up to n of the oldest dead letters without changing them.
+func (dl DeadLetters[T]) Peek(ctx context.Context, n int) ([]DeadLetter[T], error) {
+	q := dl.q
+	if q.err != nil {
+		return nil, opError("dead", q.key, q.err)
+	}
+	if n < 1 {
+		return nil, opError("dead", q.key, fmt.Errorf("%w: count %d < 1", ErrInvalidArgument, n))
+	}
+	var res []string
+	err := q.r.ds.Connection.call("dead", q.key, func(cl redis.UniversalClient) (err error) {
+		res, err = peekScript.run(ctx, q.r.ds.Connection, cl, q.r.keys, n).StringSlice()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeadLetter[T], 0, len(res)/5)
+	for i := 0; i+4 < len(res); i += 5 {
+		d := DeadLetter[T]{ID: res[i], Payload: []byte(res[i+2]), LastError: res[i+4]}
+		ms, _ := strconv.ParseInt(res[i+1], 10, 64)
+		d.Time = time.UnixMilli(ms)
+		d.Attempts, _ = strconv.Atoi(res[i+3])
+		d.Value, d.DecodeErr = decode[T](d.Payload, q.r.ds.maxPayload)
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Requeue moves up to n of the oldest dead letters back to the queue, with
+// their delivery count reset, and returns how many it moved.
+func (dl DeadLetters[T]) Requeue(ctx context.Context, n int) (int, error) {
+	if n < 1 {
+		return 0, opError("requeue", dl.q.key, fmt.Errorf("%w: count %d < 1", ErrInvalidArgument, n))
+	}
+	return dl.batches(ctx, "requeue", requeueScript, n)
+}
+
+// Purge deletes every dead letter and returns how many it deleted.
+func (dl DeadLetters[T]) Purge(ctx context.Context) (int, error) {
+	return dl.batches(ctx, "purge", purgeScript, -1)
+}
+
+// batches runs s on up to n dead letters (all when n < 0), reclaimBatch at
+// a time, so that no script blocks the server for long.
+func (dl DeadLetters[T]) batches(ctx context.Context, op string, s *script, n int) (int, error) {
+	q := dl.q
+	if q.err != nil {
+		return 0, opError(op, q.key, q.err)
+	}
+	total := 0
+	err := q.r.ds.Connection.call(op, q.key, func(cl redis.UniversalClient) error {
+		for range 10_000 { // ten million dead letters at most per call
+			if n >= 0 && total >= n {
+				return nil
+			}
+			batch := reclaimBatch
+			if n >= 0 {
+				batch = min(batch, n-total)
+			}
+			got, err := s.run(ctx, q.r.ds.Connection, cl, q.r.keys, batch).Int()
+			total += got
+			if err != nil || got < batch {
+				return err
+			}
+		}
+		return nil
+	})
+	return total, err
+}
