@@ -192,6 +192,7 @@ func (c *consumer[T]) work(ctx, handlerCtx context.Context) {
 		}
 		if ok {
 			c.cnt.add(received, 1)
+			hook("received")
 			c.handle(ctx, handlerCtx, d)
 		}
 	}
@@ -224,8 +225,10 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T]) {
 	sctx, scancel := settleContext(ctx)
 	defer scancel()
 	if err == nil {
+		hook("acking")
 		switch aerr := d.Ack(sctx); {
 		case aerr == nil:
+			hook("acked")
 			c.cnt.add(acked, 1)
 		default:
 			log.Warn("storagegen: ack failed; the item is delivered again after its lease", "err", aerr)
@@ -332,6 +335,17 @@ func (g *retryGate) succeeded() {
 	g.mu.Lock()
 	g.delay = 0
 	g.mu.Unlock()
+}
+
+// testHook, when a test of this package sets it before Consume starts, is
+// called at the named points of a delivery's way through Consume
+// ("received", "acking", "acked"); the crash test kills its process there.
+var testHook func(point string)
+
+func hook(point string) {
+	if testHook != nil {
+		testHook(point)
+	}
 }
 
 // sleep waits for d or until ctx ends.

@@ -373,8 +373,10 @@ func (q ReliableQueue[T]) Reclaim(ctx context.Context) (int, error) {
 }
 
 // Ack marks the item done: it is removed for good. It returns an error
-// wrapping ErrLeaseLost if the delivery no longer holds the item; the item
-// is then delivered again, or already was.
+// wrapping ErrLeaseLost if the item is still in the queue but the delivery
+// no longer holds it; the item is then delivered again, or already was. An
+// item that is gone already (acked by a later delivery, or by this Ack
+// when go-redis sent it again after a lost reply) is not an error.
 func (d *Delivery[T]) Ack(ctx context.Context) error {
 	_, err := d.r.hold(ctx, "ack", ackScript, &d.settled, d.ID, d.Attempt)
 	return err

@@ -102,7 +102,11 @@ func TestReliableLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := a.Ack(bg); !errors.Is(err, ErrLeaseLost) {
-		t.Errorf("second Ack = %v, want ErrLeaseLost", err)
+		t.Errorf("second Ack = %v, want ErrLeaseLost (the delivery was settled)", err)
+	}
+	again := &Delivery[payload]{ID: a.ID, Attempt: a.Attempt, r: a.r}
+	if err := again.Ack(bg); err != nil {
+		t.Errorf("Ack of an item that is gone = %v, want nil (a retried ack)", err)
 	}
 	if err := a.Extend(bg, time.Minute); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("Extend after Ack = %v, want ErrLeaseLost", err)

@@ -89,9 +89,12 @@ return {1, id, payload, attempt}
 `)
 
 // ackScript removes the item ARGV[1] held by attempt ARGV[2] for good.
-// It returns 1, or 0 when the delivery no longer holds the item.
+// It returns 1; 1 also when the item is gone already (an ack that go-redis
+// sent again after losing the reply, or one that another delivery beat);
+// 0 when the item is there but the delivery no longer holds it.
 var ackScript = newScript("ack", `
 local id = ARGV[1]
+if redis.call('HEXISTS', KEYS[6], id) == 0 then return 1 end
 if not holds(id, ARGV[2]) then return 0 end
 redis.call('ZREM', KEYS[3], id)
 redis.call('LREM', KEYS[2], 1, id)

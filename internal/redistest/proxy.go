@@ -8,14 +8,20 @@ import (
 )
 
 // Proxy is a TCP proxy on a free loopback port in front of a server, for
-// fault tests: it forwards both ways until told to blackhole, after which
-// it keeps every connection open but drops the server's bytes, as a silent
-// network cut does.
+// fault tests. It forwards both ways, except:
+//
+//   - in blackhole mode it keeps every connection open but drops the
+//     server's bytes, as a silent network cut does;
+//   - once DropNextReply is armed, the next bytes the server sends on any
+//     connection are dropped and that connection is closed on both sides:
+//     the command was applied, and the client never hears so.
 type Proxy struct {
 	Addr      string
 	target    string
 	l         net.Listener
 	blackhole atomic.Bool
+	dropNext  atomic.Bool
+	dropped   atomic.Int64
 
 	mu    sync.Mutex
 	conns []net.Conn
@@ -36,6 +42,13 @@ func NewProxy(target string) (*Proxy, error) {
 
 // Blackhole starts (true) or stops (false) dropping the server's replies.
 func (p *Proxy) Blackhole(on bool) { p.blackhole.Store(on) }
+
+// DropNextReply arms the proxy to drop the next reply and close its
+// connection.
+func (p *Proxy) DropNextReply() { p.dropNext.Store(true) }
+
+// Dropped returns how many replies DropNextReply has dropped.
+func (p *Proxy) Dropped() int64 { return p.dropped.Load() }
 
 func (p *Proxy) accept() {
 	defer p.wg.Done()
@@ -69,6 +82,11 @@ func (p *Proxy) accept() {
 				}
 				if p.blackhole.Load() {
 					continue
+				}
+				if p.dropNext.CompareAndSwap(true, false) {
+					p.dropped.Add(1)
+					server.Close()
+					return
 				}
 				if _, err := client.Write(buf[:n]); err != nil {
 					return
