@@ -174,7 +174,11 @@ func queueAccessor(prefix string, q *Queue) jen.Code {
 			field("MaxDeliveries", jen.Lit(r.MaxDeliveries)),
 			field("DedupeWindow", durationCode(r.DedupeWindow)))
 		queueType, constructor = "ReliableQueue", "NewReliableQueue"
-		delivery = fmt.Sprintf("at-least-once (lease %s, at most %d deliveries)", durationText(r.Lease), r.MaxDeliveries)
+		deliveries := "deliveries"
+		if r.MaxDeliveries == 1 {
+			deliveries = "delivery"
+		}
+		delivery = fmt.Sprintf("at-least-once (lease %s, at most %d %s)", durationText(r.Lease), r.MaxDeliveries, deliveries)
 	}
 	fields = append(fields, jen.Line())
 	decl := jen.Var().Id(q.VarName).Op("=").Op("&").Qual(runtimePath, "QueueDecl").Values(fields...)

@@ -68,8 +68,24 @@ func TestTypedAPI(t *testing.T) {
 	if a, b := s.Queues.NodeEdge("a_b", "c").Key(), s.Queues.NodeEdge("a", "b_c").Key(); a == b {
 		t.Errorf("two argument tuples share the key %q", a)
 	}
-	if got := s.Queues.Jobs().Key(); got != "flow:queue:{jobs}" {
+	jobs := s.Queues.Jobs() // at-least-once
+	if got := jobs.Key(); got != "flow:queue:{jobs}" {
 		t.Errorf("Jobs key = %q", got)
+	}
+	job := generated.JobRequest{FlowID: "flow_1", Inputs: map[string]any{"x": 1.0}, Priority: 2}
+	id := fmt.Sprint("typed-api-", time.Now().UnixNano())
+	if err := jobs.PushID(ctx, id, job); err != nil {
+		t.Fatal(err)
+	}
+	d, ok, err := jobs.Receive(ctx, time.Second)
+	if err != nil || !ok || d.ID != id || d.Attempt != 1 {
+		t.Fatalf("Receive = %+v, %v, %v", d, ok, err)
+	}
+	if diff := cmp.Diff(job, d.Value); diff != "" {
+		t.Errorf("Receive (-want +got):\n%s", diff)
+	}
+	if err := d.Ack(ctx); err != nil {
+		t.Fatal(err)
 	}
 
 	c := s.Caches.NodeOutput("node_1")
