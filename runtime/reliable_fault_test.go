@@ -358,13 +358,13 @@ func TestDemotion(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond) // the receivers are blocked
 
-	if err := admin.SlaveOf(bg, "127.0.0.1", strconv.Itoa(other.Port)).Err(); err != nil {
+	if err := admin.ReplicaOf(bg, "127.0.0.1", strconv.Itoa(other.Port)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	const demoted = 2 * time.Second
 	time.Sleep(demoted)
 	failures := strings.Count(logs.String(), "receive failed; retrying")
-	if err := admin.SlaveOf(bg, "NO", "ONE").Err(); err != nil {
+	if err := admin.ReplicaOf(bg, "NO", "ONE").Err(); err != nil {
 		t.Fatal(err)
 	}
 	back := time.Now()
