@@ -390,11 +390,7 @@ func (c *checker) delivery(qd *QueueDecl, what string) (*Reliable, bool) {
 	r := &Reliable{Lease: runtime.DefaultLease, MaxDeliveries: runtime.DefaultMaxDeliveries, DedupeWindow: runtime.DefaultDedupeWindow}
 	ok := true
 	if qd.Lease.Set {
-		d, dok := c.duration(qd.Lease, what, "lease")
-		if dok && d < time.Second {
-			c.errs.add(qd.Lease.Pos, "%s: lease %s is under 1s; a consumer could not keep it while it works", what, qd.Lease.Value)
-			dok = false
-		}
+		d, dok := c.atLeastASecond(qd.Lease, what, "lease", "a consumer could not keep it while it works")
 		r.Lease, ok = d, ok && dok
 	}
 	if qd.MaxDeliveries.Set {
@@ -410,14 +406,21 @@ func (c *checker) delivery(qd *QueueDecl, what string) (*Reliable, bool) {
 		r.MaxDeliveries = n
 	}
 	if qd.DedupeWindow.Set {
-		d, dok := c.duration(qd.DedupeWindow, what, "dedupe_window")
-		if dok && d < time.Second {
-			c.errs.add(qd.DedupeWindow.Pos, "%s: dedupe_window %s is under 1s; a retried push could be stored twice", what, qd.DedupeWindow.Value)
-			dok = false
-		}
+		d, dok := c.atLeastASecond(qd.DedupeWindow, what, "dedupe_window", "a retried push could be stored twice")
 		r.DedupeWindow, ok = d, ok && dok
 	}
 	return r, ok
+}
+
+// atLeastASecond parses a duration setting that must be 1s or more; why
+// says what a shorter one would break.
+func (c *checker) atLeastASecond(s Scalar, what, name, why string) (time.Duration, bool) {
+	d, ok := c.duration(s, what, name)
+	if ok && d < time.Second {
+		c.errs.add(s.Pos, "%s: %s %s is under 1s; %s", what, name, s.Value, why)
+		return d, false
+	}
+	return d, ok
 }
 
 // duration parses a positive, whole-millisecond Go duration.

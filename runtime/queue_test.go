@@ -134,6 +134,26 @@ func TestPopCancel(t *testing.T) {
 	}
 }
 
+// trickle pushes the ints 0 to items-1 in batches of ten, pause apart,
+// then waits (up to a minute) until *done reaches items.
+func trickle(t *testing.T, items int, pause time.Duration, push func(context.Context, ...int) error, done *atomic.Int64) {
+	t.Helper()
+	for i := 0; i < items; i += 10 {
+		batch := make([]int, 10)
+		for j := range batch {
+			batch[j] = i + j
+		}
+		if err := push(bg, batch...); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(pause)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for done.Load() < int64(items) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func waitGoroutines(t *testing.T, want int) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
@@ -190,20 +210,7 @@ func TestCancelNeverLosesItems(t *testing.T) {
 	}
 	// Pushes trickle in, so that most cancels hit a pop blocked on the
 	// server, some of them just as an item arrives.
-	for i := 0; i < items; i += 10 {
-		batch := make([]int, 10)
-		for j := range batch {
-			batch[j] = i + j
-		}
-		if err := q.PushMany(bg, batch...); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Microsecond)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for received.Load() < items && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	trickle(t, items, 200*time.Microsecond, q.PushMany, &received)
 	close(done)
 	wg.Wait()
 	n, _ := q.Len(bg)

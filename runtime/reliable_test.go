@@ -339,20 +339,7 @@ func TestReceiveCancelNeverLosesItems(t *testing.T) {
 			}
 		})
 	}
-	for i := 0; i < items; i += 10 {
-		batch := make([]int, 10)
-		for j := range batch {
-			batch[j] = i + j
-		}
-		if err := q.PushMany(bg, batch...); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for acked.Load() < items && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	trickle(t, items, 2*time.Millisecond, q.PushMany, &acked)
 	close(done)
 	wg.Wait()
 	s := queueState(t, q.Key())
