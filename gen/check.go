@@ -108,6 +108,15 @@ func (c *checker) header(f *File, m *Model, opts Options) {
 		c.errs.add(pkgPos, "package %q is not a valid Go package name (lower case letters, digits and _, not a keyword)", m.Package)
 	}
 
+	m.Review = c.notes(f.Prefix.Pos, f.Review, "schema", map[string]Scalar{"prefix": f.Prefix})
+	if !f.Prefix.Set {
+		m.Review.Pos = Pos{1, 1}
+	}
+	for k, p := range map[string]Pos{"types": f.TypesPos, "queues": f.QueuesPos, "caches": f.CachesPos} {
+		if p.Line > 0 {
+			m.Review.At[k] = p
+		}
+	}
 	if f.Prefix.Set {
 		if f.Prefix.Tag != "!!str" && f.Prefix.Tag != "!!null" {
 			c.errs.add(f.Prefix.Pos, "prefix must be a string; quote it")
@@ -132,12 +141,13 @@ func (c *checker) typeDecl(td *TypeDecl) *Type {
 	if !td.fieldsBad && len(td.Fields) == 0 {
 		c.errs.add(td.Name.Pos, "type %q has no fields", name)
 	}
-	t := &Type{Name: name, Doc: td.Doc.Value}
+	what := fmt.Sprintf("type %q", name)
+	t := &Type{Name: name, Doc: td.Doc.Value, Review: c.notes(td.Name.Pos, td.Review, what, map[string]Scalar{"doc": td.Doc})}
 	goNames := map[string]string{}
 	for _, fd := range td.Fields {
 		fname := fd.Name.Value
 		what := fmt.Sprintf("type %q field %q", name, fname)
-		f := &Field{Name: fname, Doc: fd.Doc.Value}
+		f := &Field{Name: fname, Doc: fd.Doc.Value, Pos: fd.Name.Pos}
 		if !isSnake(fname) {
 			c.errs.add(fd.Name.Pos, "%s: name must be lower_snake_case", what)
 			continue
@@ -352,7 +362,11 @@ func (c *checker) queueDecl(qd *QueueDecl, names map[string]string) *Queue {
 	if !ok || !relOK {
 		return nil
 	}
-	return &Queue{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload, Reliable: rel}
+	notes := c.notes(qd.Name.Pos, qd.Review, what, map[string]Scalar{
+		"key": qd.Key, "payload": qd.Payload, "doc": qd.Doc, "delivery": qd.Delivery,
+		"lease": qd.Lease, "max_deliveries": qd.MaxDeliveries, "dedupe_window": qd.DedupeWindow,
+	})
+	return &Queue{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload, Reliable: rel, Review: notes}
 }
 
 // The delivery modes a queue can declare.
@@ -443,7 +457,8 @@ func (c *checker) duration(s Scalar, what, name string) (time.Duration, bool) {
 func (c *checker) cacheDecl(cd *CacheDecl, names map[string]string) *Cache {
 	goName, key, params, payload, ok := c.common(entry{"cache", cd.Name, cd.Key, cd.Payload}, names)
 	what := fmt.Sprintf("cache %q", cd.Name.Value)
-	k := &Cache{Name: cd.Name.Value, GoName: goName, VarName: "cache" + goName, Doc: cd.Doc.Value, Key: key, Params: params, Payload: payload}
+	k := &Cache{Name: cd.Name.Value, GoName: goName, VarName: "cache" + goName, Doc: cd.Doc.Value, Key: key, Params: params, Payload: payload,
+		Review: c.notes(cd.Name.Pos, cd.Review, what, map[string]Scalar{"key": cd.Key, "payload": cd.Payload, "ttl": cd.TTL, "doc": cd.Doc})}
 	switch {
 	case !cd.TTL.Set:
 		c.errs.add(cd.Name.Pos, "%s: missing ttl (a duration such as 1h, or none to keep entries forever)", what)
@@ -469,6 +484,31 @@ func (c *checker) cacheDecl(cd *CacheDecl, names map[string]string) *Cache {
 		return nil
 	}
 	return k
+}
+
+// notes checks an entry's review keys and records where its keys stand.
+func (c *checker) notes(pos Pos, r Review, what string, keys map[string]Scalar) Notes {
+	n := Notes{Pos: pos, At: map[string]Pos{}}
+	for k, s := range keys {
+		if s.Set {
+			n.At[k] = s.Pos
+		}
+	}
+	if a := r.AllowBreaking; a.Set {
+		n.At["allow_breaking"] = a.Pos
+		if a.Tag != "!!str" || strings.TrimSpace(a.Value) == "" {
+			c.errs.add(a.Pos, "%s: allow_breaking must be a quoted reason, such as \"old jobs were drained in the 2026-11 release\"", what)
+		}
+		n.AllowBreaking = a.Value
+	}
+	for _, id := range r.LintIgnore {
+		if lintRule(id.Value) == nil {
+			c.errs.add(id.Pos, "%s: lint_ignore names unknown rule %q (rules: %s)", what, id.Value, strings.Join(lintRuleIDs(), ", "))
+			continue
+		}
+		n.LintIgnore = append(n.LintIgnore, id.Value)
+	}
+	return n
 }
 
 // checkParams reports parameters that would shadow an imported package or

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // load runs Parse and Check on src and returns the error lines.
@@ -45,7 +46,7 @@ caches:
 		{"missing version", "package: x\n", []string{"schema.yaml:1:1: missing version (add version: 1)"}},
 		{"wrong version", "version: 2\n", []string{`schema.yaml:1:10: version "2" is not supported; 1 is the only version`}},
 		{"string version", "version: \"1\"\n", []string{`schema.yaml:1:10: version "1" is not supported; 1 is the only version`}},
-		{"unknown top key", "version: 1\nqueue: {}\n", []string{`schema.yaml:2:1: schema has unknown key "queue" (known: version, package, prefix, types, queues, caches)`}},
+		{"unknown top key", "version: 1\nqueue: {}\n", []string{`schema.yaml:2:1: schema has unknown key "queue" (known: version, package, prefix, types, queues, caches, allow_breaking, lint_ignore)`}},
 		{"duplicate key", "version: 1\nqueues:\n  a: {payload: x.com/y.T}\n  a: {payload: x.com/y.T}\n", []string{`schema.yaml:4:3: queues has key "a" twice (first at line 3)`}},
 		{"bad package", "version: 1\npackage: Gen-Erated\n", []string{`schema.yaml:2:10: package "Gen-Erated" is not a valid Go package name (lower case letters, digits and _, not a keyword)`}},
 		{"keyword package", "version: 1\npackage: func\n", []string{`schema.yaml:2:10: package "func" is not a valid Go package name (lower case letters, digits and _, not a keyword)`}},
@@ -54,7 +55,7 @@ caches:
 		{"bad type name", "version: 1\ntypes:\n  node_message: {fields: {a: string}}\n", []string{`schema.yaml:3:3: type "node_message": name must be UpperCamelCase (like NodeMessage)`}},
 		{"reserved type name", "version: 1\ntypes:\n  Store: {fields: {a: string}}\n", []string{`schema.yaml:3:3: type "Store": name is used by generated code (Store, Queues, Caches, New, Prefix)`}},
 		{"no fields", "version: 1\ntypes:\n  T: {doc: x}\n", []string{`schema.yaml:3:3: type "T" has no fields`}},
-		{"unknown type key", "version: 1\ntypes:\n  T: {fields: {a: string}, docs: x}\n", []string{`schema.yaml:3:28: type "T" has unknown key "docs" (known: doc, fields)`}},
+		{"unknown type key", "version: 1\ntypes:\n  T: {fields: {a: string}, docs: x}\n", []string{`schema.yaml:3:28: type "T" has unknown key "docs" (known: doc, fields, allow_breaking, lint_ignore)`}},
 		{"bad field name", "version: 1\ntypes:\n  T:\n    fields:\n      RunID: string\n", []string{`schema.yaml:5:7: type "T" field "RunID": name must be lower_snake_case`}},
 		{"field go name clash", "version: 1\ntypes:\n  T:\n    fields:\n      node_id: string\n      node_i_d: string\n", []string{`schema.yaml:6:7: type "T" field "node_i_d": Go name NodeID is already used by field "node_id"`}},
 		{"bad field type", "version: 1\ntypes:\n  T:\n    fields:\n      a: int8\n", []string{`schema.yaml:5:10: type "T" field "a": type "int8" is not a known type; want ` + allowedTypes}},
@@ -68,7 +69,13 @@ caches:
 		{"missing payload", "version: 1\nqueues:\n  q: {key: q}\n", []string{`schema.yaml:3:3: queue "q": missing payload`}},
 		{"undeclared payload", "version: 1\nqueues:\n  q: {payload: Nope}\n", []string{`schema.yaml:3:16: queue "q": payload Nope is not declared under types`}},
 		{"builtin payload", "version: 1\nqueues:\n  q: {payload: string}\n", []string{`schema.yaml:3:16: queue "q": payload string must be a type declared under types or import/path.Type`}},
-		{"unknown queue key", "version: 1\nqueues:\n  q: {payload: x.com/y.T, ttl: 1h}\n", []string{`schema.yaml:3:27: queue "q" has unknown key "ttl" (known: key, payload, doc, delivery, lease, max_deliveries, dedupe_window)`}},
+		{"unknown queue key", "version: 1\nqueues:\n  q: {payload: x.com/y.T, ttl: 1h}\n", []string{`schema.yaml:3:27: queue "q" has unknown key "ttl" (known: key, payload, doc, delivery, lease, max_deliveries, dedupe_window, allow_breaking, lint_ignore)`}},
+		{"review keys", "version: 1\nallow_breaking: \"\"\nlint_ignore: [empty-prefix, no-such-rule]\nqueues:\n  q: {payload: x.com/y.T, allow_breaking: 42, lint_ignore: missing-doc}\n", []string{
+			`schema.yaml:2:17: schema: allow_breaking must be a quoted reason, such as "old jobs were drained in the 2026-11 release"`,
+			`schema.yaml:3:29: schema: lint_ignore names unknown rule "no-such-rule" (rules: id-separator, missing-doc, long-ttl, empty-prefix, long-key, at-most-once)`,
+			`schema.yaml:5:43: queue "q": allow_breaking must be a quoted reason, such as "old jobs were drained in the 2026-11 release"`,
+			`schema.yaml:5:60: queue "q" lint_ignore must be a sequence, like [a, b], not a scalar`,
+		}},
 		{"unclosed brace", "version: 1\ncaches:\n  node_output: {key: \"{node_id_output\", payload: x.com/y.T, ttl: 1h}\n", []string{`schema.yaml:3:22: cache "node_output": key pattern "{node_id_output" has unclosed "{" at offset 0`}},
 		{"empty braces", "version: 1\nqueues:\n  q: {key: \"a{}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": key pattern "a{}" has an empty placeholder "{}" at offset 1`}},
 		{"placeholder twice", "version: 1\nqueues:\n  q: {key: \"{a}:{a}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": key pattern "{a}:{a}" uses placeholder {a} twice`}},
@@ -147,8 +154,15 @@ queues:
 			{Name: "forever", GoName: "Forever", VarName: "cacheForever", Key: "forever", Payload: &TypeRef{Kind: Declared, Name: "Out"}, NoExpiry: true},
 		},
 	}
-	if diff := cmp.Diff(want, m); diff != "" {
+	if diff := cmp.Diff(want, m, cmpopts.IgnoreTypes(Notes{}), cmpopts.IgnoreFields(Field{}, "Pos")); diff != "" {
 		t.Errorf("model (-want +got):\n%s", diff)
+	}
+	// What review reads: where entries and their keys stand.
+	if diff := cmp.Diff(Notes{Pos: Pos{11, 3}, At: map[string]Pos{"key": {11, 22}, "payload": {11, 65}, "ttl": {11, 75}}}, m.Caches[0].Review); diff != "" {
+		t.Errorf("cache notes (-want +got):\n%s", diff)
+	}
+	if p := m.Types[0].Fields[1].Pos; p != (Pos{9, 7}) {
+		t.Errorf("field position %v, want 9:7", p)
 	}
 
 	// -package wins over the schema, which wins over the directory.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/storagegen/storagegen/internal/txtar"
 )
 
 // FuzzLoad feeds arbitrary bytes to Parse, Check and Generate: they may
@@ -24,7 +26,7 @@ func FuzzLoad(f *testing.F) {
 	paths, _ := filepath.Glob("testdata/scenarios/*.txtar")
 	for _, p := range paths {
 		data, _ := os.ReadFile(p)
-		if schema, ok := parseArchive(data).file("schema.yaml"); ok {
+		if schema, ok := txtar.Parse(data).Get("schema.yaml"); ok {
 			f.Add(schema)
 		}
 	}

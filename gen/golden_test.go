@@ -15,13 +15,15 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/storagegen/storagegen/internal/txtar"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected outputs of testdata/scenarios")
 
 // Each testdata/scenarios/NAME.txtar holds schema.yaml and either the
-// expected generated files (out/store.go, out/types.go) or the expected
-// errors (stderr). Other files are inputs that the compile step needs,
+// expected generated files (out/store.go, out/types.go) and catalogue
+// (STORAGE.md), or the expected errors (stderr). Other files are inputs that the compile step needs,
 // such as a package holding an external payload type.
 func scenarios(t *testing.T) []string {
 	paths, err := filepath.Glob("testdata/scenarios/*.txtar")
@@ -31,7 +33,9 @@ func scenarios(t *testing.T) []string {
 	return paths
 }
 
-func isOutput(name string) bool { return name == "stderr" || strings.HasPrefix(name, "out/") }
+func isOutput(name string) bool {
+	return name == "stderr" || name == "STORAGE.md" || strings.HasPrefix(name, "out/")
+}
 
 func TestGolden(t *testing.T) {
 	for _, path := range scenarios(t) {
@@ -40,8 +44,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := parseArchive(data)
-			schema, ok := a.file("schema.yaml")
+			a := txtar.Parse(data)
+			schema, ok := a.Get("schema.yaml")
 			if !ok {
 				t.Fatal("no schema.yaml in the archive")
 			}
@@ -57,22 +61,23 @@ func TestGolden(t *testing.T) {
 				for name, src := range files {
 					got["out/"+name] = src
 				}
+				got["STORAGE.md"] = Catalogue(m)
 			}
 			if *update {
-				inputs := slices.DeleteFunc(a.files, func(f archiveFile) bool { return isOutput(f.name) })
+				inputs := slices.DeleteFunc(a.Files, func(f txtar.File) bool { return isOutput(f.Name) })
 				for _, name := range slices.Sorted(maps.Keys(got)) {
-					inputs = append(inputs, archiveFile{name: name, data: got[name]})
+					inputs = append(inputs, txtar.File{Name: name, Data: got[name]})
 				}
-				a.files = inputs
-				if err := os.WriteFile(path, a.format(), 0o644); err != nil {
+				a.Files = inputs
+				if err := os.WriteFile(path, a.Format(), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
 			want := map[string][]byte{}
-			for _, f := range a.files {
-				if isOutput(f.name) {
-					want[f.name] = f.data
+			for _, f := range a.Files {
+				if isOutput(f.Name) {
+					want[f.Name] = f.Data
 				}
 			}
 			if diff := cmp.Diff(stringMap(want), stringMap(got)); diff != "" {
@@ -145,17 +150,17 @@ func TestCompile(t *testing.T) {
 	for _, path := range scenarios(t) {
 		name := strings.TrimSuffix(filepath.Base(path), ".txtar")
 		data, _ := os.ReadFile(path)
-		a := parseArchive(data)
-		if _, failing := a.file("stderr"); failing {
+		a := txtar.Parse(data)
+		if _, failing := a.Get("stderr"); failing {
 			continue
 		}
-		for _, f := range a.files {
+		for _, f := range a.Files {
 			switch {
-			case f.name == "schema.yaml":
-			case strings.HasPrefix(f.name, "out/"):
-				write("scenario_"+name+"/"+strings.TrimPrefix(f.name, "out/"), f.data)
+			case f.Name == "schema.yaml" || f.Name == "STORAGE.md":
+			case strings.HasPrefix(f.Name, "out/"):
+				write("scenario_"+name+"/"+strings.TrimPrefix(f.Name, "out/"), f.Data)
 			default:
-				write(f.name, f.data)
+				write(f.Name, f.Data)
 			}
 		}
 		built = append(built, "scenario_"+name)

@@ -11,6 +11,40 @@ type Model struct {
 	Types   []*Type
 	Queues  []*Queue
 	Caches  []*Cache
+
+	// Review is what storagegen diff and lint read about the file as a
+	// whole: Pos is that of the prefix (1:1 when unset), At has the
+	// types, queues and caches keys.
+	Review Notes
+}
+
+// Notes are what schema review (storagegen diff and lint) reads about an
+// entry beside its meaning: where it and its keys stand, and its
+// allow_breaking and lint_ignore.
+type Notes struct {
+	Pos           Pos            // the entry's name
+	At            map[string]Pos // each key of the entry that is set, by its schema name
+	AllowBreaking string
+	LintIgnore    []string
+}
+
+// PosOf returns the position of the entry's key, or of the entry when that
+// key is not set.
+func (n *Notes) PosOf(key string) Pos {
+	if p, ok := n.At[key]; ok {
+		return p
+	}
+	return n.Pos
+}
+
+// Ignores reports whether lint rule id is ignored for the entry.
+func (n *Notes) Ignores(id string) bool {
+	for _, x := range n.LintIgnore {
+		if x == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Type is a payload struct declared under types.
@@ -18,6 +52,7 @@ type Type struct {
 	Name   string // schema name, also its Go name
 	Doc    string
 	Fields []*Field
+	Review Notes
 }
 
 // Field is one field of a Type.
@@ -27,6 +62,7 @@ type Field struct {
 	Type     *TypeRef
 	Optional bool // omitted from JSON when zero
 	Doc      string
+	Pos      Pos // of its name
 }
 
 // TypeKind tells what a TypeRef refers to.
@@ -88,6 +124,7 @@ type Queue struct {
 	// Reliable is set for delivery: at-least-once queues, whose accessor
 	// returns a runtime.ReliableQueue.
 	Reliable *Reliable
+	Review   Notes
 }
 
 // Reliable holds the settings of an at-least-once queue, defaults applied.
@@ -108,4 +145,5 @@ type Cache struct {
 	Payload  *TypeRef
 	TTL      time.Duration // when !NoExpiry
 	NoExpiry bool          // ttl: none
+	Review   Notes
 }

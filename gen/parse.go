@@ -22,6 +22,26 @@ type File struct {
 	Types   []*TypeDecl
 	Queues  []*QueueDecl
 	Caches  []*CacheDecl
+	Review  Review // for changes to the file as a whole: the prefix, removed entries
+
+	// Where the types, queues and caches keys stand, for reports about
+	// entries that are no longer there.
+	TypesPos, QueuesPos, CachesPos Pos
+}
+
+// Review holds the keys that schema review reads (storagegen diff and
+// lint), which any type, queue or cache, and the file itself, may carry.
+type Review struct {
+	AllowBreaking Scalar   // allow_breaking: "reason"
+	LintIgnore    []Scalar // lint_ignore: [rule-id, …]
+}
+
+// reviewKeys returns the keys of r, to add to a mapping's known keys.
+func (p *parser) reviewKeys(r *Review, what string) []key {
+	return []key{
+		{name: "allow_breaking", s: &r.AllowBreaking},
+		{name: "lint_ignore", fn: func(_, v *yaml.Node) { r.LintIgnore = p.scalars(v, what+" lint_ignore") }},
+	}
 }
 
 // Scalar is one YAML scalar and where it stands. Set is false when the key
@@ -37,6 +57,7 @@ type Scalar struct {
 type TypeDecl struct {
 	Name      Scalar
 	Doc       Scalar
+	Review    Review
 	Fields    []*FieldDecl
 	fields    Scalar // the fields key itself, for "no fields"
 	fieldsBad bool   // fields was malformed, already reported
@@ -61,6 +82,7 @@ type QueueDecl struct {
 	Lease         Scalar // at-least-once only
 	MaxDeliveries Scalar // at-least-once only
 	DedupeWindow  Scalar // at-least-once only
+	Review        Review
 }
 
 // CacheDecl is one entry under caches.
@@ -70,6 +92,7 @@ type CacheDecl struct {
 	Payload Scalar
 	TTL     Scalar
 	Doc     Scalar
+	Review  Review
 }
 
 // Parse reads a schema. It returns the file with every part it could read
@@ -151,35 +174,38 @@ func (p *parser) yamlError(err error) {
 }
 
 func (p *parser) file(f *File, root *yaml.Node) {
-	p.keys(root, "schema",
-		key{name: "version", s: &f.Version},
-		key{name: "package", s: &f.Package},
-		key{name: "prefix", s: &f.Prefix},
-		key{name: "types", fn: func(_, v *yaml.Node) {
+	p.keys(root, "schema", append([]key{
+		{name: "version", s: &f.Version},
+		{name: "package", s: &f.Package},
+		{name: "prefix", s: &f.Prefix},
+		{name: "types", fn: func(k, v *yaml.Node) {
+			f.TypesPos = nodePos(k)
 			p.entries(v, "types", func(name Scalar, v *yaml.Node) { f.Types = append(f.Types, p.typeDecl(name, v)) })
 		}},
-		key{name: "queues", fn: func(_, v *yaml.Node) {
+		{name: "queues", fn: func(k, v *yaml.Node) {
+			f.QueuesPos = nodePos(k)
 			p.entries(v, "queues", func(name Scalar, v *yaml.Node) { f.Queues = append(f.Queues, p.queueDecl(name, v)) })
 		}},
-		key{name: "caches", fn: func(_, v *yaml.Node) {
+		{name: "caches", fn: func(k, v *yaml.Node) {
+			f.CachesPos = nodePos(k)
 			p.entries(v, "caches", func(name Scalar, v *yaml.Node) { f.Caches = append(f.Caches, p.cacheDecl(name, v)) })
 		}},
-	)
+	}, p.reviewKeys(&f.Review, "schema")...)...)
 }
 
 func (p *parser) typeDecl(name Scalar, n *yaml.Node) *TypeDecl {
 	t := &TypeDecl{Name: name}
 	what := fmt.Sprintf("type %q", name.Value)
-	p.keys(n, what,
-		key{name: "doc", s: &t.Doc},
-		key{name: "fields", fn: func(k, v *yaml.Node) {
+	p.keys(n, what, append([]key{
+		{name: "doc", s: &t.Doc},
+		{name: "fields", fn: func(k, v *yaml.Node) {
 			t.fields = Scalar{Pos: nodePos(k), Set: true}
 			t.fieldsBad = v.Kind != yaml.MappingNode && !isNull(v)
 			p.entries(v, what+" fields", func(fname Scalar, v *yaml.Node) {
 				t.Fields = append(t.Fields, p.fieldDecl(name.Value, fname, v))
 			})
 		}},
-	)
+	}, p.reviewKeys(&t.Review, what)...)...)
 	return t
 }
 
@@ -196,17 +222,21 @@ func (p *parser) fieldDecl(typeName string, name Scalar, n *yaml.Node) *FieldDec
 
 func (p *parser) queueDecl(name Scalar, n *yaml.Node) *QueueDecl {
 	q := &QueueDecl{Name: name}
-	p.keys(n, fmt.Sprintf("queue %q", name.Value),
-		key{name: "key", s: &q.Key}, key{name: "payload", s: &q.Payload}, key{name: "doc", s: &q.Doc},
-		key{name: "delivery", s: &q.Delivery}, key{name: "lease", s: &q.Lease},
-		key{name: "max_deliveries", s: &q.MaxDeliveries}, key{name: "dedupe_window", s: &q.DedupeWindow})
+	what := fmt.Sprintf("queue %q", name.Value)
+	p.keys(n, what, append([]key{
+		{name: "key", s: &q.Key}, {name: "payload", s: &q.Payload}, {name: "doc", s: &q.Doc},
+		{name: "delivery", s: &q.Delivery}, {name: "lease", s: &q.Lease},
+		{name: "max_deliveries", s: &q.MaxDeliveries}, {name: "dedupe_window", s: &q.DedupeWindow},
+	}, p.reviewKeys(&q.Review, what)...)...)
 	return q
 }
 
 func (p *parser) cacheDecl(name Scalar, n *yaml.Node) *CacheDecl {
 	c := &CacheDecl{Name: name}
-	p.keys(n, fmt.Sprintf("cache %q", name.Value),
-		key{name: "key", s: &c.Key}, key{name: "payload", s: &c.Payload}, key{name: "ttl", s: &c.TTL}, key{name: "doc", s: &c.Doc})
+	what := fmt.Sprintf("cache %q", name.Value)
+	p.keys(n, what, append([]key{
+		{name: "key", s: &c.Key}, {name: "payload", s: &c.Payload}, {name: "ttl", s: &c.TTL}, {name: "doc", s: &c.Doc},
+	}, p.reviewKeys(&c.Review, what)...)...)
 	return c
 }
 
@@ -285,6 +315,25 @@ func (p *parser) scalar(n *yaml.Node, what string) Scalar {
 		return Scalar{Pos: nodePos(n)}
 	}
 	return Scalar{Value: n.Value, Tag: n.ShortTag(), Pos: nodePos(n), Set: true}
+}
+
+// scalars reads a sequence of scalars.
+func (p *parser) scalars(n *yaml.Node, what string) []Scalar {
+	n = resolve(n)
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errs.add(nodePos(n), "%s must be a sequence, like [a, b], not %s", what, kindName(n))
+		return nil
+	}
+	out := make([]Scalar, 0, len(n.Content))
+	for _, item := range n.Content {
+		if s := p.scalar(item, what+" item"); s.Set {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func resolve(n *yaml.Node) *yaml.Node {

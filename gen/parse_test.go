@@ -23,7 +23,10 @@ caches:
   c: &c
     payload: T
     ttl: 1h
+    allow_breaking: "moved to c2"
+    lint_ignore: [missing-doc, long-ttl]
   d: *c
+lint_ignore: [empty-prefix]
 `
 	f, err := Parse("schema.yaml", []byte(src))
 	if err != nil {
@@ -32,6 +35,7 @@ caches:
 	str := func(v string, line, col int) Scalar {
 		return Scalar{Value: v, Tag: "!!str", Pos: Pos{line, col}, Set: true}
 	}
+	review := Review{AllowBreaking: str("moved to c2", 17, 21), LintIgnore: []Scalar{str("missing-doc", 18, 19), str("long-ttl", 18, 32)}}
 	want := &File{
 		Name:    "schema.yaml",
 		Version: Scalar{Value: "1", Tag: "!!int", Pos: Pos{1, 10}, Set: true},
@@ -46,10 +50,12 @@ caches:
 		}},
 		Queues: []*QueueDecl{{Name: str("q", 10, 3), Key: str("q:{id}", 11, 10), Payload: str("T", 12, 14)}},
 		Caches: []*CacheDecl{
-			{Name: str("c", 14, 3), Payload: str("T", 15, 14), TTL: str("1h", 16, 10)},
+			{Name: str("c", 14, 3), Payload: str("T", 15, 14), TTL: str("1h", 16, 10), Review: review},
 			// An alias reads as its anchor, positions included.
-			{Name: str("d", 17, 3), Payload: str("T", 15, 14), TTL: str("1h", 16, 10)},
+			{Name: str("d", 19, 3), Payload: str("T", 15, 14), TTL: str("1h", 16, 10), Review: review},
 		},
+		Review:   Review{LintIgnore: []Scalar{str("empty-prefix", 20, 15)}},
+		TypesPos: Pos{3, 1}, QueuesPos: Pos{9, 1}, CachesPos: Pos{13, 1},
 	}
 	if diff := cmp.Diff(want, f, cmp.AllowUnexported(TypeDecl{})); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)

@@ -23,8 +23,12 @@ if [ -n "$unformatted" ]; then
   echo "gofmt needed on:"; echo "$unformatted"; exit 1
 fi
 
-echo "test.sh: storagegen -check"
-go run ./cmd/storagegen -check -schema schema.yaml -out generated
+echo "test.sh: storagegen -check, lint"
+# The same flags as the go:generate directive, read from it, so that the
+# check covers exactly what go generate writes.
+gen_args=$(sed -n 's|^//go:generate go run ./cmd/storagegen ||p' generate.go)
+go run ./cmd/storagegen -check $gen_args
+go run ./cmd/storagegen lint -schema schema.yaml
 
 echo "test.sh: go test -race"
 go test -race -count=1 -timeout 20m ./...

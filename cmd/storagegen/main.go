@@ -1,28 +1,42 @@
 // Command storagegen generates typed Go access to Redis queues and caches
-// from a YAML schema.
+// from a YAML schema, and reviews changes to that schema.
 //
 // Usage:
 //
-//	storagegen -schema schema.yaml -out generated [-package NAME]
-//	storagegen -check -schema schema.yaml -out generated
+//	storagegen -schema schema.yaml -out generated [-package NAME] [-doc STORAGE.md] [-jsonschema FILE]
+//	storagegen -check -schema schema.yaml -out generated [-doc STORAGE.md] [-jsonschema FILE]
+//	storagegen diff -against OLD|git:REF [-schema FILE] [-format text|json|github]
+//	storagegen lint [-schema FILE] [-disable RULE,…] [-format text|json|github]
+//	storagegen doc [-schema FILE] [-out STORAGE.md]
+//	storagegen jsonschema [-out FILE]
 //
 // The first form writes the generated files into -out, removes files there
 // that carry storagegen's "Code generated" header but are no longer
-// generated (and no others), and prints a one-line summary. The second
-// writes nothing and exits 1, listing each file that is missing, differs or
-// is stale, when -out does not match the schema; CI runs it so that
-// generated code is always what the schema says.
+// generated (and no others), writes the catalogue (-doc) and the editor
+// schema (-jsonschema) when asked, and prints a one-line summary. The
+// second writes nothing and exits 1, listing each file that is missing,
+// differs or is stale; CI runs it so that generated code, catalogue and
+// editor schema are always what the schema says.
 //
-// Flags:
+// diff lists every change against an older schema, each breaking or safe
+// with the reason, and exits 1 when a breaking change is not allowed by an
+// allow_breaking. lint reports what review tends to miss and exits 1 on a
+// warning. doc writes the Markdown catalogue; jsonschema prints the JSON
+// Schema of schema.yaml for editors.
 //
-//	-schema FILE   the schema (default schema.yaml)
-//	-out DIR       the output directory (default generated)
-//	-package NAME  the Go package name (default: the schema's package, else
-//	               the base name of -out)
-//	-check         compare instead of writing
+// Flags of the first two forms:
+//
+//	-schema FILE      the schema (default schema.yaml)
+//	-out DIR          the output directory (default generated)
+//	-package NAME     the Go package name (default: the schema's package,
+//	                  else the base name of -out)
+//	-doc FILE         also write the catalogue to FILE
+//	-jsonschema FILE  also write the JSON Schema to FILE
+//	-check            compare instead of writing
 //
 // Exit status: 0 on success, 1 for a bad schema (every problem is printed
-// as FILE:LINE:COL: message) or a failed check, 2 for bad flags.
+// as FILE:LINE:COL: message), a failed check, a breaking change or a lint
+// warning, 2 for bad flags.
 package main
 
 import (
@@ -42,14 +56,35 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "diff":
+			return runDiff(args[1:], stdout, stderr)
+		case "lint":
+			return runLint(args[1:], stdout, stderr)
+		case "doc":
+			return runDoc(args[1:], stdout, stderr)
+		case "jsonschema":
+			return runJSONSchema(args[1:], stdout, stderr)
+		}
+	}
+	return runGenerate(args, stdout, stderr)
+}
+
+// runGenerate is the form go:generate runs: write (or -check) the
+// generated code, and the catalogue and editor schema when asked.
+func runGenerate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("storagegen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	schema := fs.String("schema", "schema.yaml", "the schema `file`")
 	out := fs.String("out", "generated", "the output `directory`")
 	pkg := fs.String("package", "", "the Go package `name` (default: the schema's package, else the base name of -out)")
-	check := fs.Bool("check", false, "write nothing; exit 1 if -out does not match the schema")
+	doc := fs.String("doc", "", "also write the Markdown catalogue to `file` (storagegen doc)")
+	jsonSchema := fs.String("jsonschema", "", "also write the JSON Schema for editors to `file` (storagegen jsonschema)")
+	check := fs.Bool("check", false, "write nothing; exit 1 if -out (and -doc, -jsonschema) do not match the schema")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: storagegen [-check] -schema FILE -out DIR [-package NAME]\n")
+		fmt.Fprintf(stderr, "usage: storagegen [-check] -schema FILE -out DIR [-package NAME] [-doc FILE] [-jsonschema FILE]\n")
+		fmt.Fprintf(stderr, "       storagegen diff|lint|doc|jsonschema -h\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -80,12 +115,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	header := []byte("// " + gen.Header(m.Schema) + "\n")
+	extra := map[string][]byte{} // path → contents, beside -out
+	if *doc != "" {
+		extra[*doc] = gen.Catalogue(m)
+	}
+	if *jsonSchema != "" {
+		extra[*jsonSchema] = gen.JSONSchema()
+	}
 	if *check {
-		return checkDir(*out, files, header, stderr)
+		problems := checkDir(*out, files, header)
+		for _, path := range sortedNames(extra) {
+			problems = append(problems, checkFile(path, extra[path])...)
+		}
+		if len(problems) == 0 {
+			return 0
+		}
+		for _, p := range problems {
+			fmt.Fprintf(stderr, "storagegen: %s\n", p)
+		}
+		fmt.Fprintln(stderr, "storagegen: run go generate ./... to update them")
+		return 1
 	}
 	if err := writeDir(*out, files, header); err != nil {
 		fmt.Fprintf(stderr, "storagegen: %v\n", err)
 		return 1
+	}
+	for _, path := range sortedNames(extra) {
+		if err := writeFile(path, extra[path]); err != nil {
+			fmt.Fprintf(stderr, "storagegen: %v\n", err)
+			return 1
+		}
 	}
 	fmt.Fprintf(stdout, "storagegen: %s, %s, %s → %s/\n",
 		plural(len(m.Queues), "queue"), plural(len(m.Caches), "cache"), plural(len(m.Types), "type"), filepath.ToSlash(filepath.Clean(*out)))
@@ -151,19 +210,12 @@ func sortedNames(files map[string][]byte) []string {
 	return names
 }
 
-func checkDir(dir string, files map[string][]byte, header []byte, stderr io.Writer) int {
+// checkDir lists how dir differs from files: missing, differing and stale
+// files.
+func checkDir(dir string, files map[string][]byte, header []byte) []string {
 	var problems []string
 	for _, name := range sortedNames(files) {
-		path := filepath.Join(dir, name)
-		got, err := os.ReadFile(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			problems = append(problems, path+": missing")
-		case err != nil:
-			problems = append(problems, fmt.Sprintf("%s: %v", path, err))
-		case !bytes.Equal(got, files[name]):
-			problems = append(problems, path+": differs from the schema")
-		}
+		problems = append(problems, checkFile(filepath.Join(dir, name), files[name])...)
 	}
 	old, err := stale(dir, files, header)
 	if err != nil {
@@ -172,14 +224,21 @@ func checkDir(dir string, files map[string][]byte, header []byte, stderr io.Writ
 	for _, name := range old {
 		problems = append(problems, filepath.Join(dir, name)+": stale (no longer generated)")
 	}
-	if len(problems) == 0 {
-		return 0
+	return problems
+}
+
+// checkFile says how the file at path differs from want, if it does.
+func checkFile(path string, want []byte) []string {
+	got, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return []string{path + ": missing"}
+	case err != nil:
+		return []string{fmt.Sprintf("%s: %v", path, err)}
+	case !bytes.Equal(got, want):
+		return []string{path + ": differs from the schema"}
 	}
-	for _, p := range problems {
-		fmt.Fprintf(stderr, "storagegen: %s\n", p)
-	}
-	fmt.Fprintf(stderr, "storagegen: run go generate ./... to update %s\n", dir)
-	return 1
+	return nil
 }
 
 // writeDir writes each file through a temporary file and a rename, so that
@@ -193,22 +252,7 @@ func writeDir(dir string, files map[string][]byte, header []byte) error {
 		return err
 	}
 	for _, name := range sortedNames(files) {
-		path := filepath.Join(dir, name)
-		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, files[name]) {
-			continue // leave unchanged files untouched for build caches
-		}
-		tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
-		if err != nil {
-			return err
-		}
-		_, werr := tmp.Write(files[name])
-		cerr := tmp.Close()
-		if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
-			os.Remove(tmp.Name())
-			return err
-		}
-		if err := os.Rename(tmp.Name(), path); err != nil {
-			os.Remove(tmp.Name())
+		if err := writeFile(filepath.Join(dir, name), files[name]); err != nil {
 			return err
 		}
 	}
@@ -216,6 +260,33 @@ func writeDir(dir string, files map[string][]byte, header []byte) error {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// writeFile writes b to path through a temporary file and a rename, and
+// leaves an unchanged file untouched, for build caches.
+func writeFile(path string, b []byte) error {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, b) {
+		return nil
+	}
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
 	}
 	return nil
 }

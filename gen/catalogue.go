@@ -1,0 +1,168 @@
+package gen
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/storagegen/storagegen/runtime"
+)
+
+// Catalogue renders m as Markdown for people: every queue, cache and type
+// with its key pattern, an example key, placeholders, payload fields, TTL,
+// delivery and doc. It is committed beside the generated code, so a pull
+// request shows what changes in Redis as a diff of this file.
+func Catalogue(m *Model) []byte {
+	var b bytes.Buffer
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("<!-- %s -->\n\n", Header(m.Schema))
+	w("# Storage catalogue\n\n")
+	w("Every Redis key that `%s` declares. Prefix: %s. Go package: `%s`.\n", m.Schema, code(m.Prefix), m.Package)
+	w("Example keys use each placeholder's name, with `-` for `_`, as its value.\n")
+
+	w("\n## Queues\n")
+	if len(m.Queues) == 0 {
+		w("\nNone.\n")
+	}
+	for _, q := range m.Queues {
+		w("\n### %s\n\n", q.Name)
+		if q.Doc != "" {
+			w("%s\n\n", q.Doc)
+		}
+		w("| | |\n| --- | --- |\n")
+		w("| accessor | `Queues.%s(%s)` |\n", q.GoName, paramList(q.Params))
+		w("| key pattern | `%s` |\n", q.Key)
+		w("| example key | `%s` |\n", runtime.QueueKey(m.Prefix, exampleName(q.Key)))
+		w("| placeholders | %s |\n", placeholderList(q.Params))
+		w("| payload | %s |\n", typeLink(q.Payload))
+		if r := q.Reliable; r != nil {
+			w("| delivery | at-least-once: lease %s, at most %d %s, dedupe window %s |\n",
+				durationText(r.Lease), r.MaxDeliveries, pluralWord(r.MaxDeliveries, "delivery", "deliveries"), durationText(r.DedupeWindow))
+			w("| dead letters | `%s` |\n", runtime.DeadKey(runtime.QueueKey(m.Prefix, exampleName(q.Key))))
+		} else {
+			w("| delivery | at-most-once |\n")
+		}
+	}
+
+	w("\n## Caches\n")
+	if len(m.Caches) == 0 {
+		w("\nNone.\n")
+	}
+	for _, c := range m.Caches {
+		w("\n### %s\n\n", c.Name)
+		if c.Doc != "" {
+			w("%s\n\n", c.Doc)
+		}
+		ttl := "none: entries never expire"
+		if !c.NoExpiry {
+			ttl = durationText(c.TTL)
+		}
+		w("| | |\n| --- | --- |\n")
+		w("| accessor | `Caches.%s(%s)` |\n", c.GoName, paramList(c.Params))
+		w("| key pattern | `%s` |\n", c.Key)
+		w("| example key | `%s` |\n", runtime.CacheKey(m.Prefix, exampleName(c.Key)))
+		w("| placeholders | %s |\n", placeholderList(c.Params))
+		w("| payload | %s |\n", typeLink(c.Payload))
+		w("| ttl | %s |\n", ttl)
+	}
+
+	w("\n## Types\n")
+	if len(m.Types) == 0 {
+		w("\nNone.\n")
+	}
+	for _, t := range m.Types {
+		w("\n### %s\n\n", t.Name)
+		if t.Doc != "" {
+			w("%s\n\n", t.Doc)
+		}
+		w("| JSON name | Go field | type | optional | doc |\n| --- | --- | --- | --- | --- |\n")
+		for _, f := range t.Fields {
+			opt := "no"
+			if f.Optional {
+				opt = "yes"
+			}
+			w("| `%s` | `%s` | %s | %s | %s |\n", f.Name, f.GoName, typeLink(f.Type), opt, cell(f.Doc))
+		}
+	}
+	return b.Bytes()
+}
+
+func code(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return "`" + s + "`"
+}
+
+// exampleName expands pattern with each placeholder's name ('-' for '_')
+// as its value, and 42 for ints.
+func exampleName(pattern string) string {
+	p, err := runtime.ParseKeyPattern(pattern)
+	if err != nil {
+		return pattern
+	}
+	args := make([]any, len(p.Placeholders()))
+	for i, ph := range p.Placeholders() {
+		args[i] = strings.ReplaceAll(ph.Name, "_", "-")
+		if ph.Type == runtime.Int {
+			args[i] = 42
+		}
+	}
+	name, err := p.Expand(args...)
+	if err != nil {
+		return pattern
+	}
+	return name
+}
+
+func paramList(ps []*Param) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		t := "string"
+		if p.Int {
+			t = "int"
+		}
+		out[i] = p.GoName + " " + t
+	}
+	return strings.Join(out, ", ")
+}
+
+func placeholderList(ps []*Param) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		t := "string"
+		if p.Int {
+			t = "int"
+		}
+		out[i] = fmt.Sprintf("`{%s}` %s", p.Name, t)
+	}
+	return strings.Join(out, ", ")
+}
+
+// typeLink writes a type, linking declared types to their section.
+func typeLink(t *TypeRef) string {
+	switch t.Kind {
+	case Declared:
+		return fmt.Sprintf("[%s](#%s)", t.Name, strings.ToLower(t.Name))
+	case Slice:
+		return "`[]`" + typeLink(t.Elem)
+	case Map:
+		return "`map[string]`" + typeLink(t.Elem)
+	}
+	return "`" + t.String() + "`"
+}
+
+// cell makes text safe inside a Markdown table cell.
+func cell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -1,0 +1,355 @@
+package gen
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/storagegen/storagegen/runtime"
+)
+
+// Diff compares two checked schemas for review: not the Go they generate,
+// but what the change does to data already in Redis. A change is breaking
+// when data written under the old schema is stranded, unreachable or read
+// wrongly under the new one, and safe otherwise.
+//
+// An entry of the new schema with an allow_breaking reason turns its
+// breaking changes into allowed ones; the file's own allow_breaking does so
+// for the prefix and for removed entries. An allow_breaking counts only if
+// the old schema does not carry the same one, so an allowance merged with
+// one change does not wave through the next.
+
+// Change is one difference between two schemas.
+type Change struct {
+	Code     string `json:"code"`    // what changed: queue-removed, key-changed, …
+	Subject  string `json:"subject"` // `queue "jobs"`, `type "Job" field "id"`, `schema`
+	Breaking bool   `json:"breaking"`
+	Allowed  string `json:"allowed,omitempty"` // the allow_breaking reason, for an allowed breaking change
+	Message  string `json:"message"`
+	Pos      Pos    `json:"-"` // in the new schema
+}
+
+// Severity is "breaking", "allowed" or "safe".
+func (c Change) Severity() string {
+	switch {
+	case c.Breaking && c.Allowed != "":
+		return "allowed"
+	case c.Breaking:
+		return "breaking"
+	}
+	return "safe"
+}
+
+// Diff returns the changes from old to cur, in the order of cur's lines.
+func Diff(old, cur *Model) []Change {
+	d := &differ{old: old, cur: cur}
+	d.file()
+	d.queues()
+	d.caches()
+	d.types()
+	slices.SortStableFunc(d.out, func(a, b Change) int {
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line - b.Pos.Line
+		}
+		return a.Pos.Col - b.Pos.Col
+	})
+	return d.out
+}
+
+type differ struct {
+	old, cur *Model
+	out      []Change
+}
+
+// allowance is the allow_breaking reason that counts for an entry: its
+// own, unless the old entry had the same one.
+func allowance(old, cur *Notes) string {
+	if cur == nil || cur.AllowBreaking == "" || (old != nil && old.AllowBreaking == cur.AllowBreaking) {
+		return ""
+	}
+	return cur.AllowBreaking
+}
+
+func (d *differ) add(breaking bool, allowed, code, subject string, pos Pos, format string, args ...any) {
+	if !breaking {
+		allowed = ""
+	}
+	d.out = append(d.out, Change{Code: code, Subject: subject, Breaking: breaking, Allowed: allowed, Pos: pos, Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *differ) file() {
+	old, cur := d.old, d.cur
+	allowed := allowance(&old.Review, &cur.Review)
+	if old.Prefix != cur.Prefix {
+		d.add(true, allowed, "prefix-changed", "schema", cur.Review.PosOf("prefix"),
+			"prefix changed from %q to %q: every key written under the old prefix is unreachable", old.Prefix, cur.Prefix)
+	}
+	if old.Package != cur.Package {
+		d.add(false, "", "package-changed", "schema", Pos{1, 1},
+			"Go package changed from %s to %s; no data is affected", old.Package, cur.Package)
+	}
+}
+
+// entryView is what the diff compares of a queue or a cache.
+type entryView struct {
+	kind, name, key, doc string
+	payload              *TypeRef
+	notes                *Notes
+	keyOf                func(prefix, name string) string
+	settings             [][2]string // safe settings: name, value
+	mode                 string      // a queue's delivery; "" for caches
+}
+
+func queueView(q *Queue) entryView {
+	v := entryView{kind: "queue", name: q.Name, key: q.Key, doc: q.Doc, payload: q.Payload, notes: &q.Review, keyOf: runtime.QueueKey, mode: "at-most-once"}
+	if r := q.Reliable; r != nil {
+		v.mode = "at-least-once"
+		v.settings = [][2]string{{"lease", durationText(r.Lease)}, {"max_deliveries", fmt.Sprint(r.MaxDeliveries)}, {"dedupe_window", durationText(r.DedupeWindow)}}
+	}
+	return v
+}
+
+func cacheView(c *Cache) entryView {
+	ttl := "none"
+	if !c.NoExpiry {
+		ttl = durationText(c.TTL)
+	}
+	return entryView{kind: "cache", name: c.Name, key: c.Key, doc: c.Doc, payload: c.Payload, notes: &c.Review, keyOf: runtime.CacheKey,
+		settings: [][2]string{{"ttl", ttl}}}
+}
+
+func (d *differ) queues() {
+	old := make([]entryView, len(d.old.Queues))
+	for i, q := range d.old.Queues {
+		old[i] = queueView(q)
+	}
+	cur := make([]entryView, len(d.cur.Queues))
+	for i, q := range d.cur.Queues {
+		cur[i] = queueView(q)
+	}
+	d.entries(old, cur, "queues")
+}
+
+func (d *differ) caches() {
+	old := make([]entryView, len(d.old.Caches))
+	for i, c := range d.old.Caches {
+		old[i] = cacheView(c)
+	}
+	cur := make([]entryView, len(d.cur.Caches))
+	for i, c := range d.cur.Caches {
+		cur[i] = cacheView(c)
+	}
+	d.entries(old, cur, "caches")
+}
+
+// entries compares the queues or the caches of the two schemas by name. An
+// entry that is gone is a rename when an added entry has the same key
+// pattern (up to placeholder names) and payload: its data stays reachable.
+func (d *differ) entries(old, cur []entryView, section string) {
+	byName := func(vs []entryView) map[string]*entryView {
+		m := map[string]*entryView{}
+		for i := range vs {
+			m[vs[i].name] = &vs[i]
+		}
+		return m
+	}
+	oldBy, curBy := byName(old), byName(cur)
+	renamedTo := map[string]bool{}
+	for i := range old {
+		o := &old[i]
+		if c := curBy[o.name]; c != nil {
+			d.entry(o, c)
+			continue
+		}
+		subject := fmt.Sprintf("%s %q", o.kind, o.name)
+		var to *entryView
+		for j := range cur {
+			c := &cur[j]
+			if oldBy[c.name] == nil && !renamedTo[c.name] && patternShape(c.key) == patternShape(o.key) && c.payload.String() == o.payload.String() {
+				to = c
+				break
+			}
+		}
+		if to != nil {
+			renamedTo[to.name] = true
+			d.add(false, "", o.kind+"-renamed", subject, to.notes.Pos,
+				"%s renamed to %q; its keys (%s) are unchanged, so its data stays reachable; Go callers of %s() must use %s()",
+				o.kind, to.name, o.keyOf(d.cur.Prefix, to.key), exportedName(o.name), exportedName(to.name))
+			d.entry(o, to)
+			continue
+		}
+		d.add(true, allowance(&d.old.Review, &d.cur.Review), o.kind+"-removed", subject, d.cur.Review.PosOf(section),
+			"%s removed: what is stored under its keys (%s) is stranded; drain or migrate it before this ships", o.kind, o.keyOf(d.old.Prefix, o.key))
+	}
+	for i := range cur {
+		if c := &cur[i]; oldBy[c.name] == nil && !renamedTo[c.name] {
+			d.add(false, "", c.kind+"-added", fmt.Sprintf("%s %q", c.kind, c.name), c.notes.Pos, "new %s (keys %s)", c.kind, c.keyOf(d.cur.Prefix, c.key))
+		}
+	}
+}
+
+// entry compares one queue or cache present in both schemas.
+func (d *differ) entry(o, c *entryView) {
+	subject := fmt.Sprintf("%s %q", c.kind, c.name)
+	allowed := allowance(o.notes, c.notes)
+	keyPos := c.notes.PosOf("key")
+	switch oldShape, curShape := patternShape(o.key), patternShape(c.key); {
+	case oldShape != curShape && placeholderTypes(o.key) != placeholderTypes(c.key) && literalText(o.key) == literalText(c.key):
+		d.add(true, allowed, "placeholder-type-changed", subject, keyPos,
+			"key pattern %q became %q: a placeholder's type changed, and keys written for the old type are not found for the new one", o.key, c.key)
+	case oldShape != curShape:
+		d.add(true, allowed, "key-changed", subject, keyPos,
+			"key pattern changed from %q to %q: everything stored under the old keys (%s) is unreachable", o.key, c.key, o.keyOf(d.old.Prefix, o.key))
+	case o.key != c.key:
+		d.add(false, "", "placeholder-renamed", subject, keyPos,
+			"key pattern %q became %q: placeholders were renamed, the keys are the same; only the accessor's parameter names change", o.key, c.key)
+	}
+	if o.payload.String() != c.payload.String() {
+		d.add(true, allowed, "payload-changed", subject, c.notes.PosOf("payload"),
+			"payload type changed from %s to %s: what is stored now was written as %s and is read as %s", o.payload, c.payload, o.payload, c.payload)
+	}
+	if o.mode != c.mode {
+		d.add(true, allowed, "delivery-changed", subject, c.notes.PosOf("delivery"),
+			"delivery changed from %s to %s: the two keep items in different layouts, so items queued under the old one are not delivered; drain the queue first", o.mode, c.mode)
+	}
+	for i, s := range c.settings {
+		if i < len(o.settings) && o.settings[i][0] == s[0] && o.settings[i][1] != s[1] {
+			d.add(false, "", strings.ReplaceAll(s[0], "_", "-")+"-changed", subject, c.notes.PosOf(s[0]),
+				"%s changed from %s to %s", s[0], o.settings[i][1], s[1])
+		}
+	}
+	if o.doc != c.doc {
+		d.add(false, "", "doc-changed", subject, c.notes.PosOf("doc"), "doc changed")
+	}
+}
+
+func (d *differ) types() {
+	oldBy := map[string]*Type{}
+	for _, t := range d.old.Types {
+		oldBy[t.Name] = t
+	}
+	curBy := map[string]bool{}
+	for _, t := range d.cur.Types {
+		curBy[t.Name] = true
+		subject := fmt.Sprintf("type %q", t.Name)
+		o := oldBy[t.Name]
+		if o == nil {
+			d.add(false, "", "type-added", subject, t.Review.Pos, "new type")
+			continue
+		}
+		d.fields(o, t)
+		if o.Doc != t.Doc {
+			d.add(false, "", "doc-changed", subject, t.Review.PosOf("doc"), "doc changed")
+		}
+	}
+	for _, o := range d.old.Types {
+		if !curBy[o.Name] {
+			d.add(false, "", "type-removed", fmt.Sprintf("type %q", o.Name), d.cur.Review.PosOf("types"),
+				"type removed; no payload uses it any more (a payload that did is reported on its own), so no data is affected, but Go code that names %s stops compiling", o.Name)
+		}
+	}
+}
+
+// fields compares the fields of a type present in both schemas. A removed
+// field and an added one of the same type are a rename: its JSON name
+// changed.
+func (d *differ) fields(o, t *Type) {
+	allowed := allowance(&o.Review, &t.Review)
+	oldBy := map[string]*Field{}
+	for _, f := range o.Fields {
+		oldBy[f.Name] = f
+	}
+	curBy := map[string]*Field{}
+	for _, f := range t.Fields {
+		curBy[f.Name] = f
+	}
+	subject := func(f string) string { return fmt.Sprintf("type %q field %q", t.Name, f) }
+	renamed := map[string]bool{}
+	for _, of := range o.Fields {
+		f := curBy[of.Name]
+		if f == nil {
+			var to *Field
+			for _, nf := range t.Fields {
+				if oldBy[nf.Name] == nil && !renamed[nf.Name] && nf.Type.String() == of.Type.String() {
+					to = nf
+					break
+				}
+			}
+			if to != nil {
+				renamed[to.Name] = true
+				d.add(true, allowed, "field-renamed", subject(of.Name), to.Pos,
+					"field renamed to %q: its JSON name changes, so stored items that have %q read as if it were missing, and consumers on the old build miss %q", to.Name, of.Name, to.Name)
+				continue
+			}
+			d.add(true, allowed, "field-removed", subject(of.Name), t.Review.Pos,
+				"field removed: consumers still running the old build read it as its zero value from new items")
+			continue
+		}
+		if of.Type.String() != f.Type.String() {
+			d.add(true, allowed, "field-type-changed", subject(f.Name), f.Pos,
+				"type changed from %s to %s: stored items with the old type fail to decode", of.Type, f.Type)
+		}
+		switch {
+		case of.Optional && !f.Optional:
+			d.add(true, allowed, "field-made-required", subject(f.Name), f.Pos,
+				"made required: stored items and old producers may omit it")
+		case !of.Optional && f.Optional:
+			d.add(false, "", "field-made-optional", subject(f.Name), f.Pos, "made optional: producers omit it when it is zero")
+		}
+		if of.Doc != f.Doc {
+			d.add(false, "", "doc-changed", subject(f.Name), f.Pos, "doc changed")
+		}
+	}
+	for _, f := range t.Fields {
+		if oldBy[f.Name] != nil || renamed[f.Name] {
+			continue
+		}
+		if f.Optional {
+			d.add(false, "", "field-added", subject(f.Name), f.Pos, "new optional field")
+		} else {
+			d.add(true, allowed, "required-field-added", subject(f.Name), f.Pos,
+				"new required field: items already stored, and those old producers write, lack it and read as its zero value; make it optional: true, or allow the break")
+		}
+	}
+}
+
+// patternShape is a key pattern with its placeholder names left out:
+// "edge:{a}:{b:int}" → "edge:{string}:{int}". Two patterns with the same
+// shape give the same keys.
+func patternShape(pattern string) string {
+	return reshape(pattern, func(ph runtime.Placeholder) string { return "{" + ph.Type.String() + "}" })
+}
+
+// placeholderTypes is the list of a pattern's placeholder types.
+func placeholderTypes(pattern string) string {
+	p, err := runtime.ParseKeyPattern(pattern)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, ph := range p.Placeholders() {
+		b.WriteString(ph.Type.String() + ",")
+	}
+	return b.String()
+}
+
+// literalText is a pattern with every placeholder written "{}".
+func literalText(pattern string) string {
+	return reshape(pattern, func(runtime.Placeholder) string { return "{}" })
+}
+
+func reshape(pattern string, write func(runtime.Placeholder) string) string {
+	p, err := runtime.ParseKeyPattern(pattern)
+	if err != nil {
+		return pattern
+	}
+	var b strings.Builder
+	last := 0
+	for _, ph := range p.Placeholders() {
+		b.WriteString(pattern[last:ph.Offset])
+		b.WriteString(write(ph))
+		last = ph.Offset + strings.IndexByte(pattern[ph.Offset:], '}') + 1
+	}
+	b.WriteString(pattern[last:])
+	return b.String()
+}

@@ -1,0 +1,198 @@
+package gen
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/storagegen/storagegen/runtime"
+)
+
+// Lint finds what schema review tends to miss: things that are allowed
+// but likely wrong. Each rule has an ID, by which an entry's lint_ignore
+// or a run's -disable turns it off.
+
+// Severity orders findings and changes.
+type Severity string
+
+// The severities of lint findings.
+const (
+	Warning Severity = "warning" // storagegen lint exits 1
+	Info    Severity = "info"    // reported, never fails a run
+)
+
+// LintRule is one rule of storagegen lint.
+type LintRule struct {
+	ID       string
+	Severity Severity
+	Summary  string
+}
+
+// LintRules are the rules, in the order they run.
+var LintRules = []LintRule{
+	{"id-separator", Warning, "a placeholder is followed by a separator that IDs often contain, which is then escaped in every value"},
+	{"missing-doc", Warning, "a queue or cache has no doc"},
+	{"long-ttl", Warning, "a cache TTL is over 30 days"},
+	{"empty-prefix", Warning, "the schema has no prefix, so its keys mix with any other application's on the server"},
+	{"long-key", Warning, "a key is longer than 128 bytes for typical arguments"},
+	{"at-most-once", Info, "a queue is at-most-once, so a consumer that crashes loses the item it holds"},
+}
+
+// Lint limits.
+const (
+	maxLintTTL    = 30 * 24 * time.Hour
+	maxKeyBytes   = 128
+	typicalString = "0f8fad5b-d9cb-469f-a165-70867728950e" // a UUID: 36 bytes
+	typicalInt    = 1_000_000_000_000                      // 13 digits
+)
+
+// idSeparators are the separators that typical IDs contain: snake_case
+// names, paths and base64 (/ + =), e-mail addresses (@).
+const idSeparators = "_/+=@"
+
+func lintRule(id string) *LintRule {
+	for i := range LintRules {
+		if LintRules[i].ID == id {
+			return &LintRules[i]
+		}
+	}
+	return nil
+}
+
+func lintRuleIDs() []string {
+	ids := make([]string, len(LintRules))
+	for i, r := range LintRules {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// Finding is one problem that Lint found.
+type Finding struct {
+	Rule     string   `json:"rule"`
+	Severity Severity `json:"severity"`
+	Pos      Pos      `json:"-"`
+	Subject  string   `json:"subject"` // `queue "jobs"`, `cache "x"`, `schema`
+	Message  string   `json:"message"`
+	Fix      string   `json:"fix"`
+}
+
+// Lint runs every rule not in disabled on m, skipping those an entry's
+// lint_ignore names, and returns the findings in schema order.
+func Lint(m *Model, disabled map[string]bool) []Finding {
+	l := &linter{disabled: disabled}
+	l.file(m)
+	for _, q := range m.Queues {
+		l.entry("queue", q.Name, q.Key, func(name string) string { return runtime.QueueKey(m.Prefix, name) }, q.Doc, &q.Review)
+		if q.Reliable == nil {
+			l.add(&q.Review, "at-most-once", q.Review.PosOf("delivery"), fmt.Sprintf("queue %q", q.Name),
+				"at-most-once: an item lives only in the consumer's memory between Pop and the end of its work, so a consumer that crashes, is killed or is deployed over loses it",
+				"if losing an item matters, add delivery: at-least-once (Receive and Ack instead of Pop)")
+		}
+	}
+	for _, c := range m.Caches {
+		what := fmt.Sprintf("cache %q", c.Name)
+		l.entry("cache", c.Name, c.Key, func(name string) string { return runtime.CacheKey(m.Prefix, name) }, c.Doc, &c.Review)
+		if !c.NoExpiry && c.TTL > maxLintTTL {
+			l.add(&c.Review, "long-ttl", c.Review.PosOf("ttl"), what,
+				fmt.Sprintf("ttl %s is over 30 days; entries that nobody reads again stay that long", durationText(c.TTL)),
+				"shorten the ttl, or write ttl: none if entries are meant to be kept until deleted")
+		}
+	}
+	slices.SortStableFunc(l.found, func(a, b Finding) int {
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line - b.Pos.Line
+		}
+		return a.Pos.Col - b.Pos.Col
+	})
+	return l.found
+}
+
+type linter struct {
+	disabled map[string]bool
+	found    []Finding
+}
+
+func (l *linter) add(n *Notes, rule string, pos Pos, subject, msg, fix string) {
+	if l.disabled[rule] || n.Ignores(rule) {
+		return
+	}
+	l.found = append(l.found, Finding{Rule: rule, Severity: lintRule(rule).Severity, Pos: pos, Subject: subject, Message: msg, Fix: fix})
+}
+
+func (l *linter) file(m *Model) {
+	if m.Prefix == "" {
+		l.add(&m.Review, "empty-prefix", m.Review.Pos, "schema",
+			"prefix is empty: every key is a bare queue:… or cache:…, which mixes with any other application's keys on the server and cannot be told apart in SCAN, ACL rules or eviction",
+			`set a prefix naming the application, such as prefix: "flow:"`)
+	}
+}
+
+// entry runs the rules that queues and caches share. keyOf makes the full
+// key from an expanded pattern.
+func (l *linter) entry(kind, name, pattern string, keyOf func(string) string, doc string, n *Notes) {
+	what := fmt.Sprintf("%s %q", kind, name)
+	if strings.TrimSpace(doc) == "" {
+		l.add(n, "missing-doc", n.Pos, what,
+			fmt.Sprintf("%s has no doc: reviewers and the catalogue cannot tell what it holds or who reads it", kind),
+			"add doc: one sentence on what it holds, who writes it and who reads it")
+	}
+	pat, err := runtime.ParseKeyPattern(pattern)
+	if err != nil {
+		return // Check has reported it
+	}
+	keyPos := n.PosOf("key")
+	phs := pat.Placeholders()
+	for i, ph := range phs {
+		end := len(pattern)
+		if i+1 < len(phs) {
+			end = phs[i+1].Offset
+		}
+		after := pattern[ph.Offset:end]
+		after = after[strings.IndexByte(after, '}')+1:]
+		if ph.Type != runtime.String || after == "" {
+			continue
+		}
+		if sep := after[0]; strings.IndexByte(idSeparators, sep) >= 0 {
+			example := "node" + string(sep) + "5"
+			escaped, _ := pat.Expand(exampleArgs(phs, i, example)...)
+			l.add(n, "id-separator", keyPos, what,
+				fmt.Sprintf("placeholder {%s} is followed by %q, which IDs often contain; every %q in a value is escaped as %%%02X (%s gives %s)",
+					ph.Name, sep, sep, sep, example, escaped),
+				fmt.Sprintf("use a separator that IDs do not contain, such as \":\": %s", strings.ReplaceAll(pattern, "}"+string(sep), "}:")))
+		}
+	}
+	args := make([]any, len(phs))
+	for i, ph := range phs {
+		args[i] = any(typicalString)
+		if ph.Type == runtime.Int {
+			args[i] = typicalInt
+		}
+	}
+	if expanded, err := pat.Expand(args...); err == nil {
+		if key := keyOf(expanded); len(key) > maxKeyBytes {
+			l.add(n, "long-key", keyPos, what,
+				fmt.Sprintf("keys are %d bytes with typical arguments (a UUID for each string, 13 digits for each int), over %d; Redis stores and compares every key in full",
+					len(key), maxKeyBytes),
+				"shorten the pattern's literal text or the prefix, or use shorter IDs")
+		}
+	}
+}
+
+// exampleArgs are arguments for phs with value v at i and plain ones
+// elsewhere.
+func exampleArgs(phs []runtime.Placeholder, i int, v string) []any {
+	args := make([]any, len(phs))
+	for j, ph := range phs {
+		switch {
+		case j == i:
+			args[j] = v
+		case ph.Type == runtime.Int:
+			args[j] = 7
+		default:
+			args[j] = "x"
+		}
+	}
+	return args
+}
