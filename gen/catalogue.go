@@ -17,7 +17,7 @@ func Catalogue(m *Model) []byte {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("<!-- %s -->\n\n", Header(m.Schema))
 	w("# Storage catalogue\n\n")
-	w("Every Redis key that `%s` declares. Prefix: %s. Go package: `%s`.\n", m.Schema, code(m.Prefix), m.Package)
+	w("Every Redis key that `%s` declares. Prefix: %s.\n", m.Schema, code(m.Prefix))
 	w("Example keys use each placeholder's name, with `-` for `_`, as its value.\n")
 
 	w("\n## Queues\n")

@@ -128,3 +128,40 @@ func TestExitCodes(t *testing.T) {
 		t.Error("a failed run wrote the output directory")
 	}
 }
+
+// TestCatalogueAndEditorSchema: -doc and -jsonschema write the catalogue
+// and the JSON Schema beside the code, and -check covers them like it.
+func TestCatalogueAndEditorSchema(t *testing.T) {
+	schemaPath, out := setup(t)
+	dir := filepath.Dir(schemaPath)
+	doc, js := filepath.Join(dir, "STORAGE.md"), filepath.Join(dir, "schema.json")
+	args := []string{"-schema", schemaPath, "-out", out, "-doc", doc, "-jsonschema", js}
+	if code, _, stderr := runCmd(t, args...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	catalogue, err := os.ReadFile(doc)
+	if err != nil || !strings.Contains(string(catalogue), "| example key | `t:queue:{inbox:user-id}` |") {
+		t.Fatalf("STORAGE.md: %v\n%s", err, catalogue)
+	}
+	if b, err := os.ReadFile(js); err != nil || !strings.Contains(string(b), `"title": "storagegen schema"`) {
+		t.Fatalf("schema.json: %v", err)
+	}
+	check := append([]string{"-check"}, args...)
+	if code, _, stderr := runCmd(t, check...); code != 0 {
+		t.Fatalf("-check on fresh output: exit %d, %s", code, stderr)
+	}
+	// The doc subcommand writes the same catalogue.
+	if code, stdout, _ := runCmd(t, "doc", "-schema", schemaPath, "-out", "-"); code != 0 || stdout != string(catalogue) {
+		t.Errorf("storagegen doc: exit %d, output differs from -doc", code)
+	}
+	if code, stdout, _ := runCmd(t, "jsonschema"); code != 0 || !strings.HasPrefix(stdout, "{") {
+		t.Errorf("storagegen jsonschema: exit %d", code)
+	}
+
+	os.WriteFile(doc, []byte("edited by hand\n"), 0o644)
+	os.Remove(js)
+	code, _, stderr := runCmd(t, check...)
+	if code != 1 || !strings.Contains(stderr, doc+": differs from the schema") || !strings.Contains(stderr, js+": missing") {
+		t.Errorf("-check after edits: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/storagegen/storagegen/internal/txtar"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected outputs of testdata/review")
+
+// Each testdata/review/NAME.txtar holds the command line (args, without
+// -format), its input files (old.yaml, schema.yaml), and what the command
+// prints in each format (stdout.text, stdout.json, stdout.github) with its
+// exit status (exit), and stderr if it prints any. go test ./cmd/storagegen
+// -update rewrites the outputs.
+func TestReviewScenarios(t *testing.T) {
+	paths, err := filepath.Glob("testdata/review/*.txtar")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	isOutput := func(name string) bool {
+		return name == "exit" || name == "stderr" || strings.HasPrefix(name, "stdout.")
+	}
+	for _, path := range paths {
+		path, _ = filepath.Abs(path)
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txtar"), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := txtar.Parse(data)
+			argLine, ok := a.Get("args")
+			if !ok {
+				t.Fatal("no args in the archive")
+			}
+			dir := t.TempDir()
+			for _, f := range a.Files {
+				if f.Name != "args" && !isOutput(f.Name) {
+					if err := os.WriteFile(filepath.Join(dir, f.Name), f.Data, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			t.Chdir(dir)
+			got := map[string][]byte{}
+			for _, format := range []string{"text", "json", "github"} {
+				code, stdout, stderr := runCmd(t, append(strings.Fields(string(argLine)), "-format", format)...)
+				got["stdout."+format] = []byte(stdout)
+				exit := []byte(strconv.Itoa(code) + "\n")
+				if prev, ok := got["exit"]; ok && string(prev) != string(exit) {
+					t.Errorf("-format %s exits %s, -format text %s", format, exit, prev)
+				}
+				got["exit"] = exit
+				if stderr != "" {
+					got["stderr"] = []byte(stderr)
+				}
+			}
+			if *update {
+				files := slices.DeleteFunc(a.Files, func(f txtar.File) bool { return isOutput(f.Name) })
+				for _, name := range slices.Sorted(maps.Keys(got)) {
+					files = append(files, txtar.File{Name: name, Data: got[name]})
+				}
+				a.Files = files
+				if err := os.WriteFile(path, a.Format(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want := map[string]string{}
+			for _, f := range a.Files {
+				if isOutput(f.Name) {
+					want[f.Name] = string(f.Data)
+				}
+			}
+			gotS := map[string]string{}
+			for k, v := range got {
+				gotS[k] = string(v)
+			}
+			if diff := cmp.Diff(want, gotS); diff != "" {
+				t.Errorf("output differs from %s (-want +got); run go test ./cmd/storagegen -update if the change is intended:\n%s", path, diff)
+			}
+		})
+	}
+}
+
+// TestDiffAgainstGit runs diff -against git:REF in a temporary repository:
+// the old schema is the one committed at REF, read with git show, from the
+// schema's own directory.
+func TestDiffAgainstGit(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatal("git is needed for diff -against git:REF and for this test")
+	}
+	repo := t.TempDir()
+	sub := filepath.Join(repo, "storage")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	write := func(src string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(sub, "schema.yaml"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git("init", "-q")
+	write(schema)
+	git("add", ".")
+	git("commit", "-q", "-m", "v1")
+	write(strings.Replace(schema, `key: "inbox:{user_id}"`, `key: "inbox:{user_id}:v2"`, 1))
+
+	schemaPath := filepath.Join(sub, "schema.yaml")
+	code, stdout, stderr := runCmd(t, "diff", "-against", "git:HEAD", "-schema", schemaPath)
+	want := fmt.Sprintf("%s:9:10: breaking [key-changed] queue \"inbox\": key pattern changed from \"inbox:{user_id}\" to \"inbox:{user_id}:v2\": everything stored under the old keys (t:queue:{inbox:{user_id}}) is unreachable\n"+
+		"storagegen diff: 1 breaking change, 0 allowed, 0 safe against git:HEAD\n", schemaPath)
+	if code != 1 || stdout != want || stderr != "" {
+		t.Errorf("diff against git:HEAD: exit %d\nstdout %q\nwant   %q\nstderr %q", code, stdout, want, stderr)
+	}
+	// The committed schema against itself: no changes.
+	git("stash", "-q")
+	if code, stdout, _ := runCmd(t, "diff", "-against", "git:HEAD", "-schema", schemaPath); code != 0 || !strings.HasSuffix(stdout, "0 breaking changes, 0 allowed, 0 safe against git:HEAD\n") {
+		t.Errorf("unchanged schema: exit %d, %q", code, stdout)
+	}
+	// A revision that does not exist is an error that says so.
+	code, _, stderr = runCmd(t, "diff", "-against", "git:no-such-branch", "-schema", schemaPath)
+	if code != 1 || !strings.Contains(stderr, "git show no-such-branch:./schema.yaml") {
+		t.Errorf("bad revision: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestReviewFlags: bad flags exit 2 with usage; help exits 0.
+func TestReviewFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"diff"}, 2, "-against is required"},
+		{[]string{"diff", "-against", "x.yaml", "-format", "xml"}, 2, `-format "xml": want text, json or github`},
+		{[]string{"lint", "-disable", "no-such-rule"}, 2, `unknown rule "no-such-rule"`},
+		{[]string{"lint", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"doc", "-h"}, 0, "usage: storagegen doc"},
+		{[]string{"jsonschema", "-nope"}, 2, "flag provided but not defined"},
+	} {
+		code, _, stderr := runCmd(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.err) {
+			t.Errorf("storagegen %v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.err)
+		}
+	}
+}
