@@ -29,12 +29,7 @@ func Catalogue(m *Model) []byte {
 		if q.Doc != "" {
 			w("%s\n\n", q.Doc)
 		}
-		w("| | |\n| --- | --- |\n")
-		w("| accessor | `Queues.%s(%s)` |\n", q.GoName, paramList(q.Params))
-		w("| key pattern | `%s` |\n", q.Key)
-		w("| example key | `%s` |\n", runtime.QueueKey(m.Prefix, exampleName(q.Key)))
-		w("| placeholders | %s |\n", placeholderList(q.Params))
-		w("| payload | %s |\n", typeLink(q.Payload))
+		w("%s", commonRows("Queues."+q.GoName, q.Key, runtime.QueueKey(m.Prefix, exampleName(q.Key)), q.Params, q.Payload))
 		if r := q.Reliable; r != nil {
 			w("| delivery | at-least-once: lease %s, at most %d %s, dedupe window %s |\n",
 				durationText(r.Lease), r.MaxDeliveries, pluralWord(r.MaxDeliveries, "delivery", "deliveries"), durationText(r.DedupeWindow))
@@ -57,12 +52,7 @@ func Catalogue(m *Model) []byte {
 		if !c.NoExpiry {
 			ttl = durationText(c.TTL)
 		}
-		w("| | |\n| --- | --- |\n")
-		w("| accessor | `Caches.%s(%s)` |\n", c.GoName, paramList(c.Params))
-		w("| key pattern | `%s` |\n", c.Key)
-		w("| example key | `%s` |\n", runtime.CacheKey(m.Prefix, exampleName(c.Key)))
-		w("| placeholders | %s |\n", placeholderList(c.Params))
-		w("| payload | %s |\n", typeLink(c.Payload))
+		w("%s", commonRows("Caches."+c.GoName, c.Key, runtime.CacheKey(m.Prefix, exampleName(c.Key)), c.Params, c.Payload))
 		w("| ttl | %s |\n", ttl)
 	}
 
@@ -85,6 +75,12 @@ func Catalogue(m *Model) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// commonRows are the first rows of a queue's or a cache's table.
+func commonRows(accessor, pattern, example string, params []*Param, payload *TypeRef) string {
+	return fmt.Sprintf("| | |\n| --- | --- |\n| accessor | `%s(%s)` |\n| key pattern | `%s` |\n| example key | `%s` |\n| placeholders | %s |\n| payload | %s |\n",
+		accessor, paramList(params), pattern, example, placeholderList(params), typeLink(payload))
 }
 
 func code(s string) string {

@@ -2,7 +2,6 @@ package gen
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/storagegen/storagegen/runtime"
@@ -47,12 +46,7 @@ func Diff(old, cur *Model) []Change {
 	d.queues()
 	d.caches()
 	d.types()
-	slices.SortStableFunc(d.out, func(a, b Change) int {
-		if a.Pos.Line != b.Pos.Line {
-			return a.Pos.Line - b.Pos.Line
-		}
-		return a.Pos.Col - b.Pos.Col
-	})
+	sortByPos(d.out, func(c Change) Pos { return c.Pos })
 	return d.out
 }
 
@@ -119,27 +113,19 @@ func cacheView(c *Cache) entryView {
 }
 
 func (d *differ) queues() {
-	old := make([]entryView, len(d.old.Queues))
-	for i, q := range d.old.Queues {
-		old[i] = queueView(q)
-	}
-	cur := make([]entryView, len(d.cur.Queues))
-	for i, q := range d.cur.Queues {
-		cur[i] = queueView(q)
-	}
-	d.entries(old, cur, "queues")
+	d.entries(views(d.old.Queues, queueView), views(d.cur.Queues, queueView), "queues")
 }
 
 func (d *differ) caches() {
-	old := make([]entryView, len(d.old.Caches))
-	for i, c := range d.old.Caches {
-		old[i] = cacheView(c)
+	d.entries(views(d.old.Caches, cacheView), views(d.cur.Caches, cacheView), "caches")
+}
+
+func views[T any](items []T, view func(T) entryView) []entryView {
+	out := make([]entryView, len(items))
+	for i, it := range items {
+		out[i] = view(it)
 	}
-	cur := make([]entryView, len(d.cur.Caches))
-	for i, c := range d.cur.Caches {
-		cur[i] = cacheView(c)
-	}
-	d.entries(old, cur, "caches")
+	return out
 }
 
 // entries compares the queues or the caches of the two schemas by name. An

@@ -56,3 +56,12 @@ func (e *errs) err() error {
 	e.list = slices.CompactFunc(e.list, func(a, b *Error) bool { return *a == *b })
 	return e.list
 }
+
+// sortByPos sorts s by position, stably, so that reports read down the
+// file.
+func sortByPos[T any](s []T, pos func(T) Pos) {
+	slices.SortStableFunc(s, func(a, b T) int {
+		pa, pb := pos(a), pos(b)
+		return cmp.Or(pa.Line-pb.Line, pa.Col-pb.Col)
+	})
+}

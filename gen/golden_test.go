@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,23 +63,13 @@ func TestGolden(t *testing.T) {
 				got["STORAGE.md"] = Catalogue(m)
 			}
 			if *update {
-				inputs := slices.DeleteFunc(a.Files, func(f txtar.File) bool { return isOutput(f.Name) })
-				for _, name := range slices.Sorted(maps.Keys(got)) {
-					inputs = append(inputs, txtar.File{Name: name, Data: got[name]})
-				}
-				a.Files = inputs
+				a.SetOutputs(isOutput, got)
 				if err := os.WriteFile(path, a.Format(), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			want := map[string][]byte{}
-			for _, f := range a.Files {
-				if isOutput(f.Name) {
-					want[f.Name] = f.Data
-				}
-			}
-			if diff := cmp.Diff(stringMap(want), stringMap(got)); diff != "" {
+			if diff := cmp.Diff(a.Outputs(isOutput), stringMap(got)); diff != "" {
 				t.Errorf("output differs from %s (-want +got); run go test ./gen -update if the change is intended:\n%s", path, diff)
 			}
 		})

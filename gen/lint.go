@@ -2,7 +2,6 @@ package gen
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -100,12 +99,7 @@ func Lint(m *Model, disabled map[string]bool) []Finding {
 				"shorten the ttl, or write ttl: none if entries are meant to be kept until deleted")
 		}
 	}
-	slices.SortStableFunc(l.found, func(a, b Finding) int {
-		if a.Pos.Line != b.Pos.Line {
-			return a.Pos.Line - b.Pos.Line
-		}
-		return a.Pos.Col - b.Pos.Col
-	})
+	sortByPos(l.found, func(f Finding) Pos { return f.Pos })
 	return l.found
 }
 

@@ -48,6 +48,16 @@ func TestGenerateDeterministic(t *testing.T) {
 // go generate does.
 func generateRepoSchema(t *testing.T) map[string][]byte {
 	t.Helper()
+	files, err := Generate(loadRepoSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// loadRepoSchema loads the repository's schema.yaml as go generate does.
+func loadRepoSchema(t *testing.T) *Model {
+	t.Helper()
 	src, err := os.ReadFile("../schema.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -56,9 +66,5 @@ func generateRepoSchema(t *testing.T) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := Generate(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
+	return m
 }

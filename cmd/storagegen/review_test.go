@@ -3,11 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,27 +65,17 @@ func TestReviewScenarios(t *testing.T) {
 				}
 			}
 			if *update {
-				files := slices.DeleteFunc(a.Files, func(f txtar.File) bool { return isOutput(f.Name) })
-				for _, name := range slices.Sorted(maps.Keys(got)) {
-					files = append(files, txtar.File{Name: name, Data: got[name]})
-				}
-				a.Files = files
+				a.SetOutputs(isOutput, got)
 				if err := os.WriteFile(path, a.Format(), 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			want := map[string]string{}
-			for _, f := range a.Files {
-				if isOutput(f.Name) {
-					want[f.Name] = string(f.Data)
-				}
-			}
 			gotS := map[string]string{}
 			for k, v := range got {
 				gotS[k] = string(v)
 			}
-			if diff := cmp.Diff(want, gotS); diff != "" {
+			if diff := cmp.Diff(a.Outputs(isOutput), gotS); diff != "" {
 				t.Errorf("output differs from %s (-want +got); run go test ./cmd/storagegen -update if the change is intended:\n%s", path, diff)
 			}
 		})

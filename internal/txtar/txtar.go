@@ -7,6 +7,8 @@ package txtar
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -70,4 +72,25 @@ func (a *Archive) Get(name string) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Outputs returns the files for which isOutput holds, as strings.
+func (a *Archive) Outputs(isOutput func(name string) bool) map[string]string {
+	out := map[string]string{}
+	for _, f := range a.Files {
+		if isOutput(f.Name) {
+			out[f.Name] = string(f.Data)
+		}
+	}
+	return out
+}
+
+// SetOutputs replaces the files for which isOutput holds by got, in name
+// order after the others: what a golden test's -update writes.
+func (a *Archive) SetOutputs(isOutput func(name string) bool, got map[string][]byte) {
+	files := slices.DeleteFunc(a.Files, func(f File) bool { return isOutput(f.Name) })
+	for _, name := range slices.Sorted(maps.Keys(got)) {
+		files = append(files, File{Name: name, Data: got[name]})
+	}
+	a.Files = files
 }
