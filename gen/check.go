@@ -108,7 +108,7 @@ func (c *checker) header(f *File, m *Model, opts Options) {
 		c.errs.add(pkgPos, "package %q is not a valid Go package name (lower case letters, digits and _, not a keyword)", m.Package)
 	}
 
-	m.Review = c.notes(f.Prefix.Pos, f.Review, "schema", map[string]Scalar{"prefix": f.Prefix})
+	m.Review = c.notes(f.Prefix.Pos, f.Review, "schema", map[string]Scalar{"prefix": f.Prefix, "package": f.Package})
 	if !f.Prefix.Set {
 		m.Review.Pos = Pos{1, 1}
 	}

@@ -79,7 +79,7 @@ func (d *differ) file() {
 			"prefix changed from %q to %q: every key written under the old prefix is unreachable", old.Prefix, cur.Prefix)
 	}
 	if old.Package != cur.Package {
-		d.add(false, "", "package-changed", "schema", Pos{1, 1},
+		d.add(false, "", "package-changed", "schema", cur.Review.PosOf("package"),
 			"Go package changed from %s to %s; no data is affected", old.Package, cur.Package)
 	}
 }
