@@ -30,6 +30,14 @@ func FuzzLoad(f *testing.F) {
 			f.Add(schema)
 		}
 	}
+	repoSrc, err := os.ReadFile("../schema.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	repo, err := Load("schema.yaml", repoSrc, Options{DefaultPackage: "generated"})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, src []byte) {
 		tm := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("HANG on %q", src)) })
 		defer tm.Stop()
@@ -49,5 +57,21 @@ func FuzzLoad(f *testing.F) {
 		if _, err := Generate(m); err != nil {
 			t.Fatalf("Generate failed on a checked model: %v", err)
 		}
+		// The review stages take any checked model: no change against
+		// itself, and positioned findings and changes against another.
+		if changes := Diff(m, m); len(changes) != 0 {
+			t.Fatalf("Diff of a schema with itself: %v", changes)
+		}
+		for _, c := range append(Diff(repo, m), Diff(m, repo)...) {
+			if c.Pos.Line < 1 || c.Message == "" {
+				t.Fatalf("change without a position or message: %+v", c)
+			}
+		}
+		for _, f := range Lint(m, nil) {
+			if f.Pos.Line < 1 || f.Fix == "" {
+				t.Fatalf("finding without a position or fix: %+v", f)
+			}
+		}
+		Catalogue(m)
 	})
 }
