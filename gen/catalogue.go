@@ -15,20 +15,26 @@ import (
 func Catalogue(m *Model) []byte {
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	section := func(title string, n int) {
+		w("\n## %s\n", title)
+		if n == 0 {
+			w("\nNone.\n")
+		}
+	}
+	entry := func(name, doc string) {
+		w("\n### %s\n\n", name)
+		if doc != "" {
+			w("%s\n\n", doc)
+		}
+	}
 	w("<!-- %s -->\n\n", Header(m.Schema))
 	w("# Storage catalogue\n\n")
 	w("Every Redis key that `%s` declares. Prefix: %s.\n", m.Schema, code(m.Prefix))
 	w("Example keys use each placeholder's name, with `-` for `_`, as its value.\n")
 
-	w("\n## Queues\n")
-	if len(m.Queues) == 0 {
-		w("\nNone.\n")
-	}
+	section("Queues", len(m.Queues))
 	for _, q := range m.Queues {
-		w("\n### %s\n\n", q.Name)
-		if q.Doc != "" {
-			w("%s\n\n", q.Doc)
-		}
+		entry(q.Name, q.Doc)
 		w("%s", commonRows("Queues."+q.GoName, q.Key, runtime.QueueKey(m.Prefix, exampleName(q.Key)), q.Params, q.Payload))
 		if r := q.Reliable; r != nil {
 			w("| delivery | at-least-once: lease %s, at most %d %s, dedupe window %s |\n",
@@ -39,15 +45,9 @@ func Catalogue(m *Model) []byte {
 		}
 	}
 
-	w("\n## Caches\n")
-	if len(m.Caches) == 0 {
-		w("\nNone.\n")
-	}
+	section("Caches", len(m.Caches))
 	for _, c := range m.Caches {
-		w("\n### %s\n\n", c.Name)
-		if c.Doc != "" {
-			w("%s\n\n", c.Doc)
-		}
+		entry(c.Name, c.Doc)
 		ttl := "none: entries never expire"
 		if !c.NoExpiry {
 			ttl = durationText(c.TTL)
@@ -56,15 +56,9 @@ func Catalogue(m *Model) []byte {
 		w("| ttl | %s |\n", ttl)
 	}
 
-	w("\n## Types\n")
-	if len(m.Types) == 0 {
-		w("\nNone.\n")
-	}
+	section("Types", len(m.Types))
 	for _, t := range m.Types {
-		w("\n### %s\n\n", t.Name)
-		if t.Doc != "" {
-			w("%s\n\n", t.Doc)
-		}
+		entry(t.Name, t.Doc)
 		w("| JSON name | Go field | type | optional | doc |\n| --- | --- | --- | --- | --- |\n")
 		for _, f := range t.Fields {
 			opt := "no"

@@ -30,14 +30,7 @@ func FuzzLoad(f *testing.F) {
 			f.Add(schema)
 		}
 	}
-	repoSrc, err := os.ReadFile("../schema.yaml")
-	if err != nil {
-		f.Fatal(err)
-	}
-	repo, err := Load("schema.yaml", repoSrc, Options{DefaultPackage: "generated"})
-	if err != nil {
-		f.Fatal(err)
-	}
+	repo := loadRepoSchema(f)
 	f.Fuzz(func(t *testing.T, src []byte) {
 		tm := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("HANG on %q", src)) })
 		defer tm.Stop()

@@ -56,7 +56,7 @@ func generateRepoSchema(t *testing.T) map[string][]byte {
 }
 
 // loadRepoSchema loads the repository's schema.yaml as go generate does.
-func loadRepoSchema(t *testing.T) *Model {
+func loadRepoSchema(t testing.TB) *Model {
 	t.Helper()
 	src, err := os.ReadFile("../schema.yaml")
 	if err != nil {

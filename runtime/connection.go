@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -30,8 +31,8 @@ type Connection struct {
 	closing context.Context // done once Close has begun
 	close   context.CancelFunc
 
-	unblock   unblockSupport
-	noShebang noShebang
+	unblock        unblockSupport
+	shebangRefused atomic.Bool // the server refused #!lua (scripts.go)
 }
 
 func newConnection(o Options, ro *redis.Options) *Connection {

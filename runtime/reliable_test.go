@@ -762,3 +762,78 @@ func TestConsumeReturnsWhenClosed(t *testing.T) {
 		t.Fatal("Consume did not return after Close")
 	}
 }
+
+// TestRetryDelays checks the two schedules of Consume without waiting for
+// them: the nack delay doubles per delivery up to its cap, and receive
+// retries after server errors, however many receivers fail at once, are
+// at least 50ms apart (at most 20 a second) and back off to 1s.
+func TestRetryDelays(t *testing.T) {
+	opts := ConsumeOptions{RetryBackoff: time.Second, MaxRetryBackoff: 5 * time.Second}
+	if err := opts.fill(); err != nil {
+		t.Fatal(err)
+	}
+	c := &consumer[int]{opts: opts}
+	var got []time.Duration
+	for attempt := 1; attempt <= 6; attempt++ {
+		got = append(got, c.backoff(attempt))
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("nack delays by delivery (-want +got):\n%s", diff)
+	}
+
+	// 16 receivers fail at the same moment, 5 times each.
+	var g retryGate
+	start := time.Now()
+	var slots []time.Time
+	for range 5 {
+		for range 16 {
+			slots = append(slots, start.Add(g.failed()))
+		}
+	}
+	slices.SortFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
+	for i := 1; i < len(slots); i++ {
+		if gap := slots[i].Sub(slots[i-1]); gap < minRetryGap-time.Millisecond {
+			t.Fatalf("retries %d and %d are %v apart; want at least %v", i-1, i, gap, minRetryGap)
+		}
+	}
+	if g.delay != maxRetryDelay {
+		t.Errorf("delay after 80 failures in a row = %v, want %v", g.delay, maxRetryDelay)
+	}
+	g.succeeded()
+	if d := g.failed(); g.delay != minRetryGap || d < 0 {
+		t.Errorf("after a success the delay starts again at %v (got %v, wait %v)", minRetryGap, g.delay, d)
+	}
+}
+
+// TestConsumeCountsReclaims: an item whose lease ran out is reclaimed by
+// Consume, which counts it, handles it on its second delivery and acks it.
+func TestConsumeCountsReclaims(t *testing.T) {
+	ds := newStore(t, Options{})
+	q := testReliable[int](ds, "counts", 200*time.Millisecond, 0)
+	if err := q.Push(bg, 1); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, q, 0) // and never acked: a consumer that died
+	time.Sleep(250 * time.Millisecond)
+
+	var cnt Counters
+	ctx, cancel := context.WithCancel(bg)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- q.Consume(ctx, func(ctx context.Context, d *Delivery[int]) error {
+			if d.Attempt != 2 {
+				t.Errorf("delivery %d, want 2", d.Attempt)
+			}
+			cancel()
+			return nil
+		}, ConsumeOptions{Counters: &cnt})
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	got := []int64{cnt.Received.Load(), cnt.Acked.Load(), cnt.Nacked.Load(), cnt.DeadLettered.Load(), cnt.Reclaimed.Load()}
+	if diff := cmp.Diff([]int64{1, 1, 0, 0, 1}, got); diff != "" {
+		t.Errorf("received, acked, nacked, dead-lettered, reclaimed (-want +got):\n%s", diff)
+	}
+}

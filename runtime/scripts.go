@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -249,18 +248,16 @@ func newScript(name, body string) *script {
 	}
 }
 
-// noShebang records that a server refused the #!lua line; it is per
-// Connection, so one DataStore asks once.
-type noShebang struct{ refused atomic.Bool }
-
 // run runs s with EVALSHA, loading it when the server does not know it.
+// Once a server has refused the #!lua line, the Connection (so one
+// DataStore) sends the form without it.
 func (s *script) run(ctx context.Context, c *Connection, cl redis.UniversalClient, keys []string, args ...any) *redis.Cmd {
-	if c.noShebang.refused.Load() {
+	if c.shebangRefused.Load() {
 		return s.noFlags.Run(ctx, cl, keys, args...)
 	}
 	cmd := s.shebang.Run(ctx, cl, keys, args...)
 	if err := cmd.Err(); err != nil && isShebangRefusal(err) {
-		c.noShebang.refused.Store(true)
+		c.shebangRefused.Store(true)
 		return s.noFlags.Run(ctx, cl, keys, args...)
 	}
 	return cmd
