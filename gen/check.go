@@ -502,7 +502,7 @@ func (c *checker) notes(pos Pos, r Review, what string, keys map[string]Scalar) 
 		n.AllowBreaking = a.Value
 	}
 	for _, id := range r.LintIgnore {
-		if lintRule(id.Value) == nil {
+		if FindLintRule(id.Value) == nil {
 			c.errs.add(id.Pos, "%s: lint_ignore names unknown rule %q (rules: %s)", what, id.Value, strings.Join(lintRuleIDs(), ", "))
 			continue
 		}

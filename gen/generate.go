@@ -174,11 +174,7 @@ func queueAccessor(prefix string, q *Queue) jen.Code {
 			field("MaxDeliveries", jen.Lit(r.MaxDeliveries)),
 			field("DedupeWindow", durationCode(r.DedupeWindow)))
 		queueType, constructor = "ReliableQueue", "NewReliableQueue"
-		deliveries := "deliveries"
-		if r.MaxDeliveries == 1 {
-			deliveries = "delivery"
-		}
-		delivery = fmt.Sprintf("at-least-once (lease %s, at most %d %s)", durationText(r.Lease), r.MaxDeliveries, deliveries)
+		delivery = fmt.Sprintf("at-least-once (lease %s, at most %d %s)", durationText(r.Lease), r.MaxDeliveries, pluralWord(r.MaxDeliveries, "delivery", "deliveries"))
 	}
 	fields = append(fields, jen.Line())
 	decl := jen.Var().Id(q.VarName).Op("=").Op("&").Qual(runtimePath, "QueueDecl").Values(fields...)

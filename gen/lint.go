@@ -50,7 +50,8 @@ const (
 // names, paths and base64 (/ + =), e-mail addresses (@).
 const idSeparators = "_/+=@"
 
-func lintRule(id string) *LintRule {
+// FindLintRule returns the rule with the given ID, or nil.
+func FindLintRule(id string) *LintRule {
 	for i := range LintRules {
 		if LintRules[i].ID == id {
 			return &LintRules[i]
@@ -112,7 +113,7 @@ func (l *linter) add(n *Notes, rule string, pos Pos, subject, msg, fix string) {
 	if l.disabled[rule] || n.Ignores(rule) {
 		return
 	}
-	l.found = append(l.found, Finding{Rule: rule, Severity: lintRule(rule).Severity, Pos: pos, Subject: subject, Message: msg, Fix: fix})
+	l.found = append(l.found, Finding{Rule: rule, Severity: FindLintRule(rule).Severity, Pos: pos, Subject: subject, Message: msg, Fix: fix})
 }
 
 func (l *linter) file(m *Model) {

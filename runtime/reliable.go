@@ -182,7 +182,7 @@ type Delivery[T any] struct {
 	Attempt int    // 1 on the first delivery
 
 	r       *reliable
-	settled atomic.Bool // acked, nacked or released
+	settled atomic.Bool // acked or nacked, or found to have lost its lease
 }
 
 // Receive takes the oldest ready item and leases it for the queue's lease,
@@ -214,7 +214,7 @@ func (q ReliableQueue[T]) receive(ctx context.Context, timeout time.Duration, cn
 	}
 	sctx, cancel := settleContext(ctx)
 	defer cancel()
-	dead, nerr := q.r.nack(sctx, l.id, l.attempt, 0, err.Error(), cnt)
+	dead, nerr := q.r.nack(sctx, nil, l.id, l.attempt, 0, err.Error(), cnt)
 	next := "it will be delivered again"
 	if dead {
 		next = fmt.Sprintf("it is now a dead letter (%s)", DeadKey(q.key))
@@ -279,7 +279,7 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		id := string(item)
 		sctx, cancel := settleContext(ctx)
 		if ctx.Err() != nil {
-			err := releaseScript.run(sctx, r.ds.Connection, cl, r.keys, id, "").Err()
+			err := releaseScript.run(sctx, r.ds.Connection, cl, r.keys, id).Err()
 			cancel()
 			return fail(errors.Join(ctx.Err(), err))
 		}
@@ -308,7 +308,10 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, id string
 	if len(res) != 4 {
 		return leased{}, false, opError("receive", r.key, fmt.Errorf("unexpected reply of %d elements from the receive script", len(res)))
 	}
-	l := leased{id: fmt.Sprint(res[1]), payload: []byte(fmt.Sprint(res[2]))}
+	var l leased
+	l.id, _ = res[1].(string)
+	payload, _ := res[2].(string)
+	l.payload = []byte(payload)
 	n, _ := res[3].(int64)
 	l.attempt = int(n)
 	return l, true, nil
@@ -321,7 +324,10 @@ func (r *reliable) reclaimInterval() time.Duration { return min(r.lease/2, time.
 // maybeReclaim reclaims unless this DataStore did so for the queue within
 // reclaimInterval.
 func (r *reliable) maybeReclaim(ctx context.Context, cl redis.UniversalClient, cnt *Counters) error {
-	v, _ := r.ds.reclaimed.LoadOrStore(r.key, new(atomic.Int64))
+	v, ok := r.ds.reclaimed.Load(r.key)
+	if !ok {
+		v, _ = r.ds.reclaimed.LoadOrStore(r.key, new(atomic.Int64))
+	}
 	last := v.(*atomic.Int64)
 	prev, now := last.Load(), time.Now().UnixNano()
 	if now-prev < int64(r.reclaimInterval()) || !last.CompareAndSwap(prev, now) {
@@ -390,7 +396,7 @@ func (d *Delivery[T]) Nack(ctx context.Context, delay time.Duration) error {
 	if delay < 0 {
 		return opError("nack", d.r.key, fmt.Errorf("%w: negative delay %v", ErrInvalidArgument, delay))
 	}
-	_, err := d.r.hold(ctx, "nack", nackScript, &d.settled, d.ID, d.Attempt, delay.Milliseconds(), d.r.maxDeliveries, "nacked by the consumer")
+	_, err := d.r.nack(ctx, &d.settled, d.ID, d.Attempt, delay, "nacked by the consumer", nil)
 	return err
 }
 
@@ -408,10 +414,11 @@ func (d *Delivery[T]) Extend(ctx context.Context, lease time.Duration) error {
 	return err
 }
 
-// nack gives an item back after the failure cause; it reports whether the
-// item became a dead letter.
-func (r *reliable) nack(ctx context.Context, id string, attempt int, delay time.Duration, cause string, cnt *Counters) (dead bool, err error) {
-	n, err := r.hold(ctx, "nack", nackScript, nil, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes))
+// nack gives an item back after the failure cause, settling settled as
+// hold does, and counting in cnt; it reports whether the item became a
+// dead letter.
+func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, id string, attempt int, delay time.Duration, cause string, cnt *Counters) (dead bool, err error) {
+	n, err := r.hold(ctx, "nack", nackScript, settled, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes))
 	if err == nil {
 		cnt.add(nacked, 1)
 		if n == 2 {

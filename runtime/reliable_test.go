@@ -510,7 +510,7 @@ func TestReclaimersRace(t *testing.T) {
 		}
 		total += sum
 	}
-	t.Logf("8 reclaimers × 1000 rounds: %d items put back by Reclaim, the rest by Receive; never twice", total)
+	t.Logf("8 reclaimers × 1000 rounds: the item was put back %d times by a Reclaim (otherwise by Receive's own reclaim), never twice in a round", total)
 }
 
 // TestAckRacesReclaim acks an item just as its lease runs out and a

@@ -26,7 +26,7 @@ import (
 //
 // A delivery holds its item while the attempts hash still has its attempt
 // number and the item has a lease (even an expired one nobody has reclaimed
-// yet); ack, nack, extend and release check both.
+// yet); ack, nack and extend check both.
 
 const luaPrelude = `#!lua
 local t = redis.call('TIME')
@@ -135,20 +135,13 @@ redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[1])
 return 1
 `)
 
-// releaseScript puts the item ARGV[1] back at the front of the ready list
-// without counting a delivery: either an item that BLMOVE moved but that
-// was never leased (ARGV[2] empty), or one held by attempt ARGV[2], whose
-// count is undone. It returns 1, or 0 when there was nothing to release.
+// releaseScript puts the item ARGV[1], which BLMOVE moved to processing
+// but which was never leased, back at the front of the ready list without
+// counting a delivery. It returns 1, or 0 when there was nothing to
+// release (a reclaim leased it in the meantime).
 var releaseScript = newScript("release", `
 local id = ARGV[1]
-if ARGV[2] == '' then
-  if redis.call('ZSCORE', KEYS[3], id) ~= false or redis.call('LREM', KEYS[2], 1, id) == 0 then return 0 end
-else
-  if not holds(id, ARGV[2]) then return 0 end
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('LREM', KEYS[2], 1, id)
-  redis.call('HINCRBY', KEYS[7], id, -1)
-end
+if redis.call('ZSCORE', KEYS[3], id) ~= false or redis.call('LREM', KEYS[2], 1, id) == 0 then return 0 end
 redis.call('RPUSH', KEYS[1], id)
 return 1
 `)

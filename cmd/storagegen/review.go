@@ -208,11 +208,7 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 		if id = strings.TrimSpace(id); id == "" {
 			continue
 		}
-		known := false
-		for _, r := range gen.LintRules {
-			known = known || r.ID == id
-		}
-		if !known {
+		if gen.FindLintRule(id) == nil {
 			fmt.Fprintf(stderr, "storagegen lint: -disable: unknown rule %q\n", id)
 			return 2
 		}
