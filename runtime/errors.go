@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
 // Sentinel errors, tested with errors.Is. Every error this package returns
@@ -25,7 +26,7 @@ var (
 	ErrPayloadTooLarge = errors.New("payload too large")
 	// ErrInvalidArgument means an argument was refused before anything was
 	// sent: a negative timeout or TTL, an empty key value, a bad name.
-	ErrInvalidArgument = errors.New("invalid argument")
+	ErrInvalidArgument = keyspace.ErrInvalidArgument
 	// ErrLeaseLost means a Delivery no longer holds its item: its lease ran
 	// out and a reclaim put the item back (it will be, or has been,
 	// delivered again), or the delivery was already acked or nacked.
@@ -51,14 +52,6 @@ func opError(op, key string, err error) error {
 		return nil
 	}
 	return &Error{Op: op, Key: key, Err: err}
-}
-
-// joinErrors is errors.Join that returns a single error unwrapped.
-func joinErrors(errs []error) error {
-	if len(errs) == 1 {
-		return errs[0]
-	}
-	return errors.Join(errs...)
 }
 
 // decodeError describes a JSON decoding failure without quoting the input:

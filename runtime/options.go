@@ -168,15 +168,3 @@ func redactText(text, u string) string {
 	}
 	return text
 }
-
-// CheckPrefix reports whether prefix can start every key: it may not
-// contain spaces, % { } * ? [ ] \ or control bytes, which would break
-// hash tags, glob patterns or the escaping of key values.
-func CheckPrefix(prefix string) error {
-	for i := 0; i < len(prefix); i++ {
-		if alwaysEscaped(prefix[i]) || prefix[i] == ' ' {
-			return fmt.Errorf("has %q at offset %d; a prefix may not contain spaces, %% { } * ? [ ] \\ or control bytes", prefix[i], i)
-		}
-	}
-	return nil
-}

@@ -24,13 +24,6 @@ import (
 // Reclaiming is done by Receive itself, at most once per reclaimInterval per
 // queue and DataStore, and by Reclaim. See scripts.go for each step.
 
-// The defaults of an at-least-once queue's settings.
-const (
-	DefaultLease         = 30 * time.Second
-	DefaultMaxDeliveries = 5
-	DefaultDedupeWindow  = time.Hour
-)
-
 // MaxIDBytes is the longest ID that PushID accepts.
 const MaxIDBytes = 512
 

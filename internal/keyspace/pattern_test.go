@@ -1,4 +1,4 @@
-package runtime
+package keyspace
 
 import (
 	"errors"
@@ -25,7 +25,7 @@ func TestExpand(t *testing.T) {
 		{"attempt:{run_id}:{attempt:int}", []any{"run-1", -3}, "attempt:run-1:-3"},
 		{"jobs", nil, "jobs"},
 	} {
-		p := MustKeyPattern(tc.pattern)
+		p := MustParsePattern(tc.pattern)
 		got, err := p.Expand(tc.args...)
 		if err != nil || got != tc.want {
 			t.Errorf("%s.Expand(%q) = %q, %v; want %q", tc.pattern, tc.args, got, err, tc.want)
@@ -40,7 +40,7 @@ func TestExpand(t *testing.T) {
 	}
 }
 
-func TestParseKeyPatternErrors(t *testing.T) {
+func TestParsePatternErrors(t *testing.T) {
 	for _, tc := range []struct{ pattern, want string }{
 		{"", `key pattern "" is empty`},
 		{"{node_id_output", `key pattern "{node_id_output" has unclosed "{" at offset 0`},
@@ -52,15 +52,15 @@ func TestParseKeyPatternErrors(t *testing.T) {
 		{"a}b", `key pattern "a}b" has "}" without a matching "{" at offset 1`},
 		{"a*b", `key pattern "a*b" has '*' at offset 1; literal text may not contain spaces, % * ? [ ] \ or control bytes`},
 	} {
-		_, err := ParseKeyPattern(tc.pattern)
+		_, err := ParsePattern(tc.pattern)
 		if err == nil || err.Error() != tc.want {
-			t.Errorf("ParseKeyPattern(%q) = %v\nwant %s", tc.pattern, err, tc.want)
+			t.Errorf("ParsePattern(%q) = %v\nwant %s", tc.pattern, err, tc.want)
 		}
 	}
 }
 
 func TestParseRejectsForeignNames(t *testing.T) {
-	p := MustKeyPattern("queue_{a}_{b}")
+	p := MustParsePattern("queue_{a}_{b}")
 	for _, name := range []string{"queue_a", "x_a_b", "queue_a_b_c", "queue__b", "queue_a%5_b", "queue_a%41_b", "queue_a*_b"} {
 		if _, err := p.Parse(name); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("Parse(%q) = %v; want an error", name, err)
@@ -68,8 +68,9 @@ func TestParseRejectsForeignNames(t *testing.T) {
 	}
 }
 
-// TestKeysAreInjective is the property of RELIABILITY.md item 14: random
-// argument tuples never collide and always parse back.
+// TestKeysAreInjective checks the promise of escaping: random argument
+// tuples never give the same key, and every key parses back into its
+// arguments.
 func TestKeysAreInjective(t *testing.T) {
 	patterns := []string{"queue_{a}_{b}", "{a}:{b}", "x{a}y:{b}z", "{a}_output", "p:{a}:{n:int}:{b}", "{a}/{b}"}
 	alphabet := []byte("ab_:.-%{}*?[]\\\x00 xyé/")
@@ -82,7 +83,7 @@ func TestKeysAreInjective(t *testing.T) {
 		return b.String()
 	}
 	for _, pat := range patterns {
-		p, err := ParseKeyPattern(pat)
+		p, err := ParsePattern(pat)
 		if err != nil {
 			t.Fatalf("%s: %v", pat, err)
 		}
@@ -120,7 +121,7 @@ func FuzzKeyPattern(f *testing.F) {
 	f.Add("{a}:{b:int}", "x", "7")
 	f.Add("{a}/{b}", "%", "}")
 	f.Fuzz(func(t *testing.T, pattern, a, b string) {
-		p, err := ParseKeyPattern(pattern)
+		p, err := ParsePattern(pattern)
 		if err != nil {
 			return
 		}

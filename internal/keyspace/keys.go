@@ -1,0 +1,162 @@
+// Package keyspace is the one place where storagegen's Redis keys are
+// defined: the key-pattern grammar of the schema, the escaping of
+// placeholder values and its inverse, the prefix rule, the key of every
+// queue and cache with its Redis type, and the defaults of at-least-once
+// queues.
+//
+// It imports nothing from Redis, so the generator (which needs the grammar
+// and the keys to check a schema and to document it) and the runtime (which
+// needs the keys to talk to Redis) both import it and neither imports the
+// other.
+package keyspace
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrInvalidArgument means an argument was refused before anything was
+// sent: a wrong placeholder value, an empty name, a bad setting. The
+// runtime's ErrInvalidArgument is this same value.
+var ErrInvalidArgument = errors.New("invalid argument")
+
+// The defaults of an at-least-once queue's settings, used by the runtime
+// when a declaration leaves a setting zero and by the generator when the
+// schema leaves it out.
+const (
+	DefaultLease         = 30 * time.Second
+	DefaultMaxDeliveries = 5
+	DefaultDedupeWindow  = time.Hour
+)
+
+// Part is one Redis key of a queue or a cache: the entry's key followed by
+// Suffix. Its Name is how code and scripts refer to it: the Lua scripts of
+// an at-least-once queue bind KEYS[i] to a local named Name in upper case.
+type Part struct {
+	Name   string // "ready", "processing", …
+	Suffix string // after the entry's key: "", ":processing", …
+	Type   string // the Redis type: LIST, ZSET, HASH or STRING
+	Holds  string // what the key holds
+}
+
+// QueueParts are the keys of an at-most-once queue.
+var QueueParts = [...]Part{
+	{"queue", "", "LIST", "the payloads: LPUSH at the head, popped from the tail"},
+	{"dead", ":dead", "LIST", "items of that queue that could not be decoded"},
+}
+
+// CacheParts are the keys of a cache entry.
+var CacheParts = [...]Part{
+	{"entry", "", "STRING", "a cache entry, SET with PX when it expires"},
+}
+
+// The indexes of ReliableParts, which are also the order in which every
+// script of an at-least-once queue receives its keys: KEYS[Ready+1] is the
+// ready list, and so on.
+const (
+	Ready = iota
+	Processing
+	Leases
+	Delayed
+	Dead
+	Items
+	Attempts
+	Errors
+	NumReliableParts
+)
+
+// ReliableParts are the keys of an at-least-once queue, indexed by Ready,
+// Processing, …: IDs in its lists and sorted sets, the items in hashes
+// beside them.
+var ReliableParts = [NumReliableParts]Part{
+	Ready:      {"ready", "", "LIST", "IDs ready to be received (LPUSH at the head, taken from the tail)"},
+	Processing: {"processing", ":processing", "LIST", "IDs received and not yet acked or nacked"},
+	Leases:     {"leases", ":leases", "ZSET", "ID → end of its lease, in ms of the server's clock"},
+	Delayed:    {"delayed", ":delayed", "ZSET", "ID → when a nacked item is ready again"},
+	Dead:       {"dead", ":dead", "ZSET", "ID → when it became a dead letter"},
+	Items:      {"items", ":items", "HASH", "ID → payload (JSON)"},
+	Attempts:   {"attempts", ":attempts", "HASH", "ID → deliveries so far"},
+	Errors:     {"errors", ":errors", "HASH", "ID → last error"},
+}
+
+// MarkerPart is the key, one per pushed ID, that an at-least-once queue
+// keeps for its dedupe window; the ID in its suffix is escaped like a
+// placeholder value.
+var MarkerPart = Part{"marker", ":id:<ID>", "STRING", "marks a pushed ID for the dedupe window (PX)"}
+
+// markerInfix comes between the queue key and the ID in a marker key.
+const markerInfix = ":id:"
+
+// QueueKey returns the key of the queue called name under prefix:
+// <prefix>queue:{<name>}. The braces are a Redis Cluster hash tag, so every
+// key of one queue (the parts above are all suffixes of this key) hashes to
+// the same slot and one Lua script may touch them all. Names never contain
+// raw braces (values are escaped, literal text may not have them), so the
+// tag is always exactly the name.
+func QueueKey(prefix, name string) string { return prefix + "queue:{" + name + "}" }
+
+// DeadKey returns the key of the dead letters of the queue at queueKey, of
+// either kind.
+func DeadKey(queueKey string) string { return queueKey + QueueParts[1].Suffix }
+
+// CacheKey returns the key of the cache entry called name under prefix:
+// <prefix>cache:<name>.
+func CacheKey(prefix, name string) string { return prefix + "cache:" + name }
+
+// ReliableKeys returns the keys of the at-least-once queue at queueKey,
+// indexed by Ready, Processing, ….
+func ReliableKeys(queueKey string) []string {
+	keys := make([]string, NumReliableParts)
+	for i, p := range ReliableParts {
+		keys[i] = queueKey + p.Suffix
+	}
+	return keys
+}
+
+// MarkerKey returns the key that records that id was pushed to the
+// at-least-once queue at queueKey. The ID is escaped like a placeholder
+// value, so it cannot bring braces into the key either.
+func MarkerKey(queueKey, id string) string {
+	var b strings.Builder
+	b.Grow(len(queueKey) + len(markerInfix) + len(id))
+	b.WriteString(queueKey)
+	b.WriteString(markerInfix)
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; AlwaysEscaped(c) {
+			writeEscaped(&b, c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// CheckPrefix reports whether prefix can start every key: it may not
+// contain spaces, % { } * ? [ ] \ or control bytes, which would break
+// hash tags, glob patterns or the escaping of key values.
+func CheckPrefix(prefix string) error {
+	for i := 0; i < len(prefix); i++ {
+		if AlwaysEscaped(prefix[i]) || prefix[i] == ' ' {
+			return fmt.Errorf("has %q at offset %d; a prefix may not contain spaces, %% { } * ? [ ] \\ or control bytes", prefix[i], i)
+		}
+	}
+	return nil
+}
+
+// CheckName reports whether a name given to the untyped queue or cache API
+// is usable as a key part: not empty, and without the bytes that would
+// break a hash tag or a glob pattern. '%' is allowed, so that escaped names
+// that a Pattern expands to can be addressed too.
+func CheckName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty name", ErrInvalidArgument)
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] != '%' && AlwaysEscaped(name[i]) {
+			return fmt.Errorf("%w: name has byte %q at offset %d; names may not contain { } * ? [ ] \\ or control bytes", ErrInvalidArgument, name[i], i)
+		}
+	}
+	return nil
+}
