@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/storagegen/storagegen/runtime"
+	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
 // Catalogue renders m as Markdown for people: every queue, cache and type
@@ -30,16 +30,17 @@ func Catalogue(m *Model) []byte {
 	w("<!-- %s -->\n\n", Header(m.Schema))
 	w("# Storage catalogue\n\n")
 	w("Every Redis key that `%s` declares. Prefix: %s.\n", m.Schema, code(m.Prefix))
+	w("A key shows each placeholder as `<name>`, or `<name:int>` for an int; the braces of a queue's key are its Redis Cluster hash tag.\n")
 	w("Example keys use each placeholder's name, with `-` for `_`, as its value.\n")
 
 	section("Queues", len(m.Queues))
 	for _, q := range m.Queues {
 		entry(q.Name, q.Doc)
-		w("%s", commonRows("Queues."+q.GoName, q.Key, runtime.QueueKey(m.Prefix, exampleName(q.Key)), q.Params, q.Payload))
+		w("%s", commonRows("Queues."+q.GoName, q.Key, keyspace.QueueKey(m.Prefix, q.Key.Template()), keyspace.QueueKey(m.Prefix, exampleName(q.Key)), q.Params, q.Payload))
 		if r := q.Reliable; r != nil {
 			w("| delivery | at-least-once: lease %s, at most %d %s, dedupe window %s |\n",
 				durationText(r.Lease), r.MaxDeliveries, pluralWord(r.MaxDeliveries, "delivery", "deliveries"), durationText(r.DedupeWindow))
-			w("| dead letters | `%s` |\n", runtime.DeadKey(runtime.QueueKey(m.Prefix, exampleName(q.Key))))
+			w("| dead letters | `%s` |\n", keyspace.DeadKey(keyspace.QueueKey(m.Prefix, q.Key.Template())))
 		} else {
 			w("| delivery | at-most-once |\n")
 		}
@@ -52,7 +53,7 @@ func Catalogue(m *Model) []byte {
 		if !c.NoExpiry {
 			ttl = durationText(c.TTL)
 		}
-		w("%s", commonRows("Caches."+c.GoName, c.Key, runtime.CacheKey(m.Prefix, exampleName(c.Key)), c.Params, c.Payload))
+		w("%s", commonRows("Caches."+c.GoName, c.Key, keyspace.CacheKey(m.Prefix, c.Key.Template()), keyspace.CacheKey(m.Prefix, exampleName(c.Key)), c.Params, c.Payload))
 		w("| ttl | %s |\n", ttl)
 	}
 
@@ -72,9 +73,9 @@ func Catalogue(m *Model) []byte {
 }
 
 // commonRows are the first rows of a queue's or a cache's table.
-func commonRows(accessor, pattern, example string, params []*Param, payload *TypeRef) string {
-	return fmt.Sprintf("| | |\n| --- | --- |\n| accessor | `%s(%s)` |\n| key pattern | `%s` |\n| example key | `%s` |\n| placeholders | %s |\n| payload | %s |\n",
-		accessor, paramList(params), pattern, example, placeholderList(params), typeLink(payload))
+func commonRows(accessor string, pattern *keyspace.Pattern, key, example string, params []*Param, payload *TypeRef) string {
+	return fmt.Sprintf("| | |\n| --- | --- |\n| accessor | `%s(%s)` |\n| key pattern | `%s` |\n| key | `%s` |\n| example key | `%s` |\n| placeholders | %s |\n| payload | %s |\n",
+		accessor, paramList(params), pattern, key, example, placeholderList(params), typeLink(payload))
 }
 
 func code(s string) string {
@@ -86,21 +87,17 @@ func code(s string) string {
 
 // exampleName expands pattern with each placeholder's name ('-' for '_')
 // as its value, and 42 for ints.
-func exampleName(pattern string) string {
-	p, err := runtime.ParseKeyPattern(pattern)
-	if err != nil {
-		return pattern
-	}
+func exampleName(p *keyspace.Pattern) string {
 	args := make([]any, len(p.Placeholders()))
 	for i, ph := range p.Placeholders() {
 		args[i] = strings.ReplaceAll(ph.Name, "_", "-")
-		if ph.Type == runtime.Int {
+		if ph.Type == keyspace.Int {
 			args[i] = 42
 		}
 	}
 	name, err := p.Expand(args...)
 	if err != nil {
-		return pattern
+		return p.String()
 	}
 	return name
 }
@@ -132,17 +129,27 @@ func placeholderList(ps []*Param) string {
 	return strings.Join(out, ", ")
 }
 
-// typeLink writes a type, linking declared types to their section.
+// typeLink writes a type as one code span, or, when it ends in a declared
+// type, as a code span of the slices and maps around it followed by a link
+// to that type's section: `[]map[string]`[Node](#node). Two code spans are
+// never adjacent, since two backticks in a row would open a different span.
 func typeLink(t *TypeRef) string {
-	switch t.Kind {
-	case Declared:
-		return fmt.Sprintf("[%s](#%s)", t.Name, strings.ToLower(t.Name))
-	case Slice:
-		return "`[]`" + typeLink(t.Elem)
-	case Map:
-		return "`map[string]`" + typeLink(t.Elem)
+	var outer strings.Builder
+	for ; t.Kind == Slice || t.Kind == Map; t = t.Elem {
+		if t.Kind == Slice {
+			outer.WriteString("[]")
+		} else {
+			outer.WriteString("map[string]")
+		}
 	}
-	return "`" + t.String() + "`"
+	if t.Kind != Declared {
+		return "`" + outer.String() + t.String() + "`"
+	}
+	link := fmt.Sprintf("[%s](#%s)", t.Name, strings.ToLower(t.Name))
+	if outer.Len() == 0 {
+		return link
+	}
+	return "`" + outer.String() + "`" + link
 }
 
 // cell makes text safe inside a Markdown table cell.

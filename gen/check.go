@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/storagegen/storagegen/runtime"
+	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
-// Options are the choices the command makes on top of the schema.
-type Options struct {
+// CheckOptions are the choices the command makes on top of the schema.
+type CheckOptions struct {
 	// Package overrides the schema's package (the -package flag).
 	Package string
 	// DefaultPackage is used when neither Package nor the schema's package
@@ -25,8 +25,8 @@ var packageRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // Check checks a parsed schema and decides every Go name. It reports every
 // problem at once, as an ErrorList.
-func Check(f *File, opts Options) (*Model, error) {
-	c := &checker{errs: errs{file: f.Name}, types: map[string]*Type{}, typePos: map[string]Pos{}, imports: map[string]string{}}
+func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
+	c := &checker{errs: errs{file: f.Name}, types: map[string]*TypeSpec{}, typePos: map[string]Pos{}, imports: map[string]string{}}
 	m := &Model{Schema: path.Base(strings.ReplaceAll(f.Name, `\`, "/"))}
 	c.header(f, m, opts)
 	for _, td := range f.Types {
@@ -65,7 +65,7 @@ func Check(f *File, opts Options) (*Model, error) {
 
 type checker struct {
 	errs      errs
-	types     map[string]*Type
+	types     map[string]*TypeSpec
 	typePos   map[string]Pos
 	imports   map[string]string // package name → import path, of external payloads
 	params    []paramUse
@@ -85,7 +85,7 @@ type paramUse struct {
 	p    *Param
 }
 
-func (c *checker) header(f *File, m *Model, opts Options) {
+func (c *checker) header(f *RawSchema, m *Model, opts CheckOptions) {
 	switch {
 	case !f.Version.Set:
 		c.errs.add(Pos{1, 1}, "missing version (add version: 1)")
@@ -120,14 +120,14 @@ func (c *checker) header(f *File, m *Model, opts Options) {
 	if f.Prefix.Set {
 		if f.Prefix.Tag != "!!str" && f.Prefix.Tag != "!!null" {
 			c.errs.add(f.Prefix.Pos, "prefix must be a string; quote it")
-		} else if err := runtime.CheckPrefix(f.Prefix.Value); err != nil {
+		} else if err := keyspace.CheckPrefix(f.Prefix.Value); err != nil {
 			c.errs.add(f.Prefix.Pos, "prefix %q %v", f.Prefix.Value, err)
 		}
 		m.Prefix = f.Prefix.Value
 	}
 }
 
-func (c *checker) typeDecl(td *TypeDecl) *Type {
+func (c *checker) typeDecl(td *RawType) *TypeSpec {
 	name := td.Name.Value
 	ok := true
 	switch {
@@ -142,12 +142,12 @@ func (c *checker) typeDecl(td *TypeDecl) *Type {
 		c.errs.add(td.Name.Pos, "type %q has no fields", name)
 	}
 	what := fmt.Sprintf("type %q", name)
-	t := &Type{Name: name, Doc: td.Doc.Value, Review: c.notes(td.Name.Pos, td.Review, what, map[string]Scalar{"doc": td.Doc})}
+	t := &TypeSpec{Name: name, Doc: td.Doc.Value, Review: c.notes(td.Name.Pos, td.Review, what, map[string]Scalar{"doc": td.Doc})}
 	goNames := map[string]string{}
 	for _, fd := range td.Fields {
 		fname := fd.Name.Value
 		what := fmt.Sprintf("type %q field %q", name, fname)
-		f := &Field{Name: fname, Doc: fd.Doc.Value, Pos: fd.Name.Pos}
+		f := &FieldSpec{Name: fname, Doc: fd.Doc.Value, Pos: fd.Name.Pos}
 		if !isSnake(fname) {
 			c.errs.add(fd.Name.Pos, "%s: name must be lower_snake_case", what)
 			continue
@@ -217,8 +217,8 @@ func (c *checker) cycles(m *Model) {
 	)
 	state := map[string]int{}
 	reported := map[string]bool{}
-	var visit func(t *Type, path []string)
-	visit = func(t *Type, path []string) {
+	var visit func(t *TypeSpec, path []string)
+	visit = func(t *TypeSpec, path []string) {
 		state[t.Name] = visiting
 		path = append(path, t.Name)
 		for _, fl := range t.Fields {
@@ -275,7 +275,7 @@ type entry struct {
 
 // common checks an entry's name, key pattern and payload. It returns nil
 // values for the parts that are wrong.
-func (c *checker) common(e entry, names map[string]string) (goName, key string, params []*Param, payload *TypeRef, ok bool) {
+func (c *checker) common(e entry, names map[string]string) (goName string, key *keyspace.Pattern, params []*Param, payload *TypeRef, ok bool) {
 	what := fmt.Sprintf("%s %q", e.kind, e.name.Value)
 	ok = true
 	if !isSnake(e.name.Value) {
@@ -290,11 +290,11 @@ func (c *checker) common(e entry, names map[string]string) (goName, key string, 
 		names[goName] = e.name.Value
 	}
 
-	key, keyPos := e.name.Value, e.name.Pos
+	pattern, keyPos := e.name.Value, e.name.Pos
 	if e.key.Set {
-		key, keyPos = e.key.Value, e.key.Pos
+		pattern, keyPos = e.key.Value, e.key.Pos
 	}
-	pat, err := runtime.ParseKeyPattern(key)
+	key, err := keyspace.ParsePattern(pattern)
 	if err != nil {
 		for _, pe := range patternErrors(err) {
 			c.errs.add(keyPos, "%s: %s", what, pe)
@@ -302,13 +302,13 @@ func (c *checker) common(e entry, names map[string]string) (goName, key string, 
 		ok = false
 	} else {
 		seen := map[string]string{}
-		for _, ph := range pat.Placeholders() {
+		for _, ph := range key.Placeholders() {
 			if !isSnake(ph.Name) {
 				c.errs.add(keyPos, "%s: placeholder {%s} must be lower_snake_case", what, ph.Name)
 				ok = false
 				continue
 			}
-			p := &Param{Name: ph.Name, GoName: paramName(ph.Name), Int: ph.Type == runtime.Int}
+			p := &Param{Name: ph.Name, GoName: paramName(ph.Name), Int: ph.Type == keyspace.Int}
 			if why := paramProblem(p.GoName); why != "" {
 				c.errs.add(keyPos, "%s: placeholder {%s} becomes parameter %s, which %s; rename the placeholder", what, ph.Name, p.GoName, why)
 				ok = false
@@ -347,7 +347,7 @@ func (c *checker) common(e entry, names map[string]string) (goName, key string, 
 	return goName, key, params, payload, ok
 }
 
-// patternErrors splits the joined errors of ParseKeyPattern.
+// patternErrors splits the joined errors of keyspace.ParsePattern.
 func patternErrors(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		return j.Unwrap()
@@ -355,7 +355,7 @@ func patternErrors(err error) []error {
 	return []error{err}
 }
 
-func (c *checker) queueDecl(qd *QueueDecl, names map[string]string) *Queue {
+func (c *checker) queueDecl(qd *RawQueue, names map[string]string) *QueueSpec {
 	goName, key, params, payload, ok := c.common(entry{"queue", qd.Name, qd.Key, qd.Payload}, names)
 	what := fmt.Sprintf("queue %q", qd.Name.Value)
 	rel, relOK := c.delivery(qd, what)
@@ -366,7 +366,18 @@ func (c *checker) queueDecl(qd *QueueDecl, names map[string]string) *Queue {
 		"key": qd.Key, "payload": qd.Payload, "doc": qd.Doc, "delivery": qd.Delivery,
 		"lease": qd.Lease, "max_deliveries": qd.MaxDeliveries, "dedupe_window": qd.DedupeWindow,
 	})
-	return &Queue{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload, Reliable: rel, Review: notes}
+	q := &QueueSpec{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload, Reliable: rel, Review: notes}
+	if rel != nil {
+		q.DeliveryType, q.HandlerType = deliveryTypeName(goName), handlerTypeName(goName)
+		for _, alias := range []string{q.DeliveryType, q.HandlerType} {
+			if c.types[alias] != nil {
+				c.errs.add(qd.Name.Pos, "%s: generated type %s, the queue's short name for its deliveries or handlers, is also declared under types (line %d); rename the type or the queue",
+					what, alias, c.typePos[alias].Line)
+				return nil
+			}
+		}
+	}
+	return q
 }
 
 // The delivery modes a queue can declare.
@@ -377,7 +388,7 @@ const (
 
 // delivery checks a queue's delivery mode and the settings that go with it.
 // It returns nil settings for an at-most-once queue.
-func (c *checker) delivery(qd *QueueDecl, what string) (*Reliable, bool) {
+func (c *checker) delivery(qd *RawQueue, what string) (*ReliableSettings, bool) {
 	settings := []struct {
 		name string
 		s    Scalar
@@ -401,7 +412,7 @@ func (c *checker) delivery(qd *QueueDecl, what string) (*Reliable, bool) {
 		c.errs.add(qd.Delivery.Pos, "%s: delivery %q must be %s or %s", what, qd.Delivery.Value, atMostOnce, atLeastOnce)
 		return nil, false
 	}
-	r := &Reliable{Lease: runtime.DefaultLease, MaxDeliveries: runtime.DefaultMaxDeliveries, DedupeWindow: runtime.DefaultDedupeWindow}
+	r := &ReliableSettings{Lease: keyspace.DefaultLease, MaxDeliveries: keyspace.DefaultMaxDeliveries, DedupeWindow: keyspace.DefaultDedupeWindow}
 	ok := true
 	if qd.Lease.Set {
 		d, dok := c.atLeastASecond(qd.Lease, what, "lease", "a consumer could not keep it while it works")
@@ -454,10 +465,10 @@ func (c *checker) duration(s Scalar, what, name string) (time.Duration, bool) {
 	return d, true
 }
 
-func (c *checker) cacheDecl(cd *CacheDecl, names map[string]string) *Cache {
+func (c *checker) cacheDecl(cd *RawCache, names map[string]string) *CacheSpec {
 	goName, key, params, payload, ok := c.common(entry{"cache", cd.Name, cd.Key, cd.Payload}, names)
 	what := fmt.Sprintf("cache %q", cd.Name.Value)
-	k := &Cache{Name: cd.Name.Value, GoName: goName, VarName: "cache" + goName, Doc: cd.Doc.Value, Key: key, Params: params, Payload: payload,
+	k := &CacheSpec{Name: cd.Name.Value, GoName: goName, VarName: "cache" + goName, Doc: cd.Doc.Value, Key: key, Params: params, Payload: payload,
 		Review: c.notes(cd.Name.Pos, cd.Review, what, map[string]Scalar{"key": cd.Key, "payload": cd.Payload, "ttl": cd.TTL, "doc": cd.Doc})}
 	switch {
 	case !cd.TTL.Set:
@@ -487,7 +498,7 @@ func (c *checker) cacheDecl(cd *CacheDecl, names map[string]string) *Cache {
 }
 
 // notes checks an entry's review keys and records where its keys stand.
-func (c *checker) notes(pos Pos, r Review, what string, keys map[string]Scalar) Notes {
+func (c *checker) notes(pos Pos, r RawReview, what string, keys map[string]Scalar) Notes {
 	n := Notes{Pos: pos, At: map[string]Pos{}}
 	for k, s := range keys {
 		if s.Set {

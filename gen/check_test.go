@@ -7,12 +7,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
 // load runs Parse and Check on src and returns the error lines.
 func loadErrors(t *testing.T, src string) []string {
 	t.Helper()
-	_, err := Load("schema.yaml", []byte(src), Options{DefaultPackage: "generated"})
+	_, err := Load("schema.yaml", []byte(src), CheckOptions{DefaultPackage: "generated"})
 	if err == nil {
 		return nil
 	}
@@ -39,9 +40,31 @@ caches:
 		{"not a mapping", `[1, 2]`, []string{"schema.yaml:1:1: schema must be a mapping with version, types, queues and caches, not a sequence"}},
 		{"yaml syntax", "version: 1\nqueues: {a: b\n", []string{"schema.yaml:2:1: YAML syntax: did not find expected ',' or '}'"}},
 		{"yaml syntax in a sequence", "version: 1\ntypes:\n  T:\n    fields: [a, b\n\nqueues: {}\n", []string{"schema.yaml:4:1: YAML syntax: did not find expected ',' or ']'"}},
-		{"yaml bad key", "version: 1\nqueues:\n  a: b\n c: d\n", []string{"schema.yaml:4:1: YAML syntax: did not find expected key"}},
+		{"yaml bad key", "version: 1\nqueues:\n  a: b\n c: d\n", []string{"schema.yaml:4:2: YAML syntax: did not find expected key"}},
 		{"yaml scanner", "a: b\nc\nd: e\n", []string{"schema.yaml:2:1: YAML syntax: could not find expected ':'"}},
 		{"yaml indentation", "version: 1\n  bad: indent\n", []string{"schema.yaml:2:1: YAML syntax: mapping values are not allowed in this context"}},
+		// The library reports this at the line where the cache's mapping
+		// starts (its first key, line 9); the ttl is on line 18.
+		{"yaml mis-indented ttl", `version: 1
+types:
+  T: {fields: {a: string}}
+queues:
+  q: {payload: T}
+caches:
+  c:
+    key: "c:{id}"
+    payload: T
+    doc: |
+      What the cache holds,
+      who writes it,
+      and who reads it.
+    lint_ignore:
+      - long-ttl
+      - long-key
+      ttl: 1h
+  d: {payload: T, ttl: 1h}
+`, []string{"schema.yaml:17:7: YAML syntax: did not find expected '-' indicator"}},
+		{"yaml mis-indented field", "version: 1\ntypes:\n  T:\n    fields:\n      a: string\n     b: string\n", []string{"schema.yaml:6:6: YAML syntax: did not find expected key"}},
 		{"two documents", "version: 1\n---\nversion: 1\n", []string{"schema.yaml:2:1: schema has more than one YAML document"}},
 		{"missing version", "package: x\n", []string{"schema.yaml:1:1: missing version (add version: 1)"}},
 		{"wrong version", "version: 2\n", []string{`schema.yaml:1:10: version "2" is not supported; 1 is the only version`}},
@@ -54,6 +77,8 @@ caches:
 		{"types not a mapping", "version: 1\ntypes: [a]\n", []string{"schema.yaml:2:8: types must be a mapping, not a sequence"}},
 		{"bad type name", "version: 1\ntypes:\n  node_message: {fields: {a: string}}\n", []string{`schema.yaml:3:3: type "node_message": name must be UpperCamelCase (like NodeMessage)`}},
 		{"reserved type name", "version: 1\ntypes:\n  Store: {fields: {a: string}}\n", []string{`schema.yaml:3:3: type "Store": name is used by generated code (Store, Queues, Caches, New, Prefix)`}},
+		{"alias names a type", "version: 1\ntypes:\n  JobsHandler: {fields: {a: string}}\nqueues:\n  jobs: {payload: JobsHandler, delivery: at-least-once}\n  other: {payload: JobsHandler}\n",
+			[]string{`schema.yaml:5:3: queue "jobs": generated type JobsHandler, the queue's short name for its deliveries or handlers, is also declared under types (line 3); rename the type or the queue`}},
 		{"no fields", "version: 1\ntypes:\n  T: {doc: x}\n", []string{`schema.yaml:3:3: type "T" has no fields`}},
 		{"unknown type key", "version: 1\ntypes:\n  T: {fields: {a: string}, docs: x}\n", []string{`schema.yaml:3:28: type "T" has unknown key "docs" (known: doc, fields, allow_breaking, lint_ignore)`}},
 		{"bad field name", "version: 1\ntypes:\n  T:\n    fields:\n      RunID: string\n", []string{`schema.yaml:5:7: type "T" field "RunID": name must be lower_snake_case`}},
@@ -135,26 +160,27 @@ caches:
 queues:
   jobs: {payload: example.com/engine/nodes.Output}
 `
-	m, err := Load("dir/schema.yaml", []byte(src), Options{DefaultPackage: "out"})
+	m, err := Load("dir/schema.yaml", []byte(src), CheckOptions{DefaultPackage: "out"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &Model{
 		Schema: "schema.yaml", Package: "out", Prefix: "flow:",
-		Types: []*Type{{Name: "Out", Doc: "An output.", Fields: []*Field{
+		Types: []*TypeSpec{{Name: "Out", Doc: "An output.", Fields: []*FieldSpec{
 			{Name: "run_id", GoName: "RunID", Type: &TypeRef{Kind: Builtin, Name: "string"}},
 			{Name: "error", GoName: "Error", Type: &TypeRef{Kind: Builtin, Name: "string"}, Optional: true, Doc: "Set on failure."},
 		}}},
-		Queues: []*Queue{{Name: "jobs", GoName: "Jobs", VarName: "queueJobs", Key: "jobs",
+		Queues: []*QueueSpec{{Name: "jobs", GoName: "Jobs", VarName: "queueJobs", Key: keyspace.MustParsePattern("jobs"),
 			Payload: &TypeRef{Kind: External, Path: "example.com/engine/nodes", Name: "Output"}}},
-		Caches: []*Cache{
-			{Name: "attempt_log", GoName: "AttemptLog", VarName: "cacheAttemptLog", Key: "attempt:{run_id}:{attempt:int}",
+		Caches: []*CacheSpec{
+			{Name: "attempt_log", GoName: "AttemptLog", VarName: "cacheAttemptLog", Key: keyspace.MustParsePattern("attempt:{run_id}:{attempt:int}"),
 				Params:  []*Param{{Name: "run_id", GoName: "runID"}, {Name: "attempt", GoName: "attempt", Int: true}},
 				Payload: &TypeRef{Kind: Declared, Name: "Out"}, TTL: 24 * time.Hour},
-			{Name: "forever", GoName: "Forever", VarName: "cacheForever", Key: "forever", Payload: &TypeRef{Kind: Declared, Name: "Out"}, NoExpiry: true},
+			{Name: "forever", GoName: "Forever", VarName: "cacheForever", Key: keyspace.MustParsePattern("forever"), Payload: &TypeRef{Kind: Declared, Name: "Out"}, NoExpiry: true},
 		},
 	}
-	if diff := cmp.Diff(want, m, cmpopts.IgnoreTypes(Notes{}), cmpopts.IgnoreFields(Field{}, "Pos")); diff != "" {
+	if diff := cmp.Diff(want, m, cmpopts.IgnoreTypes(Notes{}), cmpopts.IgnoreFields(FieldSpec{}, "Pos"),
+		cmp.Comparer(func(a, b *keyspace.Pattern) bool { return a.String() == b.String() })); diff != "" {
 		t.Errorf("model (-want +got):\n%s", diff)
 	}
 	// What review reads: where entries and their keys stand.
@@ -166,11 +192,11 @@ queues:
 	}
 
 	// -package wins over the schema, which wins over the directory.
-	m, _ = Load("schema.yaml", []byte("version: 1\npackage: fromschema\n"), Options{Package: "fromflag", DefaultPackage: "dir"})
+	m, _ = Load("schema.yaml", []byte("version: 1\npackage: fromschema\n"), CheckOptions{Package: "fromflag", DefaultPackage: "dir"})
 	if m.Package != "fromflag" {
 		t.Errorf("package = %q, want fromflag", m.Package)
 	}
-	m, _ = Load("schema.yaml", []byte("version: 1\npackage: fromschema\n"), Options{DefaultPackage: "dir"})
+	m, _ = Load("schema.yaml", []byte("version: 1\npackage: fromschema\n"), CheckOptions{DefaultPackage: "dir"})
 	if m.Package != "fromschema" {
 		t.Errorf("package = %q, want fromschema", m.Package)
 	}

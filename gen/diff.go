@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/storagegen/storagegen/runtime"
+	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
 // Diff compares two checked schemas for review: not the Go they generate,
@@ -86,16 +86,17 @@ func (d *differ) file() {
 
 // entryView is what the diff compares of a queue or a cache.
 type entryView struct {
-	kind, name, key, doc string
-	payload              *TypeRef
-	notes                *Notes
-	keyOf                func(prefix, name string) string
-	settings             [][2]string // safe settings: name, value
-	mode                 string      // a queue's delivery; "" for caches
+	kind, name, doc string
+	key             *keyspace.Pattern
+	payload         *TypeRef
+	notes           *Notes
+	keyOf           func(prefix, name string) string
+	settings        [][2]string // safe settings: name, value
+	mode            string      // a queue's delivery; "" for caches
 }
 
-func queueView(q *Queue) entryView {
-	v := entryView{kind: "queue", name: q.Name, key: q.Key, doc: q.Doc, payload: q.Payload, notes: &q.Review, keyOf: runtime.QueueKey, mode: "at-most-once"}
+func queueView(q *QueueSpec) entryView {
+	v := entryView{kind: "queue", name: q.Name, key: q.Key, doc: q.Doc, payload: q.Payload, notes: &q.Review, keyOf: keyspace.QueueKey, mode: "at-most-once"}
 	if r := q.Reliable; r != nil {
 		v.mode = "at-least-once"
 		v.settings = [][2]string{{"lease", durationText(r.Lease)}, {"max_deliveries", fmt.Sprint(r.MaxDeliveries)}, {"dedupe_window", durationText(r.DedupeWindow)}}
@@ -103,12 +104,12 @@ func queueView(q *Queue) entryView {
 	return v
 }
 
-func cacheView(c *Cache) entryView {
+func cacheView(c *CacheSpec) entryView {
 	ttl := "none"
 	if !c.NoExpiry {
 		ttl = durationText(c.TTL)
 	}
-	return entryView{kind: "cache", name: c.Name, key: c.Key, doc: c.Doc, payload: c.Payload, notes: &c.Review, keyOf: runtime.CacheKey,
+	return entryView{kind: "cache", name: c.Name, key: c.Key, doc: c.Doc, payload: c.Payload, notes: &c.Review, keyOf: keyspace.CacheKey,
 		settings: [][2]string{{"ttl", ttl}}}
 }
 
@@ -160,16 +161,16 @@ func (d *differ) entries(old, cur []entryView, section string) {
 			renamedTo[to.name] = true
 			d.add(false, "", o.kind+"-renamed", subject, to.notes.Pos,
 				"%s renamed to %q; its keys (%s) are unchanged, so its data stays reachable; Go callers of %s() must use %s()",
-				o.kind, to.name, o.keyOf(d.cur.Prefix, to.key), exportedName(o.name), exportedName(to.name))
+				o.kind, to.name, o.keyOf(d.cur.Prefix, to.key.Template()), exportedName(o.name), exportedName(to.name))
 			d.entry(o, to)
 			continue
 		}
 		d.add(true, allowance(&d.old.Review, &d.cur.Review), o.kind+"-removed", subject, d.cur.Review.PosOf(section),
-			"%s removed: what is stored under its keys (%s) is stranded; drain or migrate it before this ships", o.kind, o.keyOf(d.old.Prefix, o.key))
+			"%s removed: what is stored under its keys (%s) is stranded; drain or migrate it before this ships", o.kind, o.keyOf(d.old.Prefix, o.key.Template()))
 	}
 	for i := range cur {
 		if c := &cur[i]; oldBy[c.name] == nil && !renamedTo[c.name] {
-			d.add(false, "", c.kind+"-added", fmt.Sprintf("%s %q", c.kind, c.name), c.notes.Pos, "new %s (keys %s)", c.kind, c.keyOf(d.cur.Prefix, c.key))
+			d.add(false, "", c.kind+"-added", fmt.Sprintf("%s %q", c.kind, c.name), c.notes.Pos, "new %s (keys %s)", c.kind, c.keyOf(d.cur.Prefix, c.key.Template()))
 		}
 	}
 }
@@ -185,8 +186,8 @@ func (d *differ) entry(o, c *entryView) {
 			"key pattern %q became %q: a placeholder's type changed, and keys written for the old type are not found for the new one", o.key, c.key)
 	case oldShape != curShape:
 		d.add(true, allowed, "key-changed", subject, keyPos,
-			"key pattern changed from %q to %q: everything stored under the old keys (%s) is unreachable", o.key, c.key, o.keyOf(d.old.Prefix, o.key))
-	case o.key != c.key:
+			"key pattern changed from %q to %q: everything stored under the old keys (%s) is unreachable", o.key, c.key, o.keyOf(d.old.Prefix, o.key.Template()))
+	case o.key.String() != c.key.String():
 		d.add(false, "", "placeholder-renamed", subject, keyPos,
 			"key pattern %q became %q: placeholders were renamed, the keys are the same; only the accessor's parameter names change", o.key, c.key)
 	}
@@ -210,7 +211,7 @@ func (d *differ) entry(o, c *entryView) {
 }
 
 func (d *differ) types() {
-	oldBy := map[string]*Type{}
+	oldBy := map[string]*TypeSpec{}
 	for _, t := range d.old.Types {
 		oldBy[t.Name] = t
 	}
@@ -239,13 +240,13 @@ func (d *differ) types() {
 // fields compares the fields of a type present in both schemas. A removed
 // field and an added one of the same type are a rename: its JSON name
 // changed.
-func (d *differ) fields(o, t *Type) {
+func (d *differ) fields(o, t *TypeSpec) {
 	allowed := allowance(&o.Review, &t.Review)
-	oldBy := map[string]*Field{}
+	oldBy := map[string]*FieldSpec{}
 	for _, f := range o.Fields {
 		oldBy[f.Name] = f
 	}
-	curBy := map[string]*Field{}
+	curBy := map[string]*FieldSpec{}
 	for _, f := range t.Fields {
 		curBy[f.Name] = f
 	}
@@ -254,7 +255,7 @@ func (d *differ) fields(o, t *Type) {
 	for _, of := range o.Fields {
 		f := curBy[of.Name]
 		if f == nil {
-			var to *Field
+			var to *FieldSpec
 			for _, nf := range t.Fields {
 				if oldBy[nf.Name] == nil && !renamed[nf.Name] && nf.Type.String() == of.Type.String() {
 					to = nf
@@ -302,16 +303,12 @@ func (d *differ) fields(o, t *Type) {
 // patternShape is a key pattern with its placeholder names left out:
 // "edge:{a}:{b:int}" → "edge:{string}:{int}". Two patterns with the same
 // shape give the same keys.
-func patternShape(pattern string) string {
-	return reshape(pattern, func(ph runtime.Placeholder) string { return "{" + ph.Type.String() + "}" })
+func patternShape(p *keyspace.Pattern) string {
+	return reshape(p, func(ph keyspace.Placeholder) string { return "{" + ph.Type.String() + "}" })
 }
 
 // placeholderTypes is the list of a pattern's placeholder types.
-func placeholderTypes(pattern string) string {
-	p, err := runtime.ParseKeyPattern(pattern)
-	if err != nil {
-		return ""
-	}
+func placeholderTypes(p *keyspace.Pattern) string {
 	var b strings.Builder
 	for _, ph := range p.Placeholders() {
 		b.WriteString(ph.Type.String() + ",")
@@ -320,15 +317,13 @@ func placeholderTypes(pattern string) string {
 }
 
 // literalText is a pattern with every placeholder written "{}".
-func literalText(pattern string) string {
-	return reshape(pattern, func(runtime.Placeholder) string { return "{}" })
+func literalText(p *keyspace.Pattern) string {
+	return reshape(p, func(keyspace.Placeholder) string { return "{}" })
 }
 
-func reshape(pattern string, write func(runtime.Placeholder) string) string {
-	p, err := runtime.ParseKeyPattern(pattern)
-	if err != nil {
-		return pattern
-	}
+// reshape writes p with each placeholder replaced by what write returns.
+func reshape(p *keyspace.Pattern, write func(keyspace.Placeholder) string) string {
+	pattern := p.String()
 	var b strings.Builder
 	last := 0
 	for _, ph := range p.Placeholders() {

@@ -34,7 +34,7 @@ func FuzzLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src []byte) {
 		tm := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("HANG on %q", src)) })
 		defer tm.Stop()
-		m, err := Load("schema.yaml", src, Options{DefaultPackage: "out"})
+		m, err := Load("schema.yaml", src, CheckOptions{DefaultPackage: "out"})
 		if err != nil {
 			list, ok := err.(ErrorList)
 			if !ok || len(list) == 0 {

@@ -1,8 +1,8 @@
 // Package gen turns a storagegen schema into Go source, in three stages
 // that each do one thing:
 //
-//	Parse     YAML → File: the schema as written, every value with its line and column
-//	Check     File → Model: every rule checked, every Go name decided
+//	Parse     YAML → RawSchema: the schema as written, every value with its line and column
+//	Check     RawSchema → Model: every rule checked, every Go name decided
 //	Generate  Model → map[file name][]byte: gofmt'd Go, emitted with jennifer
 //
 // Nothing here touches the disk; cmd/storagegen reads the schema and writes
@@ -15,7 +15,7 @@ import "errors"
 // Load parses and checks a schema, returning the problems of both stages
 // together, sorted. When the YAML itself is unreadable it stops after
 // parsing.
-func Load(filename string, src []byte, opts Options) (*Model, error) {
+func Load(filename string, src []byte, opts CheckOptions) (*Model, error) {
 	f, perr := Parse(filename, src)
 	if f == nil {
 		return nil, perr

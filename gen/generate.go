@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/dave/jennifer/jen"
-	"github.com/storagegen/storagegen/runtime"
+	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
 const runtimePath = "github.com/storagegen/storagegen/runtime"
@@ -63,7 +63,7 @@ func typesFile(m *Model) *jen.File {
 //		RunID string `json:"run_id"`
 //		Error string `json:"error,omitzero"` // optional
 //	}
-func typeDecl(t *Type) jen.Code {
+func typeDecl(t *TypeSpec) jen.Code {
 	fields := make([]jen.Code, 0, len(t.Fields))
 	for _, fl := range t.Fields {
 		tag := fl.Name
@@ -141,10 +141,11 @@ func storeDecl(m *Model) jen.Code {
 	).Line().Line().
 		Comment("New returns a Store that works through ds.").Line().
 		Func().Id("New").Params(jen.Id("ds").Op("*").Qual(runtimePath, "DataStore")).Op("*").Id("Store").Block(
-		jen.Return(jen.Op("&").Id("Store").Values(jen.Dict{
-			jen.Id("Queues"): jen.Id("Queues").Values(jen.Dict{jen.Id("ds"): jen.Id("ds")}),
-			jen.Id("Caches"): jen.Id("Caches").Values(jen.Dict{jen.Id("ds"): jen.Id("ds")}),
-		})),
+		jen.Return(jen.Op("&").Id("Store").Values(
+			jen.Line().Id("Queues").Op(":").Id("Queues").Values(jen.Id("ds").Op(":").Id("ds")),
+			jen.Line().Id("Caches").Op(":").Id("Caches").Values(jen.Id("ds").Op(":").Id("ds")),
+			jen.Line(),
+		)),
 	)
 }
 
@@ -152,7 +153,7 @@ func storeDecl(m *Model) jen.Code {
 //
 //	var queueNodeEdge = &runtime.QueueDecl{Name: "node_edge", Prefix: Prefix, Key: runtime.MustKeyPattern("…")}
 //
-//	// NodeEdge returns the node_edge queue …
+//	// NodeEdge returns the node_edge queue: key flow:queue:{queue_<source_id>_<target_id>}, …
 //	func (qs Queues) NodeEdge(sourceID string, targetID string) runtime.Queue[NodeMessage] {
 //		return runtime.NewQueue[NodeMessage](qs.ds, queueNodeEdge, sourceID, targetID)
 //	}
@@ -160,48 +161,58 @@ func storeDecl(m *Model) jen.Code {
 // An at-least-once queue's declaration also carries its lease, delivery
 // limit and dedupe window, and its accessor returns a runtime.ReliableQueue
 // made by runtime.NewReliableQueue.
-func queueAccessor(prefix string, q *Queue) jen.Code {
-	field := func(name string, v jen.Code) jen.Code { return jen.Line().Id(name).Op(":").Add(v) }
-	fields := []jen.Code{
-		field("Name", jen.Lit(q.Name)),
-		field("Prefix", jen.Id("Prefix")),
-		field("Key", jen.Qual(runtimePath, "MustKeyPattern").Call(jen.Lit(q.Key))),
-	}
+func queueAccessor(prefix string, q *QueueSpec) jen.Code {
+	fields := declFields(q.Name, q.Key)
 	queueType, constructor, delivery := "Queue", "NewQueue", "at-most-once"
 	if r := q.Reliable; r != nil {
 		fields = append(fields,
-			field("Lease", durationCode(r.Lease)),
-			field("MaxDeliveries", jen.Lit(r.MaxDeliveries)),
-			field("DedupeWindow", durationCode(r.DedupeWindow)))
+			declField("Lease", durationCode(r.Lease)),
+			declField("MaxDeliveries", jen.Lit(r.MaxDeliveries)),
+			declField("DedupeWindow", durationCode(r.DedupeWindow)))
 		queueType, constructor = "ReliableQueue", "NewReliableQueue"
 		delivery = fmt.Sprintf("at-least-once (lease %s, at most %d %s)", durationText(r.Lease), r.MaxDeliveries, pluralWord(r.MaxDeliveries, "delivery", "deliveries"))
 	}
 	fields = append(fields, jen.Line())
 	decl := jen.Var().Id(q.VarName).Op("=").Op("&").Qual(runtimePath, "QueueDecl").Values(fields...)
-	summary := fmt.Sprintf("%s returns the %s queue: key %s, payload %s, %s.", q.GoName, q.Name, runtime.QueueKey(prefix, q.Key), q.Payload, delivery)
+	var aliases jen.Code = jen.Null()
+	if q.Reliable != nil {
+		aliases = reliableAliases(q)
+	}
+	summary := fmt.Sprintf("%s returns the %s queue: key %s, payload %s, %s.", q.GoName, q.Name, keyspace.QueueKey(prefix, q.Key.Template()), q.Payload, delivery)
 	return decl.Line().Line().
 		Add(docComment(summary, q.Doc)).Line().
 		Func().Params(jen.Id("qs").Id("Queues")).Id(q.GoName).Params(params(q.Params)...).
 		Qual(runtimePath, queueType).Types(typeRef(q.Payload)).Block(
 		jen.Return(jen.Qual(runtimePath, constructor).Types(typeRef(q.Payload)).Call(args("qs", q.VarName, q.Params)...)),
-	)
+	).Add(aliases)
+}
+
+// reliableAliases emits an at-least-once queue's short type names:
+//
+//	// JobsDelivery is one delivery of the jobs queue, as Receive returns it and a JobsHandler gets it.
+//	type JobsDelivery = runtime.Delivery[JobRequest]
+//
+//	// JobsHandler handles one delivery of the jobs queue, for Consume.
+//	type JobsHandler = runtime.Handler[JobRequest]
+func reliableAliases(q *QueueSpec) jen.Code {
+	return jen.Line().Line().
+		Commentf("%s is one delivery of the %s queue, as Receive returns it and a %s gets it.", q.DeliveryType, q.Name, q.HandlerType).Line().
+		Type().Id(q.DeliveryType).Op("=").Qual(runtimePath, "Delivery").Types(typeRef(q.Payload)).Line().Line().
+		Commentf("%s handles one delivery of the %s queue, for Consume.", q.HandlerType, q.Name).Line().
+		Type().Id(q.HandlerType).Op("=").Qual(runtimePath, "Handler").Types(typeRef(q.Payload))
 }
 
 // cacheAccessor emits a cache's declaration and accessor, like
 // queueAccessor, with the schema's TTL in the declaration.
-func cacheAccessor(prefix string, c *Cache) jen.Code {
+func cacheAccessor(prefix string, c *CacheSpec) jen.Code {
 	var ttl jen.Code = jen.Qual(runtimePath, "NoExpiry")
 	ttlText := "no expiry"
 	if !c.NoExpiry {
 		ttl, ttlText = durationCode(c.TTL), "ttl "+durationText(c.TTL)
 	}
-	decl := jen.Var().Id(c.VarName).Op("=").Op("&").Qual(runtimePath, "CacheDecl").Values(jen.Dict{
-		jen.Id("Name"):   jen.Lit(c.Name),
-		jen.Id("Prefix"): jen.Id("Prefix"),
-		jen.Id("Key"):    jen.Qual(runtimePath, "MustKeyPattern").Call(jen.Lit(c.Key)),
-		jen.Id("TTL"):    ttl,
-	})
-	summary := fmt.Sprintf("%s returns the %s cache entry: key %s, payload %s, %s.", c.GoName, c.Name, runtime.CacheKey(prefix, c.Key), c.Payload, ttlText)
+	fields := append(declFields(c.Name, c.Key), declField("TTL", ttl), jen.Line())
+	decl := jen.Var().Id(c.VarName).Op("=").Op("&").Qual(runtimePath, "CacheDecl").Values(fields...)
+	summary := fmt.Sprintf("%s returns the %s cache entry: key %s, payload %s, %s.", c.GoName, c.Name, keyspace.CacheKey(prefix, c.Key.Template()), c.Payload, ttlText)
 	return decl.Line().Line().
 		Add(docComment(summary, c.Doc)).Line().
 		Func().Params(jen.Id("cs").Id("Caches")).Id(c.GoName).Params(params(c.Params)...).
@@ -209,6 +220,19 @@ func cacheAccessor(prefix string, c *Cache) jen.Code {
 		jen.Return(jen.Qual(runtimePath, "NewCache").Types(typeRef(c.Payload)).Call(args("cs", c.VarName, c.Params)...)),
 	)
 }
+
+// declFields are the fields that begin every QueueDecl and CacheDecl, in
+// the order both list them: Name, Prefix, Key; the settings follow.
+func declFields(name string, key *keyspace.Pattern) []jen.Code {
+	return []jen.Code{
+		declField("Name", jen.Lit(name)),
+		declField("Prefix", jen.Id("Prefix")),
+		declField("Key", jen.Qual(runtimePath, "MustKeyPattern").Call(jen.Lit(key.String()))),
+	}
+}
+
+// declField is one field of a declaration literal, on a line of its own.
+func declField(name string, v jen.Code) jen.Code { return jen.Line().Id(name).Op(":").Add(v) }
 
 func params(ps []*Param) []jen.Code {
 	out := make([]jen.Code, len(ps))

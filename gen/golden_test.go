@@ -49,7 +49,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal("no schema.yaml in the archive")
 			}
 			got := map[string][]byte{}
-			m, err := Load("schema.yaml", schema, Options{DefaultPackage: "out"})
+			m, err := Load("schema.yaml", schema, CheckOptions{DefaultPackage: "out"})
 			if err != nil {
 				got["stderr"] = []byte(err.Error() + "\n")
 			} else {

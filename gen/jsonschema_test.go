@@ -117,7 +117,7 @@ func TestJSONSchemaRejectsShapeErrors(t *testing.T) {
 		{"lint_ignore not a list", "version: 1\nlint_ignore: empty-prefix\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Load("schema.yaml", []byte(tc.src), Options{DefaultPackage: "out"}); err == nil {
+			if _, err := Load("schema.yaml", []byte(tc.src), CheckOptions{DefaultPackage: "out"}); err == nil {
 				t.Fatalf("the checker accepts it; the case is wrong")
 			}
 			if err := validateYAML(t, sch, []byte(tc.src)); err == nil {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/storagegen/storagegen/runtime"
+	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
 // Lint finds what schema review tends to miss: things that are allowed
@@ -84,7 +84,7 @@ func Lint(m *Model, disabled map[string]bool) []Finding {
 	l := &linter{disabled: disabled}
 	l.file(m)
 	for _, q := range m.Queues {
-		l.entry("queue", q.Name, q.Key, func(name string) string { return runtime.QueueKey(m.Prefix, name) }, q.Doc, &q.Review)
+		l.entry("queue", q.Name, q.Key, func(name string) string { return keyspace.QueueKey(m.Prefix, name) }, q.Doc, &q.Review)
 		if q.Reliable == nil {
 			l.add(&q.Review, "at-most-once", q.Review.PosOf("delivery"), fmt.Sprintf("queue %q", q.Name),
 				"at-most-once: an item lives only in the consumer's memory between Pop and the end of its work, so a consumer that crashes, is killed or is deployed over loses it",
@@ -93,7 +93,7 @@ func Lint(m *Model, disabled map[string]bool) []Finding {
 	}
 	for _, c := range m.Caches {
 		what := fmt.Sprintf("cache %q", c.Name)
-		l.entry("cache", c.Name, c.Key, func(name string) string { return runtime.CacheKey(m.Prefix, name) }, c.Doc, &c.Review)
+		l.entry("cache", c.Name, c.Key, func(name string) string { return keyspace.CacheKey(m.Prefix, name) }, c.Doc, &c.Review)
 		if !c.NoExpiry && c.TTL > maxLintTTL {
 			l.add(&c.Review, "long-ttl", c.Review.PosOf("ttl"), what,
 				fmt.Sprintf("ttl %s is over 30 days; entries that nobody reads again stay that long", durationText(c.TTL)),
@@ -126,17 +126,14 @@ func (l *linter) file(m *Model) {
 
 // entry runs the rules that queues and caches share. keyOf makes the full
 // key from an expanded pattern.
-func (l *linter) entry(kind, name, pattern string, keyOf func(string) string, doc string, n *Notes) {
+func (l *linter) entry(kind, name string, pat *keyspace.Pattern, keyOf func(string) string, doc string, n *Notes) {
 	what := fmt.Sprintf("%s %q", kind, name)
 	if strings.TrimSpace(doc) == "" {
 		l.add(n, "missing-doc", n.Pos, what,
 			fmt.Sprintf("%s has no doc: reviewers and the catalogue cannot tell what it holds or who reads it", kind),
 			"add doc: one sentence on what it holds, who writes it and who reads it")
 	}
-	pat, err := runtime.ParseKeyPattern(pattern)
-	if err != nil {
-		return // Check has reported it
-	}
+	pattern := pat.String()
 	keyPos := n.PosOf("key")
 	phs := pat.Placeholders()
 	for i, ph := range phs {
@@ -146,7 +143,7 @@ func (l *linter) entry(kind, name, pattern string, keyOf func(string) string, do
 		}
 		after := pattern[ph.Offset:end]
 		after = after[strings.IndexByte(after, '}')+1:]
-		if ph.Type != runtime.String || after == "" {
+		if ph.Type != keyspace.String || after == "" {
 			continue
 		}
 		if sep := after[0]; strings.IndexByte(idSeparators, sep) >= 0 {
@@ -161,7 +158,7 @@ func (l *linter) entry(kind, name, pattern string, keyOf func(string) string, do
 	args := make([]any, len(phs))
 	for i, ph := range phs {
 		args[i] = any(typicalString)
-		if ph.Type == runtime.Int {
+		if ph.Type == keyspace.Int {
 			args[i] = typicalInt
 		}
 	}
@@ -177,13 +174,13 @@ func (l *linter) entry(kind, name, pattern string, keyOf func(string) string, do
 
 // exampleArgs are arguments for phs with value v at i and plain ones
 // elsewhere.
-func exampleArgs(phs []runtime.Placeholder, i int, v string) []any {
+func exampleArgs(phs []keyspace.Placeholder, i int, v string) []any {
 	args := make([]any, len(phs))
 	for j, ph := range phs {
 		switch {
 		case j == i:
 			args[j] = v
-		case ph.Type == runtime.Int:
+		case ph.Type == keyspace.Int:
 			args[j] = 7
 		default:
 			args[j] = "x"

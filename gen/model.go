@@ -1,6 +1,10 @@
 package gen
 
-import "time"
+import (
+	"time"
+
+	"github.com/storagegen/storagegen/internal/keyspace"
+)
 
 // Model is a checked schema with every Go name decided. Generate reads it
 // and computes nothing but code.
@@ -8,9 +12,9 @@ type Model struct {
 	Schema  string // the schema file's base name, for the header
 	Package string // Go package name of the generated code
 	Prefix  string // prepended to every key
-	Types   []*Type
-	Queues  []*Queue
-	Caches  []*Cache
+	Types   []*TypeSpec
+	Queues  []*QueueSpec
+	Caches  []*CacheSpec
 
 	// Review is what storagegen diff and lint read about the file as a
 	// whole: Pos is that of the prefix (1:1 when unset), At has the
@@ -47,16 +51,16 @@ func (n *Notes) Ignores(id string) bool {
 	return false
 }
 
-// Type is a payload struct declared under types.
-type Type struct {
+// TypeSpec is a checked payload struct, declared under types.
+type TypeSpec struct {
 	Name   string // schema name, also its Go name
 	Doc    string
-	Fields []*Field
+	Fields []*FieldSpec
 	Review Notes
 }
 
-// Field is one field of a Type.
-type Field struct {
+// FieldSpec is one field of a TypeSpec.
+type FieldSpec struct {
 	Name     string // schema name, also the JSON member name
 	GoName   string
 	Type     *TypeRef
@@ -111,36 +115,42 @@ type Param struct {
 	Int    bool   // {name:int}: an int parameter; otherwise a string
 }
 
-// Queue is a checked queue.
-type Queue struct {
+// QueueSpec is a checked queue.
+type QueueSpec struct {
 	Name    string // schema name
 	GoName  string // accessor name
 	VarName string // name of its runtime.QueueDecl variable
 	Doc     string
-	Key     string // key pattern
+	Key     *keyspace.Pattern // parsed once, by Check
 	Params  []*Param
 	Payload *TypeRef
 
 	// Reliable is set for delivery: at-least-once queues, whose accessor
 	// returns a runtime.ReliableQueue.
-	Reliable *Reliable
-	Review   Notes
+	Reliable *ReliableSettings
+	// DeliveryType and HandlerType name the generated aliases of
+	// runtime.Delivery[Payload] and runtime.Handler[Payload]; set for
+	// at-least-once queues only.
+	DeliveryType, HandlerType string
+
+	Review Notes
 }
 
-// Reliable holds the settings of an at-least-once queue, defaults applied.
-type Reliable struct {
+// ReliableSettings are the settings of an at-least-once queue, defaults
+// applied.
+type ReliableSettings struct {
 	Lease         time.Duration
 	MaxDeliveries int
 	DedupeWindow  time.Duration
 }
 
-// Cache is a checked cache.
-type Cache struct {
+// CacheSpec is a checked cache.
+type CacheSpec struct {
 	Name     string
 	GoName   string
 	VarName  string
 	Doc      string
-	Key      string
+	Key      *keyspace.Pattern
 	Params   []*Param
 	Payload  *TypeRef
 	TTL      time.Duration // when !NoExpiry

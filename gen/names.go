@@ -44,6 +44,16 @@ var predeclared = map[string]bool{
 // besides the schema's types.
 var generatedIdents = map[string]bool{"Store": true, "Queues": true, "Caches": true, "New": true, "Prefix": true}
 
+// deliveryTypeName and handlerTypeName name the aliases that generated
+// code declares for an at-least-once queue (jobs → JobsDelivery for
+// runtime.Delivery[T], JobsHandler for runtime.Handler[T]), so that node
+// code need not spell the generic types. They cannot collide with each
+// other or with Store, Queues, Caches, New or Prefix, only with a type of
+// the schema, which Check reports.
+func deliveryTypeName(queueGoName string) string { return queueGoName + "Delivery" }
+
+func handlerTypeName(queueGoName string) string { return queueGoName + "Handler" }
+
 // localIdents are names used inside generated accessors, which a
 // placeholder's parameter may not shadow.
 var localIdents = map[string]bool{"runtime": true, "time": true, "qs": true, "cs": true}

@@ -12,32 +12,33 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// File is a schema as written: its shape is checked, its meaning is not.
+// RawSchema is a schema as written: its shape is checked, its meaning is
+// not.
 // Every value carries its position, for Check's messages.
-type File struct {
+type RawSchema struct {
 	Name    string // the file name used in messages
 	Version Scalar
 	Package Scalar
 	Prefix  Scalar
-	Types   []*TypeDecl
-	Queues  []*QueueDecl
-	Caches  []*CacheDecl
-	Review  Review // for changes to the file as a whole: the prefix, removed entries
+	Types   []*RawType
+	Queues  []*RawQueue
+	Caches  []*RawCache
+	Review  RawReview // for changes to the file as a whole: the prefix, removed entries
 
 	// Where the types, queues and caches keys stand, for reports about
 	// entries that are no longer there.
 	TypesPos, QueuesPos, CachesPos Pos
 }
 
-// Review holds the keys that schema review reads (storagegen diff and
+// RawReview holds the keys that schema review reads (storagegen diff and
 // lint), which any type, queue or cache, and the file itself, may carry.
-type Review struct {
+type RawReview struct {
 	AllowBreaking Scalar   // allow_breaking: "reason"
 	LintIgnore    []Scalar // lint_ignore: [rule-id, …]
 }
 
 // reviewKeys returns the keys of r, to add to a mapping's known keys.
-func (p *parser) reviewKeys(r *Review, what string) []key {
+func (p *parser) reviewKeys(r *RawReview, what string) []key {
 	return []key{
 		{name: "allow_breaking", s: &r.AllowBreaking},
 		{name: "lint_ignore", fn: func(_, v *yaml.Node) { r.LintIgnore = p.scalars(v, what+" lint_ignore") }},
@@ -53,27 +54,27 @@ type Scalar struct {
 	Set   bool
 }
 
-// TypeDecl is one entry under types.
-type TypeDecl struct {
+// RawType is one entry under types.
+type RawType struct {
 	Name      Scalar
 	Doc       Scalar
-	Review    Review
-	Fields    []*FieldDecl
+	Review    RawReview
+	Fields    []*RawField
 	fields    Scalar // the fields key itself, for "no fields"
 	fieldsBad bool   // fields was malformed, already reported
 }
 
-// FieldDecl is one field of a type: `name: type` or
+// RawField is one field of a type: `name: type` or
 // `name: {type: …, optional: …, doc: …}`.
-type FieldDecl struct {
+type RawField struct {
 	Name     Scalar
 	Type     Scalar
 	Optional Scalar
 	Doc      Scalar
 }
 
-// QueueDecl is one entry under queues.
-type QueueDecl struct {
+// RawQueue is one entry under queues.
+type RawQueue struct {
 	Name          Scalar
 	Key           Scalar
 	Payload       Scalar
@@ -82,29 +83,29 @@ type QueueDecl struct {
 	Lease         Scalar // at-least-once only
 	MaxDeliveries Scalar // at-least-once only
 	DedupeWindow  Scalar // at-least-once only
-	Review        Review
+	Review        RawReview
 }
 
-// CacheDecl is one entry under caches.
-type CacheDecl struct {
+// RawCache is one entry under caches.
+type RawCache struct {
 	Name    Scalar
 	Key     Scalar
 	Payload Scalar
 	TTL     Scalar
 	Doc     Scalar
-	Review  Review
+	Review  RawReview
 }
 
 // Parse reads a schema. It returns the file with every part it could read
 // and, if anything was malformed, an ErrorList with every problem. The file
 // is nil when src holds no YAML mapping at all (a syntax error, say).
-func Parse(filename string, src []byte) (*File, error) {
+func Parse(filename string, src []byte) (*RawSchema, error) {
 	p := &parser{errs: errs{file: filename}}
 	root := p.document(src)
 	if root == nil {
 		return nil, p.errs.err()
 	}
-	f := &File{Name: filename}
+	f := &RawSchema{Name: filename}
 	p.file(f, root)
 	return f, p.errs.err()
 }
@@ -125,14 +126,14 @@ func (p *parser) document(src []byte) *yaml.Node {
 			p.errs.add(Pos{1, 1}, "schema is empty; it needs at least version: 1")
 			return nil
 		}
-		p.yamlError(err)
+		p.yamlError(src, err)
 		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		p.errs.add(nodePos(&extra), "schema has more than one YAML document")
 	} else if !errors.Is(err, io.EOF) {
-		p.yamlError(err)
+		p.yamlError(src, err)
 	}
 	if len(doc.Content) == 0 {
 		p.errs.add(Pos{1, 1}, "schema is empty; it needs at least version: 1")
@@ -157,7 +158,18 @@ var yamlParserProblems = map[string]bool{
 	"did not find expected ',' or '}'":       true,
 }
 
-func (p *parser) yamlError(err error) {
+// yamlBlockProblems are the parser's problems with a line that fits no
+// block mapping or sequence around it, a mis-indented line most often.
+// The library reports them at the line where the enclosing mapping or
+// sequence starts (its "context mark"), or, when that is the first line of
+// the file, at the offending line (its "problem mark"); the problem mark
+// itself is not in the error. blockProblemLine finds it.
+var yamlBlockProblems = map[string]bool{
+	"did not find expected key":           true,
+	"did not find expected '-' indicator": true,
+}
+
+func (p *parser) yamlError(src []byte, err error) {
 	msg := err.Error()
 	for line := range strings.SplitSeq(msg, "\n") {
 		line = strings.TrimSpace(line)
@@ -166,14 +178,53 @@ func (p *parser) yamlError(err error) {
 			if yamlParserProblems[m[2]] {
 				n++
 			}
-			p.errs.add(Pos{n, 1}, "YAML syntax: %s", m[2])
+			pos := Pos{n, 1}
+			if yamlBlockProblems[m[2]] {
+				pos = blockProblemLine(src, n, m[2])
+			}
+			p.errs.add(pos, "YAML syntax: %s", m[2])
 			return
 		}
 	}
 	p.errs.add(Pos{1, 1}, "YAML syntax: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
-func (p *parser) file(f *File, root *yaml.Node) {
+// blockProblemLine returns the position of the line that the YAML parser
+// could not place in a block mapping or sequence, given the line where
+// that mapping or sequence starts (from) and the parser's problem. The
+// parser fails on the first token of that line, so it is the last line of
+// the shortest prefix of src, from line from on, that fails with the same
+// problem: prefixes that end earlier parse, since the end of the input
+// closes every open block. Its column is that of the line's first
+// non-blank byte. Schemas are short, so parsing a prefix per line costs
+// little, and only for a file that is already broken.
+func blockProblemLine(src []byte, from int, problem string) Pos {
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	for n := max(from, 1); n <= len(lines); n++ {
+		prefix := bytes.Join(lines[:n], nil)
+		if m := yamlLineRE.FindStringSubmatch(firstYAMLError(prefix)); m != nil && m[2] == problem {
+			indent := len(lines[n-1]) - len(bytes.TrimLeft(lines[n-1], " \t"))
+			return Pos{n, indent + 1}
+		}
+	}
+	return Pos{from, 1}
+}
+
+// firstYAMLError returns the text of the first error in decoding every
+// YAML document of src, or "".
+func firstYAMLError(src []byte) string {
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); errors.Is(err, io.EOF) {
+			return ""
+		} else if err != nil {
+			return err.Error()
+		}
+	}
+}
+
+func (p *parser) file(f *RawSchema, root *yaml.Node) {
 	p.keys(root, "schema", append([]key{
 		{name: "version", s: &f.Version},
 		{name: "package", s: &f.Package},
@@ -193,8 +244,8 @@ func (p *parser) file(f *File, root *yaml.Node) {
 	}, p.reviewKeys(&f.Review, "schema")...)...)
 }
 
-func (p *parser) typeDecl(name Scalar, n *yaml.Node) *TypeDecl {
-	t := &TypeDecl{Name: name}
+func (p *parser) typeDecl(name Scalar, n *yaml.Node) *RawType {
+	t := &RawType{Name: name}
 	what := fmt.Sprintf("type %q", name.Value)
 	p.keys(n, what, append([]key{
 		{name: "doc", s: &t.Doc},
@@ -209,8 +260,8 @@ func (p *parser) typeDecl(name Scalar, n *yaml.Node) *TypeDecl {
 	return t
 }
 
-func (p *parser) fieldDecl(typeName string, name Scalar, n *yaml.Node) *FieldDecl {
-	fd := &FieldDecl{Name: name}
+func (p *parser) fieldDecl(typeName string, name Scalar, n *yaml.Node) *RawField {
+	fd := &RawField{Name: name}
 	what := fmt.Sprintf("type %q field %q", typeName, name.Value)
 	if n.Kind != yaml.MappingNode {
 		fd.Type = p.scalar(n, what)
@@ -220,8 +271,8 @@ func (p *parser) fieldDecl(typeName string, name Scalar, n *yaml.Node) *FieldDec
 	return fd
 }
 
-func (p *parser) queueDecl(name Scalar, n *yaml.Node) *QueueDecl {
-	q := &QueueDecl{Name: name}
+func (p *parser) queueDecl(name Scalar, n *yaml.Node) *RawQueue {
+	q := &RawQueue{Name: name}
 	what := fmt.Sprintf("queue %q", name.Value)
 	p.keys(n, what, append([]key{
 		{name: "key", s: &q.Key}, {name: "payload", s: &q.Payload}, {name: "doc", s: &q.Doc},
@@ -231,8 +282,8 @@ func (p *parser) queueDecl(name Scalar, n *yaml.Node) *QueueDecl {
 	return q
 }
 
-func (p *parser) cacheDecl(name Scalar, n *yaml.Node) *CacheDecl {
-	c := &CacheDecl{Name: name}
+func (p *parser) cacheDecl(name Scalar, n *yaml.Node) *RawCache {
+	c := &RawCache{Name: name}
 	what := fmt.Sprintf("cache %q", name.Value)
 	p.keys(n, what, append([]key{
 		{name: "key", s: &c.Key}, {name: "payload", s: &c.Payload}, {name: "ttl", s: &c.TTL}, {name: "doc", s: &c.Doc},

@@ -62,7 +62,7 @@ func loadRepoSchema(t testing.TB) *Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Load("schema.yaml", src, Options{DefaultPackage: "generated"})
+	m, err := Load("schema.yaml", src, CheckOptions{DefaultPackage: "generated"})
 	if err != nil {
 		t.Fatal(err)
 	}

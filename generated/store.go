@@ -25,8 +25,8 @@ type Store struct {
 // New returns a Store that works through ds.
 func New(ds *runtime.DataStore) *Store {
 	return &Store{
-		Caches: Caches{ds: ds},
 		Queues: Queues{ds: ds},
+		Caches: Caches{ds: ds},
 	}
 }
 
@@ -41,7 +41,7 @@ var queueNodeEdge = &runtime.QueueDecl{
 	Key:    runtime.MustKeyPattern("queue_{source_id}_{target_id}"),
 }
 
-// NodeEdge returns the node_edge queue: key flow:queue:{queue_{source_id}_{target_id}}, payload NodeMessage, at-most-once.
+// NodeEdge returns the node_edge queue: key flow:queue:{queue_<source_id>_<target_id>}, payload NodeMessage, at-most-once.
 //
 // Carries messages from a QueueWriter node to its QueueReader.
 func (qs Queues) NodeEdge(sourceID string, targetID string) runtime.Queue[NodeMessage] {
@@ -64,19 +64,25 @@ func (qs Queues) Jobs() runtime.ReliableQueue[JobRequest] {
 	return runtime.NewReliableQueue[JobRequest](qs.ds, queueJobs)
 }
 
+// JobsDelivery is one delivery of the jobs queue, as Receive returns it and a JobsHandler gets it.
+type JobsDelivery = runtime.Delivery[JobRequest]
+
+// JobsHandler handles one delivery of the jobs queue, for Consume.
+type JobsHandler = runtime.Handler[JobRequest]
+
 // Caches has one accessor per cache of the schema.
 type Caches struct {
 	ds *runtime.DataStore
 }
 
 var cacheNodeOutput = &runtime.CacheDecl{
-	Key:    runtime.MustKeyPattern("{node_id}_output"),
 	Name:   "node_output",
 	Prefix: Prefix,
+	Key:    runtime.MustKeyPattern("{node_id}_output"),
 	TTL:    time.Hour,
 }
 
-// NodeOutput returns the node_output cache entry: key flow:cache:{node_id}_output, payload NodeOutput, ttl 1h.
+// NodeOutput returns the node_output cache entry: key flow:cache:<node_id>_output, payload NodeOutput, ttl 1h.
 //
 // Node outputs kept for step-by-step execution.
 func (cs Caches) NodeOutput(nodeID string) runtime.Cache[NodeOutput] {
@@ -84,13 +90,13 @@ func (cs Caches) NodeOutput(nodeID string) runtime.Cache[NodeOutput] {
 }
 
 var cacheAttemptLog = &runtime.CacheDecl{
-	Key:    runtime.MustKeyPattern("attempt:{run_id}:{attempt:int}"),
 	Name:   "attempt_log",
 	Prefix: Prefix,
+	Key:    runtime.MustKeyPattern("attempt:{run_id}:{attempt:int}"),
 	TTL:    24 * time.Hour,
 }
 
-// AttemptLog returns the attempt_log cache entry: key flow:cache:attempt:{run_id}:{attempt:int}, payload NodeOutput, ttl 24h.
+// AttemptLog returns the attempt_log cache entry: key flow:cache:attempt:<run_id>:<attempt:int>, payload NodeOutput, ttl 24h.
 //
 // The output of each attempt of a run, for debugging retries.
 func (cs Caches) AttemptLog(runID string, attempt int) runtime.Cache[NodeOutput] {
@@ -98,13 +104,13 @@ func (cs Caches) AttemptLog(runID string, attempt int) runtime.Cache[NodeOutput]
 }
 
 var cacheSettings = &runtime.CacheDecl{
-	Key:    runtime.MustKeyPattern("settings:{name}"),
 	Name:   "settings",
 	Prefix: Prefix,
+	Key:    runtime.MustKeyPattern("settings:{name}"),
 	TTL:    runtime.NoExpiry,
 }
 
-// Settings returns the settings cache entry: key flow:cache:settings:{name}, payload FlowSettings, no expiry.
+// Settings returns the settings cache entry: key flow:cache:settings:<name>, payload FlowSettings, no expiry.
 //
 // Flow settings; they never expire.
 func (cs Caches) Settings(name string) runtime.Cache[FlowSettings] {

@@ -104,7 +104,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storagegen: %v\n", err)
 		return 1
 	}
-	m, err := gen.Load(*schema, src, gen.Options{Package: *pkg, DefaultPackage: filepath.Base(filepath.Clean(*out))})
+	m, err := gen.Load(*schema, src, gen.CheckOptions{Package: *pkg, DefaultPackage: filepath.Base(filepath.Clean(*out))})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -57,7 +57,7 @@ func loadSchema(path string, stderr io.Writer) (*gen.Model, bool) {
 
 func loadSource(name string, src []byte, stderr io.Writer) (*gen.Model, bool) {
 	// The package name does not matter for review; any valid one will do.
-	m, err := gen.Load(name, src, gen.Options{DefaultPackage: "generated"})
+	m, err := gen.Load(name, src, gen.CheckOptions{DefaultPackage: "generated"})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, false
@@ -299,6 +299,7 @@ func writeOutput(path string, b []byte, stdout, stderr io.Writer) int {
 func writeJSON(w io.Writer, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // keys show placeholders as <name>; keep them readable
 	enc.Encode(v)
 }
 

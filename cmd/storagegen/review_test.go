@@ -115,7 +115,7 @@ func TestDiffAgainstGit(t *testing.T) {
 
 	schemaPath := filepath.Join(sub, "schema.yaml")
 	code, stdout, stderr := runCmd(t, "diff", "-against", "git:HEAD", "-schema", schemaPath)
-	want := fmt.Sprintf("%s:9:10: breaking [key-changed] queue \"inbox\": key pattern changed from \"inbox:{user_id}\" to \"inbox:{user_id}:v2\": everything stored under the old keys (t:queue:{inbox:{user_id}}) is unreachable\n"+
+	want := fmt.Sprintf("%s:9:10: breaking [key-changed] queue \"inbox\": key pattern changed from \"inbox:{user_id}\" to \"inbox:{user_id}:v2\": everything stored under the old keys (t:queue:{inbox:<user_id>}) is unreachable\n"+
 		"storagegen diff: 1 breaking change, 0 allowed, 0 safe against git:HEAD\n", schemaPath)
 	if code != 1 || stdout != want || stderr != "" {
 		t.Errorf("diff against git:HEAD: exit %d\nstdout %q\nwant   %q\nstderr %q", code, stdout, want, stderr)
