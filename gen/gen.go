@@ -5,6 +5,13 @@
 //	Check     RawSchema → Model: every rule checked, every Go name decided
 //	Generate  Model → map[file name][]byte: gofmt'd Go, emitted with jennifer
 //
+// The parse tree's types are named Raw* (RawSchema, RawQueue, …) and the
+// checked model's *Spec (QueueSpec, CacheSpec, TypeSpec), so that neither
+// reads like the runtime's Queue, Cache or QueueDecl, which the generated
+// code uses. Key patterns, the key layout and the defaults come from
+// internal/keyspace, which the runtime shares; gen does not import the
+// runtime, so the generator does not link go-redis.
+//
 // Nothing here touches the disk; cmd/storagegen reads the schema and writes
 // the files. Every stage reports all of its problems at once as an
 // ErrorList of "schema.yaml:LINE:COL: message" lines.

@@ -173,7 +173,7 @@ func runJobs(ctx context.Context, out io.Writer, s *generated.Store) error {
 	defer stop()
 	var counters runtime.Counters
 	var ran int
-	err := jobs.Consume(ctx, func(ctx context.Context, d *runtime.Delivery[generated.JobRequest]) error {
+	err := jobs.Consume(ctx, func(ctx context.Context, d *generated.JobsDelivery) error {
 		if d.ID != id {
 			return nil // a job left over from an earlier run of the demo
 		}
