@@ -44,7 +44,7 @@ caches:
 		{"yaml scanner", "a: b\nc\nd: e\n", []string{"schema.yaml:2:1: YAML syntax: could not find expected ':'"}},
 		{"yaml indentation", "version: 1\n  bad: indent\n", []string{"schema.yaml:2:1: YAML syntax: mapping values are not allowed in this context"}},
 		// The library reports this at the line where the cache's mapping
-		// starts (its first key, line 9); the ttl is on line 18.
+		// starts (its first key, line 8); the ttl is on line 17.
 		{"yaml mis-indented ttl", `version: 1
 types:
   T: {fields: {a: string}}
