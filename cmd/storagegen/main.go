@@ -51,6 +51,7 @@ import (
 	"strings"
 
 	"github.com/storagegen/storagegen/gen"
+	"github.com/storagegen/storagegen/internal/linediff"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -66,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runDoc(args[1:], stdout, stderr)
 		case "jsonschema":
 			return runJSONSchema(args[1:], stdout, stderr)
+		case "init":
+			return runInit(args[1:], stdout, stderr)
 		}
 	}
 	return runGenerate(args, stdout, stderr)
@@ -123,15 +126,16 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 		extra[*jsonSchema] = gen.JSONSchema()
 	}
 	if *check {
-		problems := checkDir(*out, files, header)
+		from := "from " + filepath.Base(*schema)
+		problems := checkDir(*out, files, header, from)
 		for _, path := range sortedNames(extra) {
-			problems = append(problems, checkFile(path, extra[path])...)
+			problems = append(problems, checkFile(path, extra[path], from)...)
 		}
 		if len(problems) == 0 {
 			return 0
 		}
 		for _, p := range problems {
-			fmt.Fprintf(stderr, "storagegen: %s\n", p)
+			fmt.Fprintf(stderr, "storagegen: %s\n%s", p.line, p.diff)
 		}
 		fmt.Fprintln(stderr, "storagegen: run go generate ./... to update them")
 		return 1
@@ -210,33 +214,51 @@ func sortedNames(files map[string][]byte) []string {
 	return names
 }
 
+// A problem is one way in which the files on disk differ from what the
+// schema makes: a line naming the file, and for a file whose contents
+// differ, the unified diff from the one on disk to the wanted one.
+type problem struct {
+	line string
+	diff []byte
+}
+
+// maxDiffLines bounds the diff shown for one file: enough for any edit a
+// reviewer reads line by line, while a file regenerated after a large
+// schema change does not flood the CI log; go generate shows the rest.
+const maxDiffLines = 200
+
 // checkDir lists how dir differs from files: missing, differing and stale
-// files.
-func checkDir(dir string, files map[string][]byte, header []byte) []string {
-	var problems []string
+// files. from names the source of the wanted contents in diff headers.
+func checkDir(dir string, files map[string][]byte, header []byte, from string) []problem {
+	var problems []problem
 	for _, name := range sortedNames(files) {
-		problems = append(problems, checkFile(filepath.Join(dir, name), files[name])...)
+		problems = append(problems, checkFile(filepath.Join(dir, name), files[name], from)...)
 	}
 	old, err := stale(dir, files, header)
 	if err != nil {
-		problems = append(problems, err.Error())
+		problems = append(problems, problem{line: err.Error()})
 	}
 	for _, name := range old {
-		problems = append(problems, filepath.Join(dir, name)+": stale (no longer generated)")
+		problems = append(problems, problem{line: filepath.Join(dir, name) + ": stale (no longer generated)"})
 	}
 	return problems
 }
 
-// checkFile says how the file at path differs from want, if it does.
-func checkFile(path string, want []byte) []string {
+// checkFile says how the file at path differs from want, if it does, with
+// the diff.
+func checkFile(path string, want []byte, from string) []problem {
 	got, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return []string{path + ": missing"}
+		return []problem{{line: path + ": missing"}}
 	case err != nil:
-		return []string{fmt.Sprintf("%s: %v", path, err)}
+		return []problem{{line: fmt.Sprintf("%s: %v", path, err)}}
 	case !bytes.Equal(got, want):
-		return []string{path + ": differs from the schema"}
+		name := filepath.ToSlash(path)
+		return []problem{{
+			line: path + ": differs from the schema",
+			diff: linediff.Unified(name+" (on disk)", name+" ("+from+")", got, want, maxDiffLines),
+		}}
 	}
 	return nil
 }
