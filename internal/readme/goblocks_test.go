@@ -216,7 +216,7 @@ func exportImporter(t *testing.T, fset *token.FileSet, pkgs map[string]bool) typ
 	for {
 		var p struct {
 			ImportPath, Export string
-			Error          *struct{ Err string }
+			Error              *struct{ Err string }
 		}
 		if err := dec.Decode(&p); err == io.EOF {
 			break
