@@ -9,14 +9,23 @@
 //	storagegen lint [-schema FILE] [-disable RULE,…] [-format text|json|github]
 //	storagegen doc [-schema FILE] [-out STORAGE.md]
 //	storagegen jsonschema [-out FILE]
+//	storagegen init [-dir DIR] [-schema FILE] [-out DIR] [-package NAME] [-doc FILE] [-jsonschema FILE] [-force]
 //
 // The first form writes the generated files into -out, removes files there
 // that carry storagegen's "Code generated" header but are no longer
 // generated (and no others), writes the catalogue (-doc) and the editor
 // schema (-jsonschema) when asked, and prints a one-line summary. The
 // second writes nothing and exits 1, listing each file that is missing,
-// differs or is stale; CI runs it so that generated code, catalogue and
-// editor schema are always what the schema says.
+// differs or is stale, with a unified diff under each one that differs
+// (from the file on disk to what the schema makes; at most 200 lines a
+// file); CI runs it so that generated code, catalogue and editor schema
+// are always what the schema says.
+//
+// init starts a module on storagegen: it writes a commented starter
+// schema.yaml, a generate.go holding the //go:generate go tool storagegen
+// directive, and the editor schema, into -dir (default the current
+// directory). It refuses, writing nothing, when any of them exists, unless
+// -force. The starter generates, passes -check and lint, and compiles.
 //
 // diff lists every change against an older schema, each breaking or safe
 // with the reason, and exits 1 when a breaking change is not allowed by an
@@ -35,8 +44,8 @@
 //	-check            compare instead of writing
 //
 // Exit status: 0 on success, 1 for a bad schema (every problem is printed
-// as FILE:LINE:COL: message), a failed check, a breaking change or a lint
-// warning, 2 for bad flags.
+// as FILE:LINE:COL: message), a failed check, a breaking change, a lint
+// warning or a file init will not overwrite, 2 for bad flags.
 package main
 
 import (
@@ -87,7 +96,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "write nothing; exit 1 if -out (and -doc, -jsonschema) do not match the schema")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: storagegen [-check] -schema FILE -out DIR [-package NAME] [-doc FILE] [-jsonschema FILE]\n")
-		fmt.Fprintf(stderr, "       storagegen diff|lint|doc|jsonschema -h\n")
+		fmt.Fprintf(stderr, "       storagegen diff|lint|doc|jsonschema|init -h\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
