@@ -50,14 +50,14 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	}
 	s := starter{
 		Package:    *pkg,
-		Prefix:     dirPkg.name + ":",
+		Prefix:     dirPkg.app + ":",
 		JSONSchema: filepath.ToSlash(*jsonSchema),
 	}
 	schemaSrc := s.schema()
 	// A -package or -out that makes no valid package name is caught here,
-	// as go generate would catch it.
+	// as go generate would catch it, before anything is written.
 	if _, err := gen.Load(*schema, schemaSrc, gen.Options{DefaultPackage: filepath.Base(filepath.Clean(*out))}); err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "storagegen init: with these flags the starter schema would not generate:\n%v\n", err)
 		return 1
 	}
 	genArgs := []string{"-schema", *schema, "-out", *out}
@@ -67,18 +67,16 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	if *jsonSchema != "" {
 		genArgs = append(genArgs, "-jsonschema", *jsonSchema)
 	}
-	files := []struct {
-		name string
+	type file struct {
+		name string // relative to -dir
 		data []byte
-	}{
+	}
+	files := []file{
 		{*schema, schemaSrc},
 		{"generate.go", directiveFile(dirPkg, *schema, *out, genArgs)},
 	}
 	if *jsonSchema != "" {
-		files = append(files, struct {
-			name string
-			data []byte
-		}{*jsonSchema, gen.JSONSchema()})
+		files = append(files, file{*jsonSchema, gen.JSONSchema()})
 	}
 
 	if !*force {
@@ -92,8 +90,11 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if len(existing) > 0 {
-			fmt.Fprintf(stderr, "storagegen init: %s already exist%s; nothing was written (-force overwrites)\n",
-				strings.Join(existing, ", "), map[bool]string{true: "s", false: ""}[len(existing) == 1])
+			verb := "exist"
+			if len(existing) == 1 {
+				verb = "exists"
+			}
+			fmt.Fprintf(stderr, "storagegen init: %s already %s; nothing was written (-force overwrites)\n", strings.Join(existing, ", "), verb)
 			return 1
 		}
 	}
@@ -121,9 +122,10 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 
 // dirPackage is the Go package of the directory init writes into.
 type dirPackage struct {
-	name   string // package clause of generate.go
-	hasDoc bool   // another file of the package is already there, so generate.go gets no package doc
-	rel    string // the directory relative to its module's root, "" if unknown
+	name     string // package clause of generate.go
+	hasFiles bool   // the package has other files, so generate.go gives no package doc
+	app      string // a name for the application, from the module path or the directory, for the key prefix
+	rel      string // the directory relative to its module's root, "" if unknown
 }
 
 // packageOf finds the package name for generate.go in dir: the one its Go
@@ -144,6 +146,14 @@ func packageOf(dir string) (dirPackage, string, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return p, "", err
 	}
+	base := filepath.Base(abs)
+	if modPath != "" {
+		base = path.Base(path.Join(modPath, filepath.ToSlash(p.rel)))
+		if majorVersionRE.MatchString(base) && p.rel == "." {
+			base = path.Base(path.Dir(modPath)) // example.com/engine/v2 is package engine
+		}
+	}
+	p.app = identifier(base)
 	fset := token.NewFileSet()
 	for _, e := range entries {
 		n := e.Name()
@@ -154,26 +164,24 @@ func packageOf(dir string) (dirPackage, string, error) {
 		if err != nil {
 			continue // not Go that builds; go build will say so
 		}
-		p.name, p.hasDoc = f.Name.Name, true
+		p.name, p.hasFiles = f.Name.Name, true
 		return p, modPath, nil
 	}
-	base := filepath.Base(abs)
-	if modPath != "" {
-		base = path.Base(path.Join(modPath, filepath.ToSlash(p.rel)))
-		if regexp.MustCompile(`^v[0-9]+$`).MatchString(base) && p.rel == "." {
-			base = path.Base(path.Dir(modPath)) // example.com/engine/v2 is package engine
-		}
-	}
-	p.name = identifier(base)
+	p.name = p.app
 	return p, modPath, nil
 }
+
+var (
+	moduleRE       = regexp.MustCompile(`(?m)^module\s+("[^"]*"|\S+)`)
+	majorVersionRE = regexp.MustCompile(`^v[0-9]+$`)
+)
 
 // findModule returns the module path and root directory of the module
 // that holds dir, or "" when there is none.
 func findModule(dir string) (modPath, root string) {
 	for d := dir; ; d = filepath.Dir(d) {
 		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil {
-			m := regexp.MustCompile(`(?m)^module\s+("[^"]*"|\S+)`).FindSubmatch(b)
+			m := moduleRE.FindSubmatch(b)
 			if m == nil {
 				return "", d
 			}
@@ -223,7 +231,7 @@ func directiveFile(p dirPackage, schema, out string, genArgs []string) []byte {
 // payload types, and go generate writes typed Go for them into the
 // package in %s/, over github.com/storagegen/storagegen/runtime.
 `, filepath.ToSlash(schema), filepath.ToSlash(out))
-	if p.hasDoc {
+	if p.hasFiles {
 		fmt.Fprintf(&b, "%s\npackage %s\n\n", about, p.name)
 	} else {
 		fmt.Fprintf(&b, "// Package %s holds the storage schema of this module.\n//\n%spackage %s\n\n", p.name, about, p.name)

@@ -120,8 +120,8 @@ func TestInitFlags(t *testing.T) {
 		t.Errorf("generate.go's directive:\n%s", gen)
 	}
 	schema, err := os.ReadFile(filepath.Join(dir, "storage.yaml"))
-	if err != nil || strings.Contains(string(schema), "yaml-language-server") || !strings.Contains(string(schema), "\npackage: store ") {
-		t.Errorf("storage.yaml (%v): want package store and no editor schema line:\n%s", err, schema)
+	if err != nil || strings.Contains(string(schema), "yaml-language-server") || !strings.Contains(string(schema), "\npackage: store ") || strings.Contains(string(schema), `prefix: "main:"`) {
+		t.Errorf("storage.yaml (%v): want package store, no editor schema line, and a prefix that is not the package main:\n%s", err, schema)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "storagegen.schema.json")); !os.IsNotExist(err) {
 		t.Error("-jsonschema \"\" wrote storagegen.schema.json")
