@@ -9,14 +9,23 @@
 //	storagegen lint [-schema FILE] [-disable RULE,…] [-format text|json|github]
 //	storagegen doc [-schema FILE] [-out STORAGE.md]
 //	storagegen jsonschema [-out FILE]
+//	storagegen init [-dir DIR] [-schema FILE] [-out DIR] [-package NAME] [-doc FILE] [-jsonschema FILE] [-force]
 //
 // The first form writes the generated files into -out, removes files there
 // that carry storagegen's "Code generated" header but are no longer
 // generated (and no others), writes the catalogue (-doc) and the editor
 // schema (-jsonschema) when asked, and prints a one-line summary. The
 // second writes nothing and exits 1, listing each file that is missing,
-// differs or is stale; CI runs it so that generated code, catalogue and
-// editor schema are always what the schema says.
+// differs or is stale, with a unified diff under each one that differs
+// (from the file on disk to what the schema makes; at most 200 lines a
+// file); CI runs it so that generated code, catalogue and editor schema
+// are always what the schema says.
+//
+// init starts a module on storagegen: it writes a commented starter
+// schema.yaml, a generate.go holding the //go:generate go tool storagegen
+// directive, and the editor schema, into -dir (default the current
+// directory). It refuses, writing nothing, when any of them exists, unless
+// -force. The starter generates, passes -check and lint, and compiles.
 //
 // diff lists every change against an older schema, each breaking or safe
 // with the reason, and exits 1 when a breaking change is not allowed by an
@@ -35,8 +44,8 @@
 //	-check            compare instead of writing
 //
 // Exit status: 0 on success, 1 for a bad schema (every problem is printed
-// as FILE:LINE:COL: message), a failed check, a breaking change or a lint
-// warning, 2 for bad flags.
+// as FILE:LINE:COL: message), a failed check, a breaking change, a lint
+// warning or a file init will not overwrite, 2 for bad flags.
 package main
 
 import (
@@ -51,6 +60,7 @@ import (
 	"strings"
 
 	"github.com/storagegen/storagegen/gen"
+	"github.com/storagegen/storagegen/internal/linediff"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -66,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runDoc(args[1:], stdout, stderr)
 		case "jsonschema":
 			return runJSONSchema(args[1:], stdout, stderr)
+		case "init":
+			return runInit(args[1:], stdout, stderr)
 		}
 	}
 	return runGenerate(args, stdout, stderr)
@@ -84,7 +96,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "write nothing; exit 1 if -out (and -doc, -jsonschema) do not match the schema")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: storagegen [-check] -schema FILE -out DIR [-package NAME] [-doc FILE] [-jsonschema FILE]\n")
-		fmt.Fprintf(stderr, "       storagegen diff|lint|doc|jsonschema -h\n")
+		fmt.Fprintf(stderr, "       storagegen diff|lint|doc|jsonschema|init -h\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -123,15 +135,16 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 		extra[*jsonSchema] = gen.JSONSchema()
 	}
 	if *check {
-		problems := checkDir(*out, files, header)
+		from := "from " + filepath.Base(*schema)
+		problems := checkDir(*out, files, header, from)
 		for _, path := range sortedNames(extra) {
-			problems = append(problems, checkFile(path, extra[path])...)
+			problems = append(problems, checkFile(path, extra[path], from)...)
 		}
 		if len(problems) == 0 {
 			return 0
 		}
 		for _, p := range problems {
-			fmt.Fprintf(stderr, "storagegen: %s\n", p)
+			fmt.Fprintf(stderr, "storagegen: %s\n%s", p.line, p.diff)
 		}
 		fmt.Fprintln(stderr, "storagegen: run go generate ./... to update them")
 		return 1
@@ -210,33 +223,51 @@ func sortedNames(files map[string][]byte) []string {
 	return names
 }
 
+// A problem is one way in which the files on disk differ from what the
+// schema makes: a line naming the file, and for a file whose contents
+// differ, the unified diff from the one on disk to the wanted one.
+type problem struct {
+	line string
+	diff []byte
+}
+
+// maxDiffLines bounds the diff shown for one file: enough for any edit a
+// reviewer reads line by line, while a file regenerated after a large
+// schema change does not flood the CI log; go generate shows the rest.
+const maxDiffLines = 200
+
 // checkDir lists how dir differs from files: missing, differing and stale
-// files.
-func checkDir(dir string, files map[string][]byte, header []byte) []string {
-	var problems []string
+// files. from names the source of the wanted contents in diff headers.
+func checkDir(dir string, files map[string][]byte, header []byte, from string) []problem {
+	var problems []problem
 	for _, name := range sortedNames(files) {
-		problems = append(problems, checkFile(filepath.Join(dir, name), files[name])...)
+		problems = append(problems, checkFile(filepath.Join(dir, name), files[name], from)...)
 	}
 	old, err := stale(dir, files, header)
 	if err != nil {
-		problems = append(problems, err.Error())
+		problems = append(problems, problem{line: err.Error()})
 	}
 	for _, name := range old {
-		problems = append(problems, filepath.Join(dir, name)+": stale (no longer generated)")
+		problems = append(problems, problem{line: filepath.Join(dir, name) + ": stale (no longer generated)"})
 	}
 	return problems
 }
 
-// checkFile says how the file at path differs from want, if it does.
-func checkFile(path string, want []byte) []string {
+// checkFile says how the file at path differs from want, if it does, with
+// the diff.
+func checkFile(path string, want []byte, from string) []problem {
 	got, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return []string{path + ": missing"}
+		return []problem{{line: path + ": missing"}}
 	case err != nil:
-		return []string{fmt.Sprintf("%s: %v", path, err)}
+		return []problem{{line: fmt.Sprintf("%s: %v", path, err)}}
 	case !bytes.Equal(got, want):
-		return []string{path + ": differs from the schema"}
+		name := filepath.ToSlash(path)
+		return []problem{{
+			line: path + ": differs from the schema",
+			diff: linediff.Unified(name+" (on disk)", name+" ("+from+")", got, want, maxDiffLines),
+		}}
 	}
 	return nil
 }

@@ -165,3 +165,39 @@ func TestCatalogueAndEditorSchema(t *testing.T) {
 		t.Errorf("-check after edits: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestCheckShowsDiff: -check prints, under the line naming a file that
+// differs, the unified diff from the file on disk to what the schema makes.
+func TestCheckShowsDiff(t *testing.T) {
+	schemaPath, out := setup(t)
+	if code, _, stderr := runCmd(t, "-schema", schemaPath, "-out", out); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	path := filepath.Join(out, "types.go")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), "\tText string `json:\"text\"`\n", "\tText  string `json:\"text\"`\n\tExtra int\n", 1)
+	if edited == string(b) {
+		t.Fatalf("types.go has no Text field:\n%s", b)
+	}
+	os.WriteFile(path, []byte(edited), 0o644)
+
+	code, _, stderr := runCmd(t, "-check", "-schema", schemaPath, "-out", out)
+	name := filepath.ToSlash(path)
+	want := "storagegen: " + path + ": differs from the schema\n" +
+		"--- " + name + " (on disk)\n" +
+		"+++ " + name + " (from schema.yaml)\n"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("exit %d, stderr lacks the diff header %q:\n%s", code, want, stderr)
+	}
+	for _, line := range []string{"-\tText  string `json:\"text\"`\n", "-\tExtra int\n", "+\tText string `json:\"text\"`\n", "\n }\n"} {
+		if !strings.Contains(stderr, line) {
+			t.Errorf("the diff lacks %q:\n%s", line, stderr)
+		}
+	}
+	if !strings.HasSuffix(stderr, "}\nstoragegen: run go generate ./... to update them\n") {
+		t.Errorf("the diff should end before the closing advice:\n%s", stderr)
+	}
+}
