@@ -12,11 +12,11 @@ import (
 
 // Connection manages the Redis clients of a DataStore: one pool for
 // ordinary commands and one, apart from it, for blocking pops. Both are made
-// on first use, not by New (the design document's RedisConnection), and
-// neither dials before a command needs it.
+// on first use, not by New, so that building a DataStore never fails for
+// want of a server, and neither dials before a command needs it.
 type Connection struct {
 	opts     *redis.Options // nil when the caller brought Client
-	own      redis.UniversalClient
+	own      *redis.Client
 	blockMax int
 
 	open     sync.Once // makes the clients on first use
@@ -61,7 +61,7 @@ func (c *Connection) acquire() (redis.UniversalClient, func(), error) {
 func (c *Connection) makeClients() {
 	if c.own != nil {
 		c.client = c.own
-		bo := *c.own.(*redis.Client).Options()
+		bo := *c.own.Options()
 		c.blocking = c.newBlockingClient(&bo)
 	} else {
 		c.client = redis.NewClient(c.opts)
@@ -110,8 +110,9 @@ func (c *Connection) call(op, key string, fn func(redis.UniversalClient) error) 
 	return opError(op, key, mapErr(fn(cl)))
 }
 
-// Ping connects if needed and checks that the server answers: the design
-// document's ensure_connection. It is never required before other calls.
+// Ping connects if needed and checks that the server answers (ensure_connection
+// in the original untyped API). It is never required
+// before other calls; its errors read "storagegen: ping: …".
 func (c *Connection) Ping(ctx context.Context) error {
 	return c.call("ping", "", func(cl redis.UniversalClient) error { return cl.Ping(ctx).Err() })
 }

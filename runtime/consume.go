@@ -35,7 +35,9 @@ type ConsumeOptions struct {
 	// MaxRetryBackoff; defaults 1s and 5m.
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// Logger receives what Consume has to report (server errors, handler
-	// failures and panics, lost leases), never payloads; nil is quiet.
+	// failures and panics, lost leases), never payloads. Default (nil):
+	// slog.Default(), so a misconfigured consumer is never silent; pass a
+	// logger with slog.DiscardHandler for none.
 	Logger *slog.Logger
 	// Counters, if not nil, is updated as Consume works.
 	Counters *Counters
@@ -153,7 +155,7 @@ func (o *ConsumeOptions) fill() error {
 	def(&o.RetryBackoff, DefaultRetryBackoff)
 	def(&o.MaxRetryBackoff, DefaultMaxRetryBackoff)
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = slog.Default()
 	}
 	return nil
 }

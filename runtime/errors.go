@@ -32,16 +32,23 @@ var (
 	ErrLeaseLost = errors.New("lease lost")
 )
 
-// Error is the error returned by an operation on one key. Its message names
-// the operation and the key and never carries payload bytes or a password.
+// Error is the error returned by an operation. Its message starts with
+// "storagegen: " (the project, not Go's runtime package), names the
+// operation and the key, and never carries payload bytes or a password:
+//
+//	storagegen: push "flow:queue:{jobs}": …
+//	storagegen: ping: …                    (a call without a key)
 type Error struct {
-	Op  string // "push", "pop", "len", "set", "get", "delete", "exists", "ttl", "receive", "ack", …
-	Key string // the full Redis key, or the pattern when no key could be built
+	Op  string // "push", "pop", "len", "set", "get", "delete", "exists", "ttl", "receive", "ack", "ping", …
+	Key string // the full Redis key, the pattern when no key could be built, or "" for a call without a key
 	Err error
 }
 
 func (e *Error) Error() string {
-	return "runtime: " + e.Op + " " + strconv.Quote(e.Key) + ": " + e.Err.Error()
+	if e.Key == "" {
+		return "storagegen: " + e.Op + ": " + e.Err.Error()
+	}
+	return "storagegen: " + e.Op + " " + strconv.Quote(e.Key) + ": " + e.Err.Error()
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -296,7 +296,8 @@ func TestReceiveTimeoutAndCancel(t *testing.T) {
 
 // TestReceiveCancelNeverLosesItems is TestCancelNeverLosesItems for
 // Receive: 5,000 items, receivers cancelled at random moments, each item
-// acked exactly once and never delivered twice (RELIABILITY.md item 2).
+// acked exactly once and never delivered twice: a cancel must never
+// abandon a BLMOVE whose item the server already moved.
 func TestReceiveCancelNeverLosesItems(t *testing.T) {
 	const items, consumers = 5_000, 8
 	ds := newStore(t, Options{})
@@ -471,7 +472,9 @@ func TestForeignEntry(t *testing.T) {
 }
 
 // TestReclaimersRace runs 8 reclaimers at once on one expired item, 1,000
-// times: it is put back exactly once every time (RELIABILITY.md item 7).
+// times: it is put back exactly once every time. Reclaiming is one script
+// on the server's clock precisely so that racing reclaimers cannot both
+// requeue an item.
 func TestReclaimersRace(t *testing.T) {
 	ds := newStore(t, Options{})
 	q := testReliable[int](ds, "reap", time.Millisecond, 1_000_000)
@@ -564,7 +567,8 @@ func TestAckRacesReclaim(t *testing.T) {
 // TestPoisonNeverBlocks pushes payloads that cannot be decoded beside good
 // items, and a handler fails every delivery of one good item: those three
 // become dead letters after max_deliveries with their last error, and
-// every other item is acked (RELIABILITY.md item 8).
+// every other item is acked: a poison message never loops forever or
+// holds up the rest.
 func TestPoisonNeverBlocks(t *testing.T) {
 	ds := newStore(t, Options{})
 	q := testReliable[payload](ds, "poison", 0, 3)
