@@ -33,6 +33,7 @@ type DataStore struct {
 	prefix     string
 	maxPayload int
 	reclaimed  sync.Map // queue key → *atomic.Int64: unix ns of its last reclaim (reliable.go)
+	promoters  sync.Map // queue key → *promoter: makes delayed items ready on time (reliable.go)
 }
 
 // New validates opts and returns a DataStore. It does not connect: the
@@ -57,4 +58,7 @@ func New(opts Options) (*DataStore, error) {
 
 // Close closes the connection: blocked pops return ErrClosed, calls in
 // flight finish, and later calls return ErrClosed. It is idempotent.
-func (ds *DataStore) Close() error { return ds.Connection.Close() }
+func (ds *DataStore) Close() error {
+	ds.stopPromoters()
+	return ds.Connection.Close()
+}
