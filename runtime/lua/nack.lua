@@ -31,7 +31,8 @@ if tonumber(ARGV[2]) >= tonumber(ARGV[4]) then
 end
 local delay = tonumber(ARGV[3])
 if delay > 0 then
-  redis.call('ZADD', DELAYED, now + delay, id)
+  -- now is truncated to the ms: one more, so it is never ready early.
+  redis.call('ZADD', DELAYED, now + delay + 1, id)
 else
   makeReady(id)
 end
