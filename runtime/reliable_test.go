@@ -633,7 +633,7 @@ func TestPoisonNeverBlocks(t *testing.T) {
 		got[l.ID] = l.LastError
 	}
 	want := map[string]string{
-		"dup-name": "decode runtime.payload: duplicate object member name at byte offset 7",
+		"dup-name": "decode runtime.payload: at /*: duplicate object member name at byte offset 7",
 		"bad-utf8": "decode runtime.payload: invalid UTF-8 at byte offset 1",
 		"good-3":   "flow 3 is broken",
 	}
