@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -152,6 +153,31 @@ func mapErr(err error) error {
 		return ErrClosed
 	}
 	return err
+}
+
+// unfixableReplies start the error replies that a retry of the same call,
+// with the same credentials, cannot change: a wrong password, a missing
+// AUTH, a permission the ACL user lacks (Redis 7 words it differently
+// inside a script), a command the server does not know or has renamed away.
+var unfixableReplies = []string{
+	"WRONGPASS", "NOAUTH", "NOPERM",
+	"ERR The user executing the script can't",
+	"ERR unknown command", "ERR Unknown Redis command called from script",
+}
+
+// isUnfixable reports whether err is such a reply.
+func isUnfixable(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	for _, p := range unfixableReplies {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // isServerError reports whether err is an error reply from Redis, after
