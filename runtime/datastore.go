@@ -13,6 +13,11 @@
 //	ok, err := ds.Queue.Pop(ctx, "queue_node_5_node_8", 5*time.Second, &m)
 //
 // Typed use goes through a generated package: generated.New(ds).
+//
+// The package is named after its directory, runtime, like the standard
+// library's; a file that imports both gives this one an alias, such as
+// sgruntime. Its errors start with "storagegen: ", never "runtime: ", so
+// they are not taken for the Go runtime's.
 package runtime
 
 import "sync"
