@@ -119,7 +119,7 @@ func (c Cache[T]) TTL(ctx context.Context) (time.Duration, error) {
 	return c.ds.ttl(ctx, c.key)
 }
 
-// CacheStore is the untyped cache API of the design document: entries by
+// CacheStore is the untyped cache API of the original design: entries by
 // key, values as any JSON-encodable value. The key is used as given (no
 // escaping); it may not contain { } * ? [ ] \ or control bytes.
 type CacheStore struct{ ds *DataStore }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -12,11 +13,11 @@ import (
 
 // Connection manages the Redis clients of a DataStore: one pool for
 // ordinary commands and one, apart from it, for blocking pops. Both are made
-// on first use, not by New (the design document's RedisConnection), and
-// neither dials before a command needs it.
+// on first use, not by New, so that building a DataStore never fails for
+// want of a server, and neither dials before a command needs it.
 type Connection struct {
 	opts     *redis.Options // nil when the caller brought Client
-	own      redis.UniversalClient
+	own      *redis.Client
 	blockMax int
 
 	open     sync.Once // makes the clients on first use
@@ -61,7 +62,7 @@ func (c *Connection) acquire() (redis.UniversalClient, func(), error) {
 func (c *Connection) makeClients() {
 	if c.own != nil {
 		c.client = c.own
-		bo := *c.own.(*redis.Client).Options()
+		bo := *c.own.Options()
 		c.blocking = c.newBlockingClient(&bo)
 	} else {
 		c.client = redis.NewClient(c.opts)
@@ -110,8 +111,9 @@ func (c *Connection) call(op, key string, fn func(redis.UniversalClient) error) 
 	return opError(op, key, mapErr(fn(cl)))
 }
 
-// Ping connects if needed and checks that the server answers: the design
-// document's ensure_connection. It is never required before other calls.
+// Ping connects if needed and checks that the server answers (ensure_connection
+// in the original untyped API). It is never required
+// before other calls; its errors read "storagegen: ping: …".
 func (c *Connection) Ping(ctx context.Context) error {
 	return c.call("ping", "", func(cl redis.UniversalClient) error { return cl.Ping(ctx).Err() })
 }
@@ -151,6 +153,31 @@ func mapErr(err error) error {
 		return ErrClosed
 	}
 	return err
+}
+
+// unfixableReplies start the error replies that a retry of the same call,
+// with the same credentials, cannot change: a wrong password, a missing
+// AUTH, a permission the ACL user lacks (Redis 7 words it differently
+// inside a script), a command the server does not know or has renamed away.
+var unfixableReplies = []string{
+	"WRONGPASS", "NOAUTH", "NOPERM",
+	"ERR The user executing the script can't",
+	"ERR unknown command", "ERR Unknown Redis command called from script",
+}
+
+// isUnfixable reports whether err is such a reply.
+func isUnfixable(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	for _, p := range unfixableReplies {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // isServerError reports whether err is an error reply from Redis, after

@@ -35,7 +35,9 @@ type ConsumeOptions struct {
 	// MaxRetryBackoff; defaults 1s and 5m.
 	RetryBackoff, MaxRetryBackoff time.Duration
 	// Logger receives what Consume has to report (server errors, handler
-	// failures and panics, lost leases), never payloads; nil is quiet.
+	// failures and panics, lost leases), never payloads. Default (nil):
+	// slog.Default(), so a misconfigured consumer is never silent; pass a
+	// logger with slog.DiscardHandler for none.
 	Logger *slog.Logger
 	// Counters, if not nil, is updated as Consume works.
 	Counters *Counters
@@ -88,8 +90,13 @@ var errGraceOver = errors.New("consume: grace period over")
 //
 // Server errors (a restart, a failover, a network cut) are logged and
 // retried, with backoff shared by all receivers and never more often than
-// about 20 times a second. Consume returns an error only for bad
-// arguments, or wrapping ErrClosed when the DataStore is closed.
+// about 20 times a second. Replies that retrying cannot fix (WRONGPASS,
+// NOAUTH, NOPERM, an unknown command) are retried too, but only for
+// UnfixableWindow (10s) with no successful receive in between, which rides
+// out a credential rotation; then Consume stops receiving, lets running
+// handlers finish as when ctx ends, and returns an error wrapping the
+// reply. Consume also returns an error for bad arguments, or wrapping
+// ErrClosed when the DataStore is closed; otherwise nil.
 func (q ReliableQueue[T]) Consume(ctx context.Context, handler Handler[T], opts ConsumeOptions) error {
 	if q.err != nil {
 		return opError("consume", q.key, q.err)
@@ -101,7 +108,10 @@ func (q ReliableQueue[T]) Consume(ctx context.Context, handler Handler[T], opts 
 		return opError("consume", q.key, fmt.Errorf("%w: nil handler", ErrInvalidArgument))
 	}
 	c := &consumer[T]{q: q, handler: handler, opts: opts, cnt: opts.Counters, log: opts.Logger.With("queue", q.key)}
-	// Handlers outlive ctx by the grace period.
+	// Receivers stop when ctx ends or when c gives up; handlers outlive
+	// that by the grace period.
+	ctx, c.giveUp = context.WithCancel(ctx)
+	defer c.giveUp()
 	handlerCtx, stopHandlers := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopHandlers(errGraceOver)
 
@@ -133,8 +143,22 @@ func (q ReliableQueue[T]) Consume(ctx context.Context, handler Handler[T], opts 
 	if c.closed.Load() {
 		return opError("consume", q.key, ErrClosed)
 	}
+	if err := c.fatal.Load(); err != nil {
+		return opError("consume", q.key, fmt.Errorf("receiving failed for %v with replies that retrying cannot fix: %w", unfixableWindow, *err))
+	}
 	return nil
 }
+
+// UnfixableWindow is how long Consume goes on retrying receives that fail
+// with replies a retry cannot fix (see Consume) before it returns: long
+// enough to ride out a credential rotation in which new connections
+// briefly present an old password (a client whose credentials provider
+// catches up recovers), short enough that a misconfigured consumer ends
+// with its error instead of logging forever.
+const UnfixableWindow = 10 * time.Second
+
+// unfixableWindow is UnfixableWindow, shortened by tests.
+var unfixableWindow = UnfixableWindow
 
 func (o *ConsumeOptions) fill() error {
 	if o.Concurrency < 0 || o.BlockTimeout < 0 || o.GracePeriod < 0 || o.RetryBackoff < 0 || o.MaxRetryBackoff < 0 {
@@ -153,7 +177,7 @@ func (o *ConsumeOptions) fill() error {
 	def(&o.RetryBackoff, DefaultRetryBackoff)
 	def(&o.MaxRetryBackoff, DefaultMaxRetryBackoff)
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = slog.Default()
 	}
 	return nil
 }
@@ -166,6 +190,8 @@ type consumer[T any] struct {
 	log     *slog.Logger
 	retry   retryGate
 	closed  atomic.Bool
+	fatal   atomic.Pointer[error] // why c gave up
+	giveUp  context.CancelFunc    // stops the receivers
 }
 
 // work is one receiver: receive, handle, settle, until ctx ends.
@@ -185,6 +211,17 @@ func (c *consumer[T]) work(ctx, handlerCtx context.Context) {
 			c.log.Warn("storagegen: undecodable item", "err", err)
 			continue
 		default:
+			if isUnfixable(err) && c.retry.unfixable(time.Now()) {
+				c.log.Error("storagegen: receive keeps failing with a reply that retrying cannot fix; consume stops", "err", err, "for", unfixableWindow)
+				cause := err
+				var e *Error
+				if errors.As(err, &e) {
+					cause = e.Err // the reply, without a second "storagegen: …"
+				}
+				c.fatal.CompareAndSwap(nil, &cause)
+				c.giveUp()
+				return
+			}
 			wait := c.retry.failed()
 			c.log.Warn("storagegen: receive failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
 			sleep(ctx, wait)
@@ -313,6 +350,9 @@ type retryGate struct {
 	mu    sync.Mutex
 	delay time.Duration
 	next  time.Time
+	// since when receives have failed with unfixable replies and none has
+	// succeeded; zero when the last receive succeeded
+	unfixableSince time.Time
 }
 
 // failed records a failure and returns how long the caller waits before
@@ -333,7 +373,20 @@ func (g *retryGate) failed() time.Duration {
 func (g *retryGate) succeeded() {
 	g.mu.Lock()
 	g.delay = 0
+	g.unfixableSince = time.Time{}
 	g.mu.Unlock()
+}
+
+// unfixable records, at now, a failure that retrying cannot fix, and
+// reports whether such failures have gone on for unfixableWindow without
+// a success.
+func (g *retryGate) unfixable(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.unfixableSince.IsZero() {
+		g.unfixableSince = now
+	}
+	return now.Sub(g.unfixableSince) >= unfixableWindow
 }
 
 // testHook, when a test of this package sets it before Consume starts, is

@@ -13,6 +13,11 @@
 //	ok, err := ds.Queue.Pop(ctx, "queue_node_5_node_8", 5*time.Second, &m)
 //
 // Typed use goes through a generated package: generated.New(ds).
+//
+// The package is named after its directory, runtime, like the standard
+// library's; a file that imports both gives this one an alias, such as
+// sgruntime. Its errors start with "storagegen: ", never "runtime: ", so
+// they are not taken for the Go runtime's.
 package runtime
 
 import "sync"
@@ -33,6 +38,7 @@ type DataStore struct {
 	prefix     string
 	maxPayload int
 	reclaimed  sync.Map // queue key → *atomic.Int64: unix ns of its last reclaim (reliable.go)
+	promoters  sync.Map // queue key → *promoter: makes delayed items ready on time (reliable.go)
 }
 
 // New validates opts and returns a DataStore. It does not connect: the
@@ -57,4 +63,7 @@ func New(opts Options) (*DataStore, error) {
 
 // Close closes the connection: blocked pops return ErrClosed, calls in
 // flight finish, and later calls return ErrClosed. It is idempotent.
-func (ds *DataStore) Close() error { return ds.Connection.Close() }
+func (ds *DataStore) Close() error {
+	ds.stopPromoters()
+	return ds.Connection.Close()
+}

@@ -105,7 +105,7 @@ func TestOptions(t *testing.T) {
 		{Options{PoolSize: -1}, "PoolSize -1 is negative"},
 		{Options{BlockingPoolSize: -1}, "BlockingPoolSize -1 is negative"},
 		{Options{Prefix: "a{b"}, "Prefix"},
-		{Options{Client: redis.NewClusterClient(&redis.ClusterOptions{})}, "not supported"},
+		{Options{Client: redis.NewClient(&redis.Options{}), URL: "redis://x"}, "Client is set together with URL"},
 		{Options{URL: "http://user:hunter2@127.0.0.1/0"}, "URL http://user:xxxxx@127.0.0.1/0"},
 		{Options{URL: "redis://user:hunter2@127.0.0.1/notadb"}, "invalid argument"},
 	} {
@@ -120,7 +120,8 @@ func TestOptions(t *testing.T) {
 }
 
 // TestNoSecretsInErrors authenticates with a wrong password and checks
-// that no error text carries it (RELIABILITY.md item 17).
+// that no error text carries it: errors, logs and spans never carry a
+// password.
 func TestNoSecretsInErrors(t *testing.T) {
 	srv, err := redistest.Start("--requirepass", "the-real-one")
 	if err != nil {
@@ -188,7 +189,7 @@ func TestServerGoesAway(t *testing.T) {
 	}
 	select {
 	case err := <-errc:
-		if err == nil || !strings.HasPrefix(err.Error(), `runtime: pop "queue:{gone}": `) {
+		if err == nil || !strings.HasPrefix(err.Error(), `storagegen: pop "queue:{gone}": `) {
 			t.Errorf("Pop when the server died = %v; want an error naming pop and the key", err)
 		}
 	case <-time.After(15 * time.Second):
@@ -274,7 +275,7 @@ func TestNetworkCutEndsPop(t *testing.T) {
 	start := time.Now()
 	_, ok, err := q.Pop(ctx, 500*time.Millisecond)
 	took := time.Since(start)
-	if ok || err == nil || !strings.HasPrefix(err.Error(), `runtime: pop "queue:{cut}": `) {
+	if ok || err == nil || !strings.HasPrefix(err.Error(), `storagegen: pop "queue:{cut}": `) {
 		t.Errorf("Pop across a cut = %v, %v; want an error naming pop and the key", ok, err)
 	}
 	if took < 10*time.Second || took > 20*time.Second {

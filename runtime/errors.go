@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -33,16 +34,23 @@ var (
 	ErrLeaseLost = errors.New("lease lost")
 )
 
-// Error is the error returned by an operation on one key. Its message names
-// the operation and the key and never carries payload bytes or a password.
+// Error is the error returned by an operation. Its message starts with
+// "storagegen: " (the project, not Go's runtime package), names the
+// operation and the key, and never carries payload bytes or a password:
+//
+//	storagegen: push "flow:queue:{jobs}": …
+//	storagegen: ping: …                    (a call without a key)
 type Error struct {
-	Op  string // "push", "pop", "len", "set", "get", "delete", "exists", "ttl", "receive", "ack", …
-	Key string // the full Redis key, or the pattern when no key could be built
+	Op  string // "push", "pop", "len", "set", "get", "delete", "exists", "ttl", "receive", "ack", "ping", …
+	Key string // the full Redis key, the pattern when no key could be built, or "" for a call without a key
 	Err error
 }
 
 func (e *Error) Error() string {
-	return "runtime: " + e.Op + " " + strconv.Quote(e.Key) + ": " + e.Err.Error()
+	if e.Key == "" {
+		return "storagegen: " + e.Op + ": " + e.Err.Error()
+	}
+	return "storagegen: " + e.Op + " " + strconv.Quote(e.Key) + ": " + e.Err.Error()
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -56,8 +64,10 @@ func opError(op, key string, err error) error {
 
 // decodeError describes a JSON decoding failure without quoting the input:
 // json's own messages include offending values and object member names,
-// which are payload bytes. The original error stays reachable with
-// errors.As for callers that want it.
+// which are payload bytes. It names the failing field and its JSON pointer
+// instead, built only from names the Go type declares (see safePointer).
+// The original error stays reachable with errors.As for callers that want
+// it.
 type decodeError struct {
 	typ string
 	msg string
@@ -68,6 +78,11 @@ func (e *decodeError) Error() string { return "decode " + e.typ + ": " + e.msg }
 
 func (e *decodeError) Unwrap() []error { return []error{ErrDecode, e.err} }
 
+// newDecodeError reports err, from decoding into t, as
+//
+//	field sent_at (/sent_at): cannot decode JSON string into time.Time
+//	field a (/a): duplicate object member name at byte offset 7
+//	invalid UTF-8 at byte offset 1
 func newDecodeError(t reflect.Type, err error) error {
 	msg := "invalid JSON"
 	var syn *jsontext.SyntacticError
@@ -83,11 +98,110 @@ func newDecodeError(t reflect.Type, err error) error {
 		case syn.Err != nil && syn.Err.Error() == "invalid UTF-8":
 			what = "invalid UTF-8"
 		}
-		msg = fmt.Sprintf("%s at byte offset %d", what, syn.ByteOffset)
+		msg = where(t, syn.JSONPointer) + fmt.Sprintf("%s at byte offset %d", what, syn.ByteOffset)
 	case errors.As(err, &sem):
-		msg = fmt.Sprintf("cannot decode JSON %s into %v at byte offset %d", kindName(sem.JSONKind), sem.GoType, sem.ByteOffset)
+		msg = where(t, sem.JSONPointer) + "cannot decode JSON " + kindName(sem.JSONKind)
+		if sem.GoType != nil {
+			msg += " into " + sem.GoType.String()
+		}
 	}
 	return &decodeError{typ: t.String(), msg: msg, err: err}
+}
+
+// where returns "field NAME (POINTER): " for the JSON pointer p into a
+// value of type t, "at POINTER: " when no struct field is on the way, or
+// "" for the whole value.
+func where(t reflect.Type, p jsontext.Pointer) string {
+	safe, field := safePointer(t, p)
+	switch {
+	case field != "":
+		return "field " + field + " (" + string(safe) + "): "
+	case safe != "":
+		return "at " + string(safe) + ": "
+	}
+	return ""
+}
+
+// safePointer rewrites the JSON pointer p into a value of type t so that
+// it carries no payload text: a token is kept only when it is the JSON
+// name of a field of the struct type at that point (a name of the Go type,
+// not of the payload) or an array index; any other token, such as a map
+// key or an unknown member, becomes "*". field is the last struct field
+// on the way.
+func safePointer(t reflect.Type, p jsontext.Pointer) (safe jsontext.Pointer, field string) {
+	for tok := range p.Tokens() {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		next := reflect.Type(nil)
+		shown := "*"
+		switch {
+		case t == nil:
+		case t.Kind() == reflect.Struct:
+			if f, ok := jsonField(t, tok); ok {
+				shown, field, next = tok, tok, f.Type
+			}
+		case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
+			next = t.Elem()
+			if isIndex(tok) {
+				shown = tok
+			}
+		case t.Kind() == reflect.Map:
+			next = t.Elem()
+		case t.Kind() == reflect.Interface:
+			next = t // inside an any, only indexes are kept
+			if isIndex(tok) {
+				shown = tok
+			}
+		}
+		safe = safe.AppendToken(shown)
+		t = next
+	}
+	return safe, field
+}
+
+// jsonField finds the field of struct t whose JSON name is name: its
+// json tag's name, or its Go name, case-sensitively as the codec matches;
+// fields of embedded structs without a name of their own count as t's.
+func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" && !strings.HasPrefix(f.Tag.Get("json"), "-,") || !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		if f.Anonymous && tag == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				if g, ok := jsonField(ft, name); ok {
+					return g, true
+				}
+				continue
+			}
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func isIndex(tok string) bool {
+	if tok == "" || len(tok) > 19 {
+		return false
+	}
+	for i := range len(tok) {
+		if tok[i] < '0' || tok[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func kindName(k jsontext.Kind) string {

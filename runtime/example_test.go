@@ -9,7 +9,7 @@ import (
 	"github.com/storagegen/storagegen/runtime"
 )
 
-// The untyped API of the design document: queues by name, caches by key.
+// The untyped API of the original design: queues by name, caches by key.
 func Example() {
 	ctx := context.Background()
 	ds, err := runtime.New(runtime.Options{URL: os.Getenv("REDIS_URL"), Prefix: "example:"})

@@ -45,11 +45,11 @@ type Options struct {
 	// calls. It bounds how many Pops may block at once. Default 100.
 	BlockingPoolSize int
 
-	// Client lets you bring your own go-redis client. It must be a
-	// *redis.Client; blocking pops get a pool of their own made from its
-	// options. The caller closes Client; DataStore.Close leaves it open.
-	// Default: nil (the DataStore makes and owns its client).
-	Client redis.UniversalClient
+	// Client lets you bring your own go-redis client; blocking pops get a
+	// pool of their own made from its options. The caller closes Client;
+	// DataStore.Close leaves it open. Default: nil (the DataStore makes and
+	// owns its client).
+	Client *redis.Client
 
 	// MaxPayloadBytes is the largest encoded payload that is written or
 	// read back; larger ones fail with ErrPayloadTooLarge before anything
@@ -99,11 +99,6 @@ func (o Options) redisOptions() (*redis.Options, error) {
 	case o.DB < 0:
 		bad("DB %d is negative", o.DB)
 	}
-	if o.Client != nil {
-		if _, ok := o.Client.(*redis.Client); !ok {
-			bad("Client of type %T is not supported; pass a *redis.Client", o.Client)
-		}
-	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -126,8 +121,8 @@ func (o Options) redisOptions() (*redis.Options, error) {
 			return nil, fmt.Errorf("%w: options: URL %s: %s", ErrInvalidArgument, redactURL(u), redactText(err.Error(), u))
 		}
 		if ro.TLSConfig != nil && ro.TLSConfig.InsecureSkipVerify && o.TLSConfig == nil {
-			// RELIABILITY.md item 17: a query option should not quietly
-			// turn certificate checks off.
+			// go-redis reads ?skip_verify=true as InsecureSkipVerify: a
+			// query option should not quietly turn certificate checks off.
 			return nil, fmt.Errorf("%w: options: URL %s: skip_verify=true turns off TLS certificate verification; set TLSConfig with InsecureSkipVerify if that is really meant", ErrInvalidArgument, redactURL(u))
 		}
 	}
@@ -155,7 +150,8 @@ func redactURL(u string) string {
 }
 
 // redactText removes the password of u from text: go-redis's ParseURL
-// errors quote the URL whole (RELIABILITY.md item 17).
+// errors quote the URL whole, and no error of this package may carry a
+// password.
 func redactText(text, u string) string {
 	if p, err := url.Parse(u); err == nil && p.User != nil {
 		if pw, ok := p.User.Password(); ok && pw != "" {

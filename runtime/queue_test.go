@@ -167,8 +167,9 @@ func waitGoroutines(t *testing.T, want int) {
 }
 
 // TestCancelNeverLosesItems pushes 10,000 items while consumers pop with
-// contexts cancelled at random moments: every item arrives exactly once
-// (RELIABILITY.md item 2).
+// contexts cancelled at random moments: every item arrives exactly once.
+// A pop that the client gives up on after the server popped would lose its
+// item to a dead socket, so no pop may be abandoned.
 func TestCancelNeverLosesItems(t *testing.T) {
 	const items, consumers = 10_000, 8
 	ds := newStore(t, Options{})
@@ -224,7 +225,8 @@ func TestCancelNeverLosesItems(t *testing.T) {
 }
 
 // TestBlockedPopsDoNotStarveOthers blocks PoolSize consumers and still
-// gets cache and push calls through (RELIABILITY.md item 4).
+// gets cache and push calls through: each blocked call holds a connection,
+// so blocking pops need a pool of their own.
 func TestBlockedPopsDoNotStarveOthers(t *testing.T) {
 	const poolSize = 4
 	ds := newStore(t, Options{PoolSize: poolSize})

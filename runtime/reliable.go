@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -13,16 +14,20 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// At-least-once queues (RELIABILITY.md items 5–10).
+// At-least-once queues.
 //
-// Push stores each item under an ID with one script that also records the
-// ID, so a push that go-redis retries after a lost reply is stored once.
+// A plain BRPOP is at-most-once: between the pop and the end of its work an
+// item lives only in the consumer's memory. So an item here is never only
+// in memory. Push stores each item under an ID with one script that also
+// records the ID, so a push that go-redis retries after a lost reply is
+// stored once (go-redis sends a command again when its reply is lost).
 // Receive moves an ID from the ready list to the processing list and leases
 // it: one script when items are waiting, BLMOVE and then the lease script
 // when it has to wait. A delivery that is not acked before its lease runs
 // out is reclaimed: put back, or made a dead letter after MaxDeliveries.
 // Reclaiming is done by Receive itself, at most once per reclaimInterval per
-// queue and DataStore, and by Reclaim. See scripts.go for each step.
+// queue and DataStore, and by Reclaim. Delayed items become ready when they
+// are due (see promoteAt). See scripts.go and lua/ for each step.
 
 // MaxIDBytes is the longest ID that PushID accepts.
 const MaxIDBytes = 512
@@ -37,7 +42,7 @@ const (
 type reliable struct {
 	ds            *DataStore
 	key           string
-	keys          []string // reliableKeys(key)
+	keys          []string // scriptKeys(key)
 	lease         time.Duration
 	maxDeliveries int
 	window        time.Duration
@@ -66,7 +71,7 @@ func NewReliableQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Reliab
 		return ReliableQueue[T]{key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
 	}
 	key := QueueKey(decl.Prefix, name)
-	r := &reliable{ds: ds, key: key, keys: reliableKeys(key),
+	r := &reliable{ds: ds, key: key, keys: scriptKeys(key),
 		lease: DefaultLease, maxDeliveries: DefaultMaxDeliveries, window: DefaultDedupeWindow}
 	if decl.Lease != 0 {
 		r.lease = decl.Lease
@@ -146,7 +151,7 @@ func (q ReliableQueue[T]) push(ctx context.Context, ids []string, vs []T) error 
 }
 
 func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) error {
-	keys := append(make([]string, 0, numReliableKeys+len(ids)), r.keys...)
+	keys := append(make([]string, 0, numScriptKeys+len(ids)), r.keys...)
 	args := make([]any, 0, 1+2*len(ids))
 	args = append(args, r.window.Milliseconds())
 	for i, id := range ids {
@@ -158,13 +163,52 @@ func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) er
 	})
 }
 
-// Len returns the number of items ready to be received: not those in
-// flight, delayed after a Nack, or dead.
+// Len returns the number of items ready to be received (Stats.Ready): not
+// those in flight, delayed after a Nack, or dead. Stats counts all of them.
 func (q ReliableQueue[T]) Len(ctx context.Context) (int64, error) {
 	if q.err != nil {
 		return 0, opError("len", q.key, q.err)
 	}
 	return q.r.ds.llen(ctx, q.key)
+}
+
+// Stats is where a ReliableQueue's items are, as Stats reads them in one
+// round trip: one consistent snapshot of the server.
+type Stats struct {
+	Ready    int64 // waiting to be received (what Len returns)
+	InFlight int64 // received and not yet acked or nacked
+	Expired  int64 // of InFlight, those whose lease has run out and that no reclaim has put back yet
+	Delayed  int64 // nacked with a delay that has not yet made them ready again
+	Dead     int64 // dead letters (what Dead().Len returns)
+	// OldestReady is how long the oldest ready item (the next to be
+	// received) has been in the ready list, to the millisecond by the
+	// server's clock; 0 when none is ready. An item that was nacked with a
+	// delay counts from when it became ready again, not from its nack.
+	OldestReady time.Duration
+}
+
+// Stats counts the queue's items in each state, and the age of the oldest
+// ready item, with one read-only script (one round trip).
+func (q ReliableQueue[T]) Stats(ctx context.Context) (Stats, error) {
+	if q.err != nil {
+		return Stats{}, opError("stats", q.key, q.err)
+	}
+	var res []int64
+	err := q.r.ds.Connection.call("stats", q.key, func(cl redis.UniversalClient) (err error) {
+		res, err = statsScript.run(ctx, q.r.ds.Connection, cl, q.r.keys).Int64Slice()
+		return err
+	})
+	if err != nil {
+		return Stats{}, err
+	}
+	if len(res) != 6 {
+		return Stats{}, opError("stats", q.key, fmt.Errorf("unexpected reply of %d elements from the stats script", len(res)))
+	}
+	s := Stats{Ready: res[0], InFlight: res[1], Expired: res[2], Delayed: res[3], Dead: res[4]}
+	if res[5] > 0 {
+		s.OldestReady = time.Duration(res[5]) * time.Millisecond
+	}
+	return s, nil
 }
 
 // Delivery is one delivery of an item of a ReliableQueue. It holds the
@@ -247,7 +291,7 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		if err := r.maybeReclaim(ctx, cl, cnt); err != nil {
 			return fail(err)
 		}
-		l, ok, err := r.take(ctx, cl, "")
+		l, ok, due, err := r.take(ctx, cl, "")
 		if ok || err != nil {
 			return l, ok, err
 		}
@@ -255,10 +299,16 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		if wait <= 0 {
 			return leased{}, false, nil
 		}
-		// Wait in slices, so that delayed and expired items are put back
-		// while a Receive waits and nothing else reclaims.
+		// Wait in slices, so that expired items are put back while a
+		// Receive waits and nothing else reclaims, and wake when the next
+		// delayed item is due: the receive script then makes it ready and
+		// leases it, within a few ms of its due time.
+		slice := min(wait, r.reclaimInterval())
+		if due >= 0 {
+			slice = min(slice, due+time.Millisecond)
+		}
 		wctx, stop := r.ds.Connection.untilClose(ctx)
-		item, ok, err := r.ds.Connection.blmove(wctx, r.keys[keyReady], r.keys[keyProcessing], min(wait, r.reclaimInterval()))
+		item, ok, err := r.ds.Connection.blmove(wctx, r.keys[keyReady], r.keys[keyProcessing], slice)
 		stop()
 		if err != nil {
 			return fail(err)
@@ -276,7 +326,7 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 			cancel()
 			return fail(errors.Join(ctx.Err(), err))
 		}
-		l, ok, err = r.take(sctx, cl, id)
+		l, ok, _, err = r.take(sctx, cl, id)
 		cancel()
 		if ok || err != nil {
 			return l, ok, err
@@ -285,29 +335,37 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 	}
 }
 
-// take runs the receive script: for id "" on the oldest ready item, or
-// for an item BLMOVE has moved.
-func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, id string) (leased, bool, error) {
-	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.keys, r.lease.Milliseconds(), id).Slice()
-	if err == redis.Nil {
-		return leased{}, false, nil
-	}
+// take runs the receive script: for id "" on the oldest ready item (after
+// making due delayed items ready), or for an item BLMOVE has moved. When
+// it leases nothing, due is how long until the next delayed item is due,
+// or -1 when none is delayed.
+func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, id string) (l leased, ok bool, due time.Duration, err error) {
+	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.keys, r.lease.Milliseconds(), id, reclaimBatch).Slice()
 	if err != nil {
-		return leased{}, false, opError("receive", r.key, mapErr(err))
+		return leased{}, false, -1, opError("receive", r.key, mapErr(err))
 	}
-	if len(res) == 2 {
-		return leased{}, false, opError("receive", r.key, fmt.Errorf("%w: an entry not pushed by a reliable queue is now dead letter %q", ErrDecode, res[1]))
+	code := int64(-1)
+	if len(res) > 0 {
+		code, _ = res[0].(int64)
 	}
-	if len(res) != 4 {
-		return leased{}, false, opError("receive", r.key, fmt.Errorf("unexpected reply of %d elements from the receive script", len(res)))
+	switch {
+	case code == 0 && len(res) == 2:
+		due = -1
+		if ms, _ := res[1].(int64); ms >= 0 {
+			due = time.Duration(ms) * time.Millisecond
+		}
+		return leased{}, false, due, nil
+	case code == 2 && len(res) == 2:
+		return leased{}, false, -1, opError("receive", r.key, fmt.Errorf("%w: an entry not pushed by a reliable queue is now dead letter %q", ErrDecode, res[1]))
+	case code != 1 || len(res) != 4:
+		return leased{}, false, -1, opError("receive", r.key, fmt.Errorf("unexpected reply %d of %d elements from the receive script", code, len(res)))
 	}
-	var l leased
 	l.id, _ = res[1].(string)
 	payload, _ := res[2].(string)
 	l.payload = []byte(payload)
 	n, _ := res[3].(int64)
 	l.attempt = int(n)
-	return l, true, nil
+	return l, true, -1, nil
 }
 
 // reclaimInterval is how often Receive reclaims: often enough that an
@@ -417,8 +475,77 @@ func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, id string, at
 		if n == 2 {
 			cnt.add(deadLettered, 1)
 		}
+		if n == 1 && delay.Milliseconds() > 0 {
+			r.promoteAt(time.Now().Add(delay))
+		}
 	}
 	return n == 2, err
+}
+
+// promoter makes one queue's delayed items ready when they are due, on
+// behalf of the DataStore that delayed them. A receiver that is already
+// blocked in BLMOVE learns of a new delayed item only when something is
+// pushed to the ready list; without the promoter it would wait for its
+// next reclaim, up to a second late. The promoter's push is what wakes it.
+// One timer per queue and DataStore, set for the earliest due time it
+// knows of.
+type promoter struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	at    time.Time // when timer fires; zero when no timer is set
+}
+
+// promoteAt makes sure the promote script runs for r's queue at due, or
+// earlier.
+func (r *reliable) promoteAt(due time.Time) {
+	v, ok := r.ds.promoters.Load(r.key)
+	if !ok {
+		v, _ = r.ds.promoters.LoadOrStore(r.key, new(promoter))
+	}
+	p := v.(*promoter)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && !due.Before(p.at) {
+		return
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.at = due
+	p.timer = time.AfterFunc(max(time.Until(due), 0), func() { r.promote(p) })
+}
+
+// promote runs the promote script once, and sets the timer again for the
+// next delayed item, if any. After an error (the server is away, or the
+// DataStore closed) it stops: receivers' reclaims make the items ready then.
+func (r *reliable) promote(p *promoter) {
+	p.mu.Lock()
+	p.at = time.Time{}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	var res []int64
+	err := r.ds.Connection.call("promote", r.key, func(cl redis.UniversalClient) (err error) {
+		res, err = promoteScript.run(ctx, r.ds.Connection, cl, r.keys, reclaimBatch).Int64Slice()
+		return err
+	})
+	if err != nil || len(res) != 2 || res[1] < 0 {
+		return
+	}
+	r.promoteAt(time.Now().Add(max(time.Duration(res[1])*time.Millisecond, time.Millisecond)))
+}
+
+// stopPromoters stops the timers of every queue, for DataStore.Close.
+func (ds *DataStore) stopPromoters() {
+	ds.promoters.Range(func(_, v any) bool {
+		p := v.(*promoter)
+		p.mu.Lock()
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+		p.mu.Unlock()
+		return true
+	})
 }
 
 // hold runs a script that acts on the item id for the delivery attempt,

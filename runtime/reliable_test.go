@@ -23,13 +23,13 @@ func testReliable[T any](ds *DataStore, name string, lease time.Duration, maxDel
 // state is where the IDs of a reliable queue are, read behind the API.
 type state struct {
 	Ready, Processing, Leases, Delayed, Dead []string
-	Items, Attempts, Errors                  map[string]string
+	Items, Attempts, Errors, ReadyAt         map[string]string
 }
 
 func queueState(t *testing.T, key string) state {
 	t.Helper()
 	raw := rawClient(t)
-	k := reliableKeys(key)
+	k := scriptKeys(key)
 	var s state
 	var err error
 	get := func(v []string, e error) []string {
@@ -50,7 +50,20 @@ func queueState(t *testing.T, key string) state {
 		err = errors.Join(err, e)
 		return m
 	}
-	s.Items, s.Attempts, s.Errors = hash(k[keyItems]), hash(k[keyAttempts]), hash(k[keyErrors])
+	s.Items, s.Attempts, s.Errors, s.ReadyAt = hash(k[keyItems]), hash(k[keyAttempts]), hash(k[keyErrors]), hash(k[keyReadyAt])
+	// Every ready ID that was pushed has its ready time, and only IDs that are ready, or
+	// were just moved to processing by BLMOVE, have one.
+	for _, id := range s.Ready {
+		_, pushed := s.Items[id] // not an entry of a raw LPUSH
+		if _, ok := s.ReadyAt[id]; !ok && pushed {
+			t.Fatalf("ready ID %s has no ready time: %+v", id, s)
+		}
+	}
+	for id := range s.ReadyAt {
+		if !slices.Contains(s.Ready, id) && !slices.Contains(s.Processing, id) {
+			t.Fatalf("ID %s has a ready time but is neither ready nor in processing: %+v", id, s)
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +158,7 @@ func TestReliableLifecycle(t *testing.T) {
 
 	s = queueState(t, q.Key())
 	want := state{Dead: []string{b.ID}, Items: map[string]string{b.ID: `{"s":"b","b":false,"i":0,"i32":0,"i64":0,"u32":0,"u64":0,"f32":0,"f64":0,"raw":null,"at":"0001-01-01T00:00:00Z","any":null,"list":null,"map":null,"deep":null}`},
-		Attempts: map[string]string{b.ID: "3"}, Errors: map[string]string{b.ID: "nacked by the consumer"}}
+		Attempts: map[string]string{b.ID: "3"}, Errors: map[string]string{b.ID: "nacked by the consumer"}, ReadyAt: map[string]string{}}
 	if diff := cmp.Diff(want, s); diff != "" {
 		t.Fatalf("final state (-want +got):\n%s", diff)
 	}
@@ -173,7 +186,7 @@ func TestReliableLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = queueState(t, q.Key())
-	if diff := cmp.Diff(state{Items: map[string]string{}, Attempts: map[string]string{}, Errors: map[string]string{}}, s); diff != "" {
+	if diff := cmp.Diff(state{Items: map[string]string{}, Attempts: map[string]string{}, Errors: map[string]string{}, ReadyAt: map[string]string{}}, s); diff != "" {
 		t.Errorf("empty queue state (-want +got):\n%s", diff)
 	}
 }
@@ -296,7 +309,8 @@ func TestReceiveTimeoutAndCancel(t *testing.T) {
 
 // TestReceiveCancelNeverLosesItems is TestCancelNeverLosesItems for
 // Receive: 5,000 items, receivers cancelled at random moments, each item
-// acked exactly once and never delivered twice (RELIABILITY.md item 2).
+// acked exactly once and never delivered twice: a cancel must never
+// abandon a BLMOVE whose item the server already moved.
 func TestReceiveCancelNeverLosesItems(t *testing.T) {
 	const items, consumers = 5_000, 8
 	ds := newStore(t, Options{})
@@ -471,7 +485,9 @@ func TestForeignEntry(t *testing.T) {
 }
 
 // TestReclaimersRace runs 8 reclaimers at once on one expired item, 1,000
-// times: it is put back exactly once every time (RELIABILITY.md item 7).
+// times: it is put back exactly once every time. Reclaiming is one script
+// on the server's clock precisely so that racing reclaimers cannot both
+// requeue an item.
 func TestReclaimersRace(t *testing.T) {
 	ds := newStore(t, Options{})
 	q := testReliable[int](ds, "reap", time.Millisecond, 1_000_000)
@@ -564,7 +580,8 @@ func TestAckRacesReclaim(t *testing.T) {
 // TestPoisonNeverBlocks pushes payloads that cannot be decoded beside good
 // items, and a handler fails every delivery of one good item: those three
 // become dead letters after max_deliveries with their last error, and
-// every other item is acked (RELIABILITY.md item 8).
+// every other item is acked: a poison message never loops forever or
+// holds up the rest.
 func TestPoisonNeverBlocks(t *testing.T) {
 	ds := newStore(t, Options{})
 	q := testReliable[payload](ds, "poison", 0, 3)
@@ -616,7 +633,7 @@ func TestPoisonNeverBlocks(t *testing.T) {
 		got[l.ID] = l.LastError
 	}
 	want := map[string]string{
-		"dup-name": "decode runtime.payload: duplicate object member name at byte offset 7",
+		"dup-name": "decode runtime.payload: at /*: duplicate object member name at byte offset 7",
 		"bad-utf8": "decode runtime.payload: invalid UTF-8 at byte offset 1",
 		"good-3":   "flow 3 is broken",
 	}

@@ -1,0 +1,70 @@
+package runtime
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+)
+
+type decodeInner struct {
+	E int `json:"e"`
+}
+
+type decodeTarget struct {
+	SentAt time.Time         `json:"sent_at"`
+	Deep   map[string][]item `json:"deep"`
+	List   []int             `json:"list"`
+	Any    any               `json:"any"`
+	Nested *item             `json:"nested"`
+	Slash  int               `json:"a/b"`
+	Plain  bool
+	decodeInner
+}
+
+// TestDecodeErrors: a decode error names the field and the JSON pointer
+// where decoding failed, built from the Go type's own names only: map
+// keys, unknown members and values from the payload never appear.
+func TestDecodeErrors(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{`{"sent_at":"secret yesterday"}`, `field sent_at (/sent_at): cannot decode JSON string into time.Time`},
+		{`{"deep":{"secret-key":[{"n":1},{"n":"secret"}]}}`, `field n (/deep/*/1/n): cannot decode JSON string into int64`},
+		{`{"list":[1,"secret"]}`, `field list (/list/1): cannot decode JSON string into int`},
+		{`{"nested":{"n":true}}`, `field n (/nested/n): cannot decode JSON boolean into int64`},
+		{`{"a/b":"secret"}`, `field a/b (/a~1b): cannot decode JSON string into int`},
+		{`{"Plain":1}`, `field Plain (/Plain): cannot decode JSON number into bool`},
+		{`{"e":"secret"}`, `field e (/e): cannot decode JSON string into int`},
+		{`{"secret":1,"secret":2}`, `at /*: duplicate object member name at byte offset 12`},
+		{`{"list":[1],"list":[2]}`, `field list (/list): duplicate object member name at byte offset 12`},
+		{`{"any":{"secret":[1,{"x":1,"x":2}]}}`, `field any (/any/*/1/*): duplicate object member name at byte offset 27`},
+		{`[1]`, `cannot decode JSON array into runtime.decodeTarget`},
+		{"\"\xff\"", `invalid UTF-8 at byte offset 1`},
+		{`{"list":[1,}`, `field list (/list): syntax error at byte offset 10`},
+	} {
+		_, err := decode[decodeTarget]([]byte(tc.in), 1<<20)
+		if !errors.Is(err, ErrDecode) {
+			t.Errorf("decode %s = %v; want ErrDecode", tc.in, err)
+			continue
+		}
+		if got, want := err.Error(), "decode runtime.decodeTarget: "+tc.want; got != want {
+			t.Errorf("decode %s:\n got %s\nwant %s", tc.in, got, want)
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("decode %s: error carries payload text: %v", tc.in, err)
+		}
+		var sem *json.SemanticError
+		if strings.Contains(tc.want, "cannot decode") && !errors.As(err, &sem) {
+			t.Errorf("decode %s: the json error is not reachable with errors.As", tc.in)
+		}
+	}
+
+	// A map at the top: its keys are payload text.
+	_, err := decode[map[string]int]([]byte(`{"secret~/key":"x"}`), 1<<20)
+	if want := `decode map[string]int: at /*: cannot decode JSON string into int`; err == nil || err.Error() != want {
+		t.Errorf("decode into a map = %v; want %s", err, want)
+	}
+}

@@ -1,0 +1,39 @@
+#!lua
+-- nack: gives back the item held by a delivery after a failure: ready
+-- again at once or after a delay, or a dead letter after its last delivery.
+--
+-- KEYS[1] READY       -> <Q>, where it goes when the delay is 0
+-- KEYS[2] PROCESSING  -> <Q>:processing, the ID leaves it
+-- KEYS[3] LEASES      -> <Q>:leases, the lease is dropped (holds reads it)
+-- KEYS[4] DELAYED     -> <Q>:delayed, where it waits out a delay
+-- KEYS[5] DEAD        -> <Q>:dead, where it goes after its last delivery
+-- KEYS[7] ATTEMPTS    -> <Q>:attempts, read by holds
+-- KEYS[8] ERRORS      -> <Q>:errors, gets ARGV[5]
+-- KEYS[9] READY_AT    -> <Q>:ready_at, when it becomes ready at once
+-- ARGV[1] -> the item's ID (Go's hold prepends it: Delivery.ID)
+-- ARGV[2] -> the delivery's attempt number (Go's hold prepends it: Delivery.Attempt)
+-- ARGV[3] -> the delay in ms; 0 makes it ready at once
+-- ARGV[4] -> the queue's max deliveries: at this attempt it becomes a dead letter
+-- ARGV[5] -> the failure, kept as its last error (at most 1 KiB)
+--
+-- Returns:
+--   1  it will be delivered again
+--   2  it is now a dead letter
+--   0  the delivery no longer holds the item; nothing changed
+local id = ARGV[1]
+if not holds(id, ARGV[2]) then return 0 end
+redis.call('ZREM', LEASES, id)
+redis.call('LREM', PROCESSING, 1, id)
+redis.call('HSET', ERRORS, id, ARGV[5])
+if tonumber(ARGV[2]) >= tonumber(ARGV[4]) then
+  redis.call('ZADD', DEAD, now, id)
+  return 2
+end
+local delay = tonumber(ARGV[3])
+if delay > 0 then
+  -- now is truncated to the ms: one more, so it is never ready early.
+  redis.call('ZADD', DELAYED, now + delay + 1, id)
+else
+  makeReady(id)
+end
+return 1

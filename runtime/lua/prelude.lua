@@ -1,0 +1,57 @@
+-- The prelude of every script of an at-least-once queue. scripts.go puts
+-- it between a script's #!lua line and the script's own text, so every
+-- script sees these names.
+--
+-- Every script receives the queue's keys in this order (the key* constants
+-- of the Go package; TestScriptKeyNames ties the two), all under the
+-- queue's hash tag, so no script needs to say KEYS[n]:
+local READY, PROCESSING, LEASES, DELAYED, DEAD, ITEMS, ATTEMPTS, ERRORS, READY_AT =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+-- READY       LIST  IDs ready to be received: pushed at the head, taken from the tail
+-- PROCESSING  LIST  IDs received and not yet acked or nacked
+-- LEASES      ZSET  ID -> end of its lease, ms of server time
+-- DELAYED     ZSET  ID -> when a nacked item is ready again, ms of server time
+-- DEAD        ZSET  ID -> when it became a dead letter, ms of server time
+-- ITEMS       HASH  ID -> payload
+-- ATTEMPTS    HASH  ID -> deliveries so far
+-- ERRORS      HASH  ID -> last error
+-- READY_AT    HASH  ID -> when it entered READY, ms of server time (for Stats)
+
+-- now is the server's clock in ms: lease ends, due times and ready times
+-- never come from a client's clock, which may be off.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- holds reports whether delivery attempt (a string, as ARGV carries it)
+-- still holds the item id: the item's delivery count is still attempt,
+-- and it has a lease (even an expired one that nobody has reclaimed yet).
+local function holds(id, attempt)
+  return redis.call('HGET', ATTEMPTS, id) == attempt and redis.call('ZSCORE', LEASES, id) ~= false
+end
+
+-- makeReady puts id at the head of READY, to be received after every item
+-- already there, and records when it became ready. READY_AT grows in the
+-- same order as READY, so the tail of READY is always the oldest item.
+local function makeReady(id)
+  redis.call('LPUSH', READY, id)
+  redis.call('HSET', READY_AT, id, now)
+end
+
+-- promoteDue makes up to limit delayed items that are due ready and
+-- returns how many.
+local function promoteDue(limit)
+  local ids = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', DELAYED, id)
+    makeReady(id)
+  end
+  return #ids
+end
+
+-- nextDue returns the ms until the earliest delayed item is due (0 when
+-- it is due already), or -1 when nothing is delayed.
+local function nextDue()
+  local first = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
+  if #first == 0 then return -1 end
+  return math.max(tonumber(first[2]) - now, 0)
+end

@@ -1,0 +1,54 @@
+#!lua
+-- receive: leases one item. With ARGV[2] empty it first makes due delayed
+-- items ready, then takes the oldest ready item; otherwise ARGV[2] is an
+-- ID that BLMOVE has just moved from READY to PROCESSING.
+--
+-- KEYS[1] READY       -> <Q>, IDs ready to be received
+-- KEYS[2] PROCESSING  -> <Q>:processing, where a received ID waits for its ack
+-- KEYS[3] LEASES      -> <Q>:leases, ID -> lease end
+-- KEYS[4] DELAYED     -> <Q>:delayed, ID -> when it is due
+-- KEYS[5] DEAD        -> <Q>:dead, for an entry no reliable queue pushed
+-- KEYS[6] ITEMS       -> <Q>:items, ID -> payload
+-- KEYS[7] ATTEMPTS    -> <Q>:attempts, ID -> deliveries so far
+-- KEYS[8] ERRORS      -> <Q>:errors, ID -> last error
+-- KEYS[9] READY_AT    -> <Q>:ready_at, ID -> when it became ready
+-- ARGV[1] -> the lease in ms
+-- ARGV[2] -> '' to take the oldest ready item, or the ID that BLMOVE moved
+-- ARGV[3] -> with ARGV[2] '': at most this many due delayed items are made ready
+--
+-- Returns:
+--   {1, id, payload, attempt}  the item is leased for this delivery
+--   {2, dead id}               the entry was not pushed by a reliable queue:
+--                              it is kept as a dead letter under a new ID,
+--                              with itself as payload
+--   {0, ms}                    nothing to lease (an empty queue, or an ID that a
+--                              reclaim put back in the meantime); ms is how long
+--                              until the next delayed item is due, -1 if none
+local id = ARGV[2]
+if id == '' then
+  promoteDue(tonumber(ARGV[3]))
+  id = redis.call('RPOP', READY)
+  if not id then return {0, nextDue()} end
+  redis.call('LPUSH', PROCESSING, id)
+elseif not redis.call('LPOS', PROCESSING, id) then
+  return {0, -1}
+end
+redis.call('HDEL', READY_AT, id)
+local payload = redis.call('HGET', ITEMS, id)
+if not payload then
+  redis.call('LREM', PROCESSING, 1, id)
+  local dead = 'foreign-' .. now
+  local n = 0
+  while redis.call('HEXISTS', ITEMS, dead) == 1 do
+    n = n + 1
+    dead = 'foreign-' .. now .. '-' .. n
+  end
+  redis.call('HSET', ITEMS, dead, id)
+  redis.call('HSET', ATTEMPTS, dead, 0)
+  redis.call('HSET', ERRORS, dead, 'entry was not pushed by a reliable queue')
+  redis.call('ZADD', DEAD, now, dead)
+  return {2, dead}
+end
+local attempt = redis.call('HINCRBY', ATTEMPTS, id, 1)
+redis.call('ZADD', LEASES, now + tonumber(ARGV[1]), id)
+return {1, id, payload, attempt}
