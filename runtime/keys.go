@@ -44,7 +44,7 @@ func ParseKeyPattern(pattern string) (*KeyPattern, error) { return keyspace.Pars
 func MustKeyPattern(pattern string) *KeyPattern {
 	p, err := keyspace.ParsePattern(pattern)
 	if err != nil {
-		panic("runtime: " + err.Error())
+		panic("storagegen: " + err.Error())
 	}
 	return p
 }
@@ -76,6 +76,7 @@ const (
 	keyItems        = keyspace.Items
 	keyAttempts     = keyspace.Attempts
 	keyErrors       = keyspace.Errors
+	keyReadyAt      = keyspace.ReadyAt
 	numReliableKeys = keyspace.NumReliableParts
 )
 

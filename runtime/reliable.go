@@ -42,7 +42,7 @@ const (
 type reliable struct {
 	ds            *DataStore
 	key           string
-	keys          []string // scriptKeys(key)
+	keys          []string // reliableKeys(key)
 	lease         time.Duration
 	maxDeliveries int
 	window        time.Duration
@@ -71,7 +71,7 @@ func NewReliableQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Reliab
 		return ReliableQueue[T]{key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
 	}
 	key := QueueKey(decl.Prefix, name)
-	r := &reliable{ds: ds, key: key, keys: scriptKeys(key),
+	r := &reliable{ds: ds, key: key, keys: reliableKeys(key),
 		lease: DefaultLease, maxDeliveries: DefaultMaxDeliveries, window: DefaultDedupeWindow}
 	if decl.Lease != 0 {
 		r.lease = decl.Lease
@@ -151,7 +151,7 @@ func (q ReliableQueue[T]) push(ctx context.Context, ids []string, vs []T) error 
 }
 
 func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) error {
-	keys := append(make([]string, 0, numScriptKeys+len(ids)), r.keys...)
+	keys := append(make([]string, 0, numReliableKeys+len(ids)), r.keys...)
 	args := make([]any, 0, 1+2*len(ids))
 	args = append(args, r.window.Milliseconds())
 	for i, id := range ids {

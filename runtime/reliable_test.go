@@ -29,7 +29,7 @@ type state struct {
 func queueState(t *testing.T, key string) state {
 	t.Helper()
 	raw := rawClient(t)
-	k := scriptKeys(key)
+	k := reliableKeys(key)
 	var s state
 	var err error
 	get := func(v []string, e error) []string {

@@ -18,7 +18,7 @@ import (
 //   - starts with #!lua, so that Redis 7 (and any cluster) refuses a key
 //     that was not declared;
 //   - touches only the keys passed in KEYS: the queue's keys in the order
-//     of scriptKeys, which lua/prelude.lua names (READY … READY_AT), then,
+//     of reliableKeys, which lua/prelude.lua names (READY … READY_AT), then,
 //     for push, one marker key per item; all of them share the queue's
 //     hash tag, so they are in one cluster slot;
 //   - reads the time from the server (TIME), never from the client, whose
@@ -36,21 +36,6 @@ import (
 
 //go:embed lua/*.lua
 var luaFiles embed.FS
-
-// keyReadyAt is the ninth key every script receives, after the eight of
-// reliableKeys: <queue key>:ready_at, a HASH of ID → when the item entered
-// the ready list (ms of server time), kept while it is there, for Stats.
-// It is built here until the key space moves to a package of its own.
-const (
-	keyReadyAt    = numReliableKeys
-	numScriptKeys = numReliableKeys + 1
-)
-
-// scriptKeys returns the keys every script of the at-least-once queue at
-// queueKey receives, in the order lua/prelude.lua names them.
-func scriptKeys(queueKey string) []string {
-	return append(reliableKeys(queueKey), queueKey+":ready_at")
-}
 
 var (
 	pushScript    = newScript("push")

@@ -93,7 +93,7 @@ func preludeKeys(t *testing.T) map[string]int {
 }
 
 // TestScriptKeyNames ties the prelude's key names to the Go key order: the
-// name the scripts use for KEYS[i+1] is the key that scriptKeys puts at i.
+// name the scripts use for KEYS[i+1] is the key that reliableKeys puts at i.
 func TestScriptKeyNames(t *testing.T) {
 	goOrder := map[string]int{
 		"READY": keyReady, "PROCESSING": keyProcessing, "LEASES": keyLeases, "DELAYED": keyDelayed,
@@ -108,15 +108,15 @@ func TestScriptKeyNames(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("prelude binds %v; the Go key order says %v", got, want)
 	}
-	if len(got) != numScriptKeys || len(scriptKeys("q")) != numScriptKeys {
-		t.Errorf("prelude names %d keys, scriptKeys builds %d; want %d", len(got), len(scriptKeys("q")), numScriptKeys)
+	if len(got) != numReliableKeys || len(reliableKeys("q")) != numReliableKeys {
+		t.Errorf("prelude names %d keys, reliableKeys builds %d; want %d", len(got), len(reliableKeys("q")), numReliableKeys)
 	}
-	keys := scriptKeys("Q")
+	keys := reliableKeys("Q")
 	suffix := map[int]string{keyReady: "Q", keyProcessing: "Q:processing", keyLeases: "Q:leases", keyDelayed: "Q:delayed",
 		keyDead: "Q:dead", keyItems: "Q:items", keyAttempts: "Q:attempts", keyErrors: "Q:errors", keyReadyAt: "Q:ready_at"}
 	for i, k := range keys {
 		if suffix[i] != k {
-			t.Errorf("scriptKeys(Q)[%d] = %q, want %q", i, k, suffix[i])
+			t.Errorf("reliableKeys(Q)[%d] = %q, want %q", i, k, suffix[i])
 		}
 	}
 }
@@ -206,7 +206,7 @@ func TestScriptHeaders(t *testing.T) {
 				argvRead[m[1]] = true
 			}
 			for _, m := range keysUse.FindAllString(code, -1) {
-				if name != "push" || m != "KEYS["+strconv.Itoa(numScriptKeys)+" + i]" {
+				if name != "push" || m != "KEYS["+strconv.Itoa(numReliableKeys)+" + i]" {
 					t.Errorf("%s: says %s; use the prelude's names", name, m)
 				}
 			}

@@ -108,7 +108,7 @@ func TestReleaseKeepsReadyOrder(t *testing.T) {
 	ds := newStore(t, Options{})
 	q := testReliable[string](ds, "release", 10*time.Second, 0)
 	raw := rawClient(t)
-	k := scriptKeys(q.Key())
+	k := reliableKeys(q.Key())
 	for _, v := range []string{"a", "b", "c", "d"} {
 		if err := q.Push(bg, v); err != nil {
 			t.Fatal(err)

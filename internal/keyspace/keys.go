@@ -64,6 +64,7 @@ const (
 	Items
 	Attempts
 	Errors
+	ReadyAt
 	NumReliableParts
 )
 
@@ -79,6 +80,7 @@ var ReliableParts = [NumReliableParts]Part{
 	Items:      {"items", ":items", "HASH", "ID → payload (JSON)"},
 	Attempts:   {"attempts", ":attempts", "HASH", "ID → deliveries so far"},
 	Errors:     {"errors", ":errors", "HASH", "ID → last error"},
+	ReadyAt:    {"ready_at", ":ready_at", "HASH", "ID → when it entered the ready list, in ms of the server's clock, while it is there (for the oldest-ready age)"},
 }
 
 // MarkerPart is the key, one per pushed ID, that an at-least-once queue

@@ -22,7 +22,7 @@ func TestKeys(t *testing.T) {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
 	}
-	want := []string{q, q + ":processing", q + ":leases", q + ":delayed", q + ":dead", q + ":items", q + ":attempts", q + ":errors"}
+	want := []string{q, q + ":processing", q + ":leases", q + ":delayed", q + ":dead", q + ":items", q + ":attempts", q + ":errors", q + ":ready_at"}
 	if diff := cmp.Diff(want, ReliableKeys(q)); diff != "" {
 		t.Errorf("ReliableKeys (-want +got):\n%s", diff)
 	}
@@ -34,7 +34,7 @@ func TestKeys(t *testing.T) {
 	for _, p := range ReliableParts {
 		names = append(names, p.Name)
 	}
-	if diff := cmp.Diff([]string{"ready", "processing", "leases", "delayed", "dead", "items", "attempts", "errors"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"ready", "processing", "leases", "delayed", "dead", "items", "attempts", "errors", "ready_at"}, names); diff != "" {
 		t.Errorf("ReliableParts order (-want +got):\n%s", diff)
 	}
 }
