@@ -48,10 +48,24 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storagegen init: %v\n", err)
 		return 1
 	}
-	s := starter{
-		Package:    *pkg,
-		Prefix:     dirPkg.app + ":",
-		JSONSchema: filepath.ToSlash(*jsonSchema),
+	s := starter{Package: *pkg, Prefix: dirPkg.app + ":"}
+	if base := filepath.Base(filepath.Clean(*out)); *pkg == "" && !token.IsIdentifier(base) {
+		// -out store-v2: the directory's name is no package name, so the
+		// schema names one.
+		s.Package = identifier(base)
+	}
+	if *jsonSchema != "" {
+		// yaml-language-server resolves $schema from the schema file's
+		// own directory, not from -dir.
+		rel, err := filepath.Rel(filepath.Dir(filepath.Clean(*schema)), filepath.Clean(*jsonSchema))
+		if err != nil {
+			fmt.Fprintf(stderr, "storagegen init: -jsonschema %q: %v\n", *jsonSchema, err)
+			return 2
+		}
+		if rel = filepath.ToSlash(rel); !strings.HasPrefix(rel, "../") {
+			rel = "./" + rel
+		}
+		s.JSONSchema = rel
 	}
 	schemaSrc := s.schema()
 	// A -package or -out that makes no valid package name is caught here,
@@ -117,6 +131,9 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 		next += "; import it as " + strconv.Quote(imp)
 	}
 	fmt.Fprintln(stdout, next)
+	if modPath == "" {
+		fmt.Fprintln(stderr, "storagegen init: warning: no go.mod holds "+filepath.ToSlash(*dir)+"; go tool storagegen runs only in a module that has it as a tool (go mod init, then go get -tool github.com/storagegen/storagegen/cmd/storagegen)")
+	}
 	return 0
 }
 
@@ -259,14 +276,14 @@ func directiveFile(p dirPackage, schema, out string, genArgs []string) []byte {
 type starter struct {
 	Package    string // the package key, "" to leave it to -out
 	Prefix     string // the prefix key
-	JSONSchema string // the editor schema beside it, "" for none
+	JSONSchema string // the editor schema's path from the schema's directory ("./x.json"), "" for none
 }
 
 func (s starter) schema() []byte {
 	var b bytes.Buffer
 	if s.JSONSchema != "" {
 		// yaml-language-server resolves the path from the schema's directory.
-		fmt.Fprintf(&b, "# yaml-language-server: $schema=./%s\n#\n", s.JSONSchema)
+		fmt.Fprintf(&b, "# yaml-language-server: $schema=%s\n#\n", s.JSONSchema)
 	}
 	b.WriteString(`# The storage schema of this module: every Redis queue and cache it uses,
 # with its payload type. After editing it, run go generate ./... (see

@@ -157,3 +157,35 @@ func TestInitBadFlags(t *testing.T) {
 		t.Errorf("a failed init wrote %d files", len(entries))
 	}
 }
+
+// TestInitPaths: the editor-schema line points at the JSON Schema from the
+// schema file's own directory, an -out that is no package name gets a
+// package key in the schema, and a directory outside any module gets a
+// warning, since go tool needs one.
+func TestInitPaths(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	code, _, stderr := runCmd(t, "init", "-schema", "config/schema.yaml", "-out", "store-v2")
+	if code != 0 {
+		t.Fatalf("init: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "warning: no go.mod holds .") {
+		t.Errorf("no warning outside a module; stderr %q", stderr)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "config", "schema.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, _, _ := strings.Cut(string(src), "\n"); first != "# yaml-language-server: $schema=../storagegen.schema.json" {
+		t.Errorf("first line %q: the editor schema is at ../storagegen.schema.json from config/", first)
+	}
+	if !strings.Contains(string(src), "\npackage: storev2 ") {
+		t.Errorf("no package key for -out store-v2 in:\n%s", src)
+	}
+	if code, _, stderr := runCmd(t, directiveArgs(t, "generate.go")...); code != 0 {
+		t.Fatalf("go generate's command line: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store-v2", "store.go")); err != nil {
+		t.Error(err)
+	}
+}

@@ -100,14 +100,20 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storagegen diff: %v\n", err)
 		return 1
 	}
-	old, ok := loadSource(oldName, oldSrc, stderr)
-	if !ok {
-		fmt.Fprintf(stderr, "storagegen diff: the old schema (%s) does not check\n", *against)
-		return 1
-	}
 	cur, ok := loadSchema(*schema, stderr)
 	if !ok {
 		return 1
+	}
+	// With no schema at the old revision, everything is an addition: the
+	// old model is the new one's file settings with nothing declared.
+	old := &gen.Model{Schema: cur.Schema, Package: cur.Package, Prefix: cur.Prefix}
+	if oldSrc != nil {
+		if old, ok = loadSource(oldName, oldSrc, stderr); !ok {
+			fmt.Fprintf(stderr, "storagegen diff: the old schema (%s) does not check\n", *against)
+			return 1
+		}
+	} else {
+		fmt.Fprintf(stderr, "storagegen diff: %s has no %s; every entry is new\n", *against, filepath.Base(*schema))
 	}
 	changes := gen.Diff(old, cur)
 	var breaking, allowed, safe int
@@ -169,6 +175,9 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 }
 
 // readOld reads the old schema: a file, or git:REF for schema at REF.
+// When REF is a revision that does not have the schema file (the pull
+// request that adds storagegen to a module), src is nil and err is nil:
+// there is nothing to break.
 func readOld(against, schema string) (name string, src []byte, err error) {
 	ref, isGit := strings.CutPrefix(against, "git:")
 	if !isGit {
@@ -182,14 +191,24 @@ func readOld(against, schema string) (name string, src []byte, err error) {
 	if dir == "" {
 		dir = "."
 	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("git", "-C", dir, "show", ref+":./"+base)
-	cmd.Stderr = &stderr
-	src, err = cmd.Output()
-	if err != nil {
-		return "", nil, fmt.Errorf("git show %s:./%s: %v: %s", ref, base, err, strings.TrimSpace(stderr.String()))
+	git := func(args ...string) ([]byte, error) {
+		var stderr bytes.Buffer
+		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		}
+		return out, nil
 	}
-	return against, src, nil
+	if _, err := git("rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}"); err != nil {
+		return "", nil, fmt.Errorf("git:%s is not a revision of the repository at %s", ref, dir)
+	}
+	if _, err := git("cat-file", "-e", ref+":./"+base); err != nil {
+		return against, nil, nil
+	}
+	src, err = git("show", ref+":./"+base)
+	return against, src, err
 }
 
 func runLint(args []string, stdout, stderr io.Writer) int {

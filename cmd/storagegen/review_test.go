@@ -127,8 +127,22 @@ func TestDiffAgainstGit(t *testing.T) {
 	}
 	// A revision that does not exist is an error that says so.
 	code, _, stderr = runCmd(t, "diff", "-against", "git:no-such-branch", "-schema", schemaPath)
-	if code != 1 || !strings.Contains(stderr, "git show no-such-branch:./schema.yaml") {
+	if code != 1 || !strings.Contains(stderr, "git:no-such-branch is not a revision") {
 		t.Errorf("bad revision: exit %d, stderr %q", code, stderr)
+	}
+	// The pull request that adds the schema: the target branch has no
+	// schema file, so everything is new and nothing breaks.
+	other := filepath.Join(repo, "other")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "schema.yaml"), []byte(schema), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCmd(t, "diff", "-against", "git:HEAD", "-schema", filepath.Join(other, "schema.yaml"))
+	if code != 0 || !strings.Contains(stdout, "safe [queue-added]") || !strings.HasSuffix(stdout, "0 breaking changes, 0 allowed, 3 safe against git:HEAD\n") ||
+		!strings.Contains(stderr, "git:HEAD has no schema.yaml; every entry is new") {
+		t.Errorf("schema new at the revision: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}
 }
 

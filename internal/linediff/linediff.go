@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Context is the number of unchanged lines shown around each change.
@@ -25,34 +26,86 @@ const Context = 3
 
 // Unified returns the unified diff that turns old into new, headed by
 // "--- oldName" and "+++ newName", or nil when they are equal. At most
-// maxLines lines of hunks are written (0: no limit): the hunks that fit
-// whole, from the top, then a line saying how many lines were left out.
+// maxLines lines of hunks are written (0: no limit): hunks from the top,
+// the last of them cut short if need be, then a line saying how many lines
+// were left out. Two texts that differ only in line endings (a CRLF
+// checkout of LF files) get one line that says so instead of a diff whose
+// lines all look alike, and text that is not UTF-8 or has control bytes is
+// not written raw (see Visible), so a diff never sends escape sequences to
+// a terminal or a CI log.
 func Unified(oldName, newName string, old, new []byte, maxLines int) []byte {
 	if bytes.Equal(old, new) {
 		return nil
 	}
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "--- %s\n+++ %s\n", oldName, newName)
+	if bytes.Equal(bytes.ReplaceAll(old, []byte("\r\n"), []byte("\n")), bytes.ReplaceAll(new, []byte("\r\n"), []byte("\n"))) {
+		out.WriteString("only the line endings differ (CRLF against LF); check git's core.autocrlf or .gitattributes\n")
+		return out.Bytes()
+	}
 	x, y := splitLines(old), splitLines(new)
 	ops := diff(x, y)
 
-	var out bytes.Buffer
-	fmt.Fprintf(&out, "--- %s\n+++ %s\n", oldName, newName)
 	written, omitted := 0, 0
 	for _, h := range hunks(ops) {
 		body := h.lines(x, y)
-		if omitted > 0 || maxLines > 0 && written+len(body)+1 > maxLines {
+		if omitted > 0 || maxLines > 0 && written+1 >= maxLines {
 			omitted += len(body)
 			continue
 		}
 		out.WriteString(h.header())
+		written++
 		for _, l := range body {
-			out.WriteString(l)
+			if maxLines > 0 && written >= maxLines {
+				omitted++
+				continue
+			}
+			out.WriteString(Visible(l))
+			written++
 		}
-		written += len(body) + 1
 	}
 	if omitted > 0 {
 		fmt.Fprintf(&out, "… %d more diff lines not shown\n", omitted)
 	}
 	return out.Bytes()
+}
+
+// Visible returns line with what a terminal would act on written out
+// instead: control bytes other than tab and the final newline as \xNN
+// (a carriage return too, so a CRLF line shows as such), and each byte
+// that is not part of valid UTF-8 as \xNN. A backslash stays as it is.
+func Visible(line string) string {
+	body, nl := strings.CutSuffix(line, "\n")
+	if utf8.ValidString(body) && !strings.ContainsFunc(body, isControl) {
+		return line
+	}
+	var b strings.Builder
+	for i := 0; i < len(body); {
+		r, size := utf8.DecodeRuneInString(body[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, body[i])
+		case isControl(r) && r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case isControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(body[i : i+size])
+		}
+		i += size
+	}
+	if nl {
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// isControl reports runes that change how a terminal or an editor shows
+// text: C0 and C1 controls and Unicode's bidirectional formatting
+// characters, which can make a line read differently from what it holds.
+func isControl(r rune) bool {
+	return r < 0x20 && r != '\t' || r == 0x7f || r >= 0x80 && r < 0xa0 ||
+		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f || r == 0x061c
 }
 
 // splitLines splits b after each "\n"; a last line without one is kept

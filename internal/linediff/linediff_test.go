@@ -225,3 +225,56 @@ func hunkStarts(header string) (old, new int, err error) {
 	}
 	return starts[0], starts[1], nil
 }
+
+// A CRLF copy of an LF file gets one line that says so, not a diff of
+// lines that all look alike.
+func TestLineEndingsOnly(t *testing.T) {
+	got := string(Unified("a", "b", []byte("x\r\ny\r\n"), []byte("x\ny\n"), 0))
+	want := "--- a\n+++ b\nonly the line endings differ (CRLF against LF); check git's core.autocrlf or .gitattributes\n"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// Control bytes, bidi controls and invalid UTF-8 never reach the output
+// raw; a CR that differs shows as \x0d.
+func TestVisible(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain\n":                 "plain\n",
+		"tab\there\n":             "tab\there\n",
+		"esc \x1b[31mred\n":       "esc \\x1b[31mred\n",
+		"cr\r\n":                  "cr\\x0d\n",
+		"bad \xff utf8":           "bad \\xff utf8",
+		"bidi \u202eevil\n":       "bidi \\u202eevil\n",
+		"nul \x00 and del \x7f\n": "nul \\x00 and del \\x7f\n",
+		"ünïcode ok\n":            "ünïcode ok\n",
+	} {
+		if got := Visible(in); got != want {
+			t.Errorf("Visible(%q) = %q, want %q", in, got, want)
+		}
+	}
+	out := string(Unified("a", "b", []byte("x\n\x1b]0;pwned\x07\n"), []byte("x\ny\n"), 0))
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("diff carries raw control bytes: %q", out)
+	}
+}
+
+// A first hunk longer than the cap is shown up to the cap, not dropped.
+func TestCapCutsLongHunk(t *testing.T) {
+	var old, new strings.Builder
+	for i := 0; i < 500; i++ {
+		fmt.Fprintf(&old, "old %d\n", i)
+		fmt.Fprintf(&new, "new %d\n", i)
+	}
+	out := string(Unified("a", "b", []byte(old.String()), []byte(new.String()), 50))
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 2+50+1 {
+		t.Fatalf("got %d lines, want the 2 headers, 50 diff lines and the note:\n%s", len(lines), out)
+	}
+	if lines[2] != "@@ -1,500 +1,500 @@" || lines[3] != "-old 0" {
+		t.Errorf("the cut hunk does not start with its header and first line:\n%s", out)
+	}
+	if last := lines[len(lines)-1]; last != "… 951 more diff lines not shown" {
+		t.Errorf("last line %q", last)
+	}
+}
