@@ -655,7 +655,10 @@ func TestPoisonNeverBlocks(t *testing.T) {
 // lease keeps it.
 func TestConsumeRetriesPanicsAndKeepsLeases(t *testing.T) {
 	ds := newStore(t, Options{})
-	q := testReliable[string](ds, "panics", 300*time.Millisecond, 0)
+	// A lease of 1s, extended every third of it: short enough that the
+	// slow handler outlives it twice, long enough that a loaded machine
+	// (the race detector on two busy cores) gets every extension in.
+	q := testReliable[string](ds, "panics", time.Second, 0)
 	if err := q.PushMany(bg, "panic", "slow"); err != nil {
 		t.Fatal(err)
 	}
@@ -674,8 +677,8 @@ func TestConsumeRetriesPanicsAndKeepsLeases(t *testing.T) {
 			case d.Value == "panic" && d.Attempt == 1:
 				panic("boom")
 			case d.Value == "slow":
-				select { // three leases long
-				case <-time.After(time.Second):
+				select { // two and a half leases long
+				case <-time.After(2500 * time.Millisecond):
 				case <-ctx.Done():
 					return ctx.Err()
 				}
