@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,11 +20,36 @@ func TestHelperPanicWithServer(t *testing.T) {
 	if os.Getenv("REDISTEST_PANIC_CHILD") != "1" {
 		t.Skip("run by TestServerDiesWithTestProcess")
 	}
-	s, err := Start()
+	// Start from a goroutine that locks its thread and ends, as a test
+	// may: the Go runtime then ends that thread (unless it is the main
+	// thread, which it keeps: so not that one), which must not take the
+	// server with it.
+	var s *Server
+	var err error
+	hold := make(chan struct{})
+	defer close(hold)
+	for started := false; !started; {
+		res := make(chan bool)
+		go func() {
+			runtime.LockOSThread()
+			if syscall.Gettid() == os.Getpid() {
+				res <- false
+				<-hold // keep the main thread busy, so the next try gets another
+				return
+			}
+			s, err = Start()
+			res <- true
+		}()
+		started = <-res
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() }) // a panic in another goroutine skips even this
+	time.Sleep(200 * time.Millisecond)
+	if err := s.ping(); err != nil {
+		t.Fatalf("the server died when the thread that started it ended: %v", err)
+	}
 	fmt.Printf("server %d %s\n", s.cmd.Process.Pid, s.Addr)
 	os.Stdout.Sync()
 	done := make(chan struct{})
@@ -48,19 +74,24 @@ func TestServerDiesWithTestProcess(t *testing.T) {
 	}
 	var pid int
 	var addr string
+	var stdout strings.Builder
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		if _, err := fmt.Sscanf(sc.Text(), "server %d %s", &pid, &addr); err == nil {
 			break
 		}
+		stdout.WriteString(sc.Text() + "\n")
 	}
+	drained := make(chan struct{})
 	go func() {
-		for sc.Scan() { // drain
+		defer close(drained)
+		for sc.Scan() {
 		}
 	}()
+	<-drained
 	err = cmd.Wait()
 	if pid == 0 {
-		t.Fatalf("the child reported no server (exit: %v); its stderr:\n%s", err, stderr.String())
+		t.Fatalf("the child reported no server (exit: %v); its output:\n%s%s", err, stdout.String(), stderr.String())
 	}
 	if err == nil {
 		t.Fatal("the child did not fail; it should have panicked")
