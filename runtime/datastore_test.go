@@ -106,7 +106,7 @@ func TestOptions(t *testing.T) {
 		{Options{BlockingPoolSize: -1}, "BlockingPoolSize -1 is negative"},
 		{Options{Prefix: "a{b"}, "Prefix"},
 		{Options{Client: redis.NewClient(&redis.Options{}), URL: "redis://x"}, "Client is set together with URL"},
-		{Options{URL: "http://user:hunter2@127.0.0.1/0"}, "URL http://user:xxxxx@127.0.0.1/0"},
+		{Options{URL: "http://user:hunter2@127.0.0.1/0"}, "URL http://xxxxx@127.0.0.1/0"},
 		{Options{URL: "redis://user:hunter2@127.0.0.1/notadb"}, "invalid argument"},
 	} {
 		_, err := New(tc.opts)

@@ -117,13 +117,8 @@ func (o Options) redisOptions() (*redis.Options, error) {
 			u = DefaultURL
 		}
 		var err error
-		if ro, err = redis.ParseURL(u); err != nil {
-			return nil, fmt.Errorf("%w: options: URL %s: %s", ErrInvalidArgument, redactURL(u), redactText(err.Error(), u))
-		}
-		if ro.TLSConfig != nil && ro.TLSConfig.InsecureSkipVerify && o.TLSConfig == nil {
-			// go-redis reads ?skip_verify=true as InsecureSkipVerify: a
-			// query option should not quietly turn certificate checks off.
-			return nil, fmt.Errorf("%w: options: URL %s: skip_verify=true turns off TLS certificate verification; set TLSConfig with InsecureSkipVerify if that is really meant", ErrInvalidArgument, redactURL(u))
+		if ro, err = parseURL(u, o.TLSConfig != nil); err != nil {
+			return nil, err
 		}
 	}
 	if o.TLSConfig != nil {
@@ -139,28 +134,86 @@ func (o Options) redisOptions() (*redis.Options, error) {
 	return ro, nil
 }
 
-// redactURL returns u with any password replaced, or a placeholder when u
-// does not even parse.
-func redactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable URL)"
+// parseURL reads a URL as go-redis's ParseURL does, but takes its user
+// info apart first, so that no error can carry any of it: url.Parse and
+// ParseURL quote the URL, or the piece of it that they stumbled on, and
+// an unencoded '/', '?' or '#' in a password makes them cut the URL inside
+// the password, so redacting their messages afterwards misses pieces.
+//
+// The user info is everything between "://" (or the start) and the last
+// '@'. It must be percent-encoded as RFC 3986 says (url.UserPassword does
+// it); an '@' in a query option's value must be written %40, or it would
+// be taken for the end of a user info. The rest of the URL goes to ParseURL
+// without it, and errors show only that rest.
+func parseURL(u string, ownTLS bool) (*redis.Options, error) {
+	start := 0
+	if i := strings.Index(u, "://"); i >= 0 {
+		start = i + len("://")
 	}
-	return p.Redacted()
-}
-
-// redactText removes the password of u from text: go-redis's ParseURL
-// errors quote the URL whole, and no error of this package may carry a
-// password.
-func redactText(text, u string) string {
-	if p, err := url.Parse(u); err == nil && p.User != nil {
-		if pw, ok := p.User.Password(); ok && pw != "" {
-			text = strings.ReplaceAll(text, pw, "xxxxx")
+	rest, info, hasInfo := u, "", false
+	if at := strings.LastIndex(u, "@"); at >= start {
+		rest, info, hasInfo = u[:start]+u[at+1:], u[start:at], true
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: options: URL %s: "+format, append([]any{ErrInvalidArgument, shownURL(rest, hasInfo)}, args...)...)
+	}
+	var user *url.Userinfo
+	if hasInfo {
+		var ok bool
+		if user, ok = parseUserinfo(info); !ok {
+			return nil, bad("the user name and password must be percent-encoded " +
+				"(a character URLs do not allow there, or a %% not followed by two hex digits); " +
+				"build the URL with url.UserPassword, or set Addr, Username and Password instead")
 		}
 	}
-	if at := strings.LastIndex(u, "@"); at > 0 {
-		// A URL that does not parse: drop everything before the last '@'.
-		text = strings.ReplaceAll(text, u[:at], "(redacted)")
+	ro, err := redis.ParseURL(rest)
+	if err != nil {
+		return nil, bad("%s", err)
 	}
-	return text
+	if ro.TLSConfig != nil && ro.TLSConfig.InsecureSkipVerify && !ownTLS {
+		// go-redis reads ?skip_verify=true as InsecureSkipVerify: a query
+		// option should not quietly turn certificate checks off.
+		return nil, bad("skip_verify=true turns off TLS certificate verification; set TLSConfig with InsecureSkipVerify if that is really meant")
+	}
+	if user != nil {
+		ro.Username = user.Username()
+		ro.Password, _ = user.Password()
+	}
+	return ro, nil
+}
+
+// shownURL is the URL as errors show it: its user info, if it had one,
+// replaced by "xxxxx".
+func shownURL(rest string, hadInfo bool) string {
+	if !hadInfo {
+		return rest
+	}
+	if i := strings.Index(rest, "://"); i >= 0 {
+		return rest[:i+3] + "xxxxx@" + rest[i+3:]
+	}
+	return "xxxxx@" + rest
+}
+
+// parseUserinfo decodes "user[:password]", percent-encoded as RFC 3986
+// allows in a URL's user info (an '@' is let through, as net/url does).
+func parseUserinfo(s string) (*url.Userinfo, bool) {
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:%@", c) >= 0:
+		default:
+			return nil, false
+		}
+	}
+	name, pass, hasPass := strings.Cut(s, ":")
+	name, err1 := url.PathUnescape(name)
+	pass, err2 := url.PathUnescape(pass)
+	if err1 != nil || err2 != nil {
+		return nil, false
+	}
+	if !hasPass {
+		return url.User(name), true
+	}
+	return url.UserPassword(name, pass), true
 }

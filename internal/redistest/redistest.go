@@ -1,5 +1,7 @@
 // Package redistest starts real redis-server processes for tests, on free
 // loopback ports, and stops them when the test binary is done with them.
+// On Linux a server also dies with the test process when that process ends
+// without cleaning up (a panic), by a parent-death signal.
 package redistest
 
 import (
@@ -90,7 +92,7 @@ func freePort() (int, error) {
 
 func (s *Server) start(bin string) error {
 	s.cmd = exec.Command(bin, s.args...)
-	if err := s.cmd.Start(); err != nil {
+	if err := startCmd(s.cmd); err != nil {
 		return err
 	}
 	exited := make(chan error, 1)
