@@ -46,7 +46,7 @@ type DataStore struct {
 func New(opts Options) (*DataStore, error) {
 	ro, err := opts.redisOptions()
 	if err != nil {
-		return nil, err
+		return nil, opError("new", "", err)
 	}
 	ds := &DataStore{
 		Connection: newConnection(opts, ro),

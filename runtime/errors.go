@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -113,6 +114,7 @@ func newDecodeError(t reflect.Type, err error) error {
 // "" for the whole value.
 func where(t reflect.Type, p jsontext.Pointer) string {
 	safe, field := safePointer(t, p)
+	safe = shortPointer(safe)
 	switch {
 	case field != "":
 		return "field " + field + " (" + string(safe) + "): "
@@ -120,6 +122,28 @@ func where(t reflect.Type, p jsontext.Pointer) string {
 		return "at " + string(safe) + ": "
 	}
 	return ""
+}
+
+// maxPointerTokens bounds the JSON pointer an error shows: a hostile
+// payload nested 20,000 arrays deep would otherwise make a 20 KB error.
+const maxPointerTokens = 16
+
+// shortPointer keeps the first and last tokens of a pointer longer than
+// maxPointerTokens, with "…" for the levels between them.
+func shortPointer(p jsontext.Pointer) jsontext.Pointer {
+	toks := slices.Collect(p.Tokens())
+	if len(toks) <= maxPointerTokens {
+		return p
+	}
+	var short jsontext.Pointer
+	for _, tok := range toks[:maxPointerTokens/2] {
+		short = short.AppendToken(tok)
+	}
+	short = short.AppendToken(fmt.Sprintf("…%d more…", len(toks)-maxPointerTokens*3/4))
+	for _, tok := range toks[len(toks)-maxPointerTokens/4:] {
+		short = short.AppendToken(tok)
+	}
+	return short
 }
 
 // safePointer rewrites the JSON pointer p into a value of type t so that

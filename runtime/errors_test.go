@@ -68,3 +68,23 @@ func TestDecodeErrors(t *testing.T) {
 		t.Errorf("decode into a map = %v; want %s", err, want)
 	}
 }
+
+// TestDecodeErrorDepth: a payload nested 20,000 arrays deep gives an error
+// of bounded length, its pointer cut in the middle.
+func TestDecodeErrorDepth(t *testing.T) {
+	in := `{"any":` + strings.Repeat("[", 20000) + `"x` + strings.Repeat("]", 20000) + `}`
+	var into struct {
+		Any [][][][][][][][][][][][][][][][][][][][][][][][][][]int `json:"any"`
+	}
+	err := decodeInto([]byte(in), &into, 1<<20)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if len(err.Error()) > 300 {
+		t.Errorf("error of %d bytes: %.300s…", len(err.Error()), err)
+	}
+	if !strings.Contains(err.Error(), "/0/0/0/0/0/0/0/…") {
+		t.Errorf("error %q does not show the cut", err)
+	}
+	t.Log(err)
+}
