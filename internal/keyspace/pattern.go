@@ -141,6 +141,11 @@ func ParsePattern(pattern string) (*Pattern, error) {
 		case AlwaysEscaped(c) || c == ' ':
 			fail(i, "has %q at offset %d; literal text may not contain spaces, %% * ? [ ] \\ or control bytes", c, i)
 			i++
+		case c == '<' || c == '>':
+			// Template writes placeholders as <name>; a literal angle
+			// bracket would make that display ambiguous.
+			fail(i, "has %q at offset %d; literal text may not contain < or >, which the documentation uses to show placeholders (<name>)", c, i)
+			i++
 		default:
 			lit.WriteByte(c)
 			i++

@@ -51,6 +51,8 @@ func TestParsePatternErrors(t *testing.T) {
 		{"{a}x-{b}", `key pattern "{a}x-{b}" separates {a} and {b} only by "x-"; values may contain letters, digits, '-' and '.', so put a separator such as ':' between them`},
 		{"a}b", `key pattern "a}b" has "}" without a matching "{" at offset 1`},
 		{"a*b", `key pattern "a*b" has '*' at offset 1; literal text may not contain spaces, % * ? [ ] \ or control bytes`},
+		{"a<b>:{c}", `key pattern "a<b>:{c}" has '<' at offset 1; literal text may not contain < or >, which the documentation uses to show placeholders (<name>)` + "\n" +
+			`key pattern "a<b>:{c}" has '>' at offset 3; literal text may not contain < or >, which the documentation uses to show placeholders (<name>)`},
 	} {
 		_, err := ParsePattern(tc.pattern)
 		if err == nil || err.Error() != tc.want {

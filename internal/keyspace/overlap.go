@@ -1,0 +1,211 @@
+package keyspace
+
+import (
+	"slices"
+	"strings"
+)
+
+// Overlap decides whether two key patterns can expand to the same name, and
+// finds a shortest such name when they can. Two declarations of one kind
+// whose patterns overlap share a key: a Set through one is read through the
+// other.
+//
+// Every pattern's expansions form a regular language over bytes: its
+// literal text, and for each string placeholder a non-empty run of units,
+// a unit being a byte the pattern never escapes or %XX for a byte it does;
+// an int placeholder is -?(0|[1-9][0-9]*), as strconv.Itoa writes it.
+// Overlap builds a small automaton for each pattern and searches their
+// product breadth first, so the name it returns is a shortest common one,
+// which keeps an example readable. Two patterns whose literal texts cannot
+// begin, or cannot end, one name are disjoint without a search.
+func Overlap(a, b *Pattern) (string, bool) {
+	if !compatible(a.literals[0], b.literals[0], strings.HasPrefix) ||
+		!compatible(a.literals[len(a.literals)-1], b.literals[len(b.literals)-1], strings.HasSuffix) {
+		return "", false
+	}
+	return intersect(automatonOf(a), automatonOf(b))
+}
+
+// compatible reports whether two literal ends can begin (or end) one name:
+// the shorter is a prefix (suffix) of the longer.
+func compatible(a, b string, has func(s, affix string) bool) bool {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	return has(a, b)
+}
+
+// byteSet is a set of bytes.
+type byteSet [4]uint64
+
+func (s *byteSet) add(c byte)      { s[c>>6] |= 1 << (c & 63) }
+func (s *byteSet) has(c byte) bool { return s[c>>6]&(1<<(c&63)) != 0 }
+func (s byteSet) and(t byteSet) byteSet {
+	return byteSet{s[0] & t[0], s[1] & t[1], s[2] & t[2], s[3] & t[3]}
+}
+func (s byteSet) empty() bool { return s[0]|s[1]|s[2]|s[3] == 0 }
+
+// pick returns a member of a non-empty set, preferring bytes that read well
+// in an example: lower-case letters, digits, upper-case letters, then
+// anything printable.
+func (s byteSet) pick() byte {
+	for _, r := range [][2]int{{'a', 'z'}, {'0', '9'}, {'A', 'Z'}, {'!', '~'}, {0, 255}} {
+		for c := r[0]; c <= r[1]; c++ {
+			if s.has(byte(c)) {
+				return byte(c)
+			}
+		}
+	}
+	panic("keyspace: pick from an empty set")
+}
+
+func single(c byte) byteSet {
+	var s byteSet
+	s.add(c)
+	return s
+}
+
+func setOf(f func(c byte) bool) byteSet {
+	var s byteSet
+	for c := 0; c < 256; c++ {
+		if f(byte(c)) {
+			s.add(byte(c))
+		}
+	}
+	return s
+}
+
+// edge is a transition on any byte of on.
+type edge struct {
+	on byteSet
+	to int
+}
+
+// automaton is a nondeterministic automaton: state 0 is the start, and
+// accept is the one accepting state.
+type automaton struct {
+	edges  [][]edge
+	eps    [][]int // ε moves
+	accept int
+}
+
+func (a *automaton) state() int {
+	a.edges = append(a.edges, nil)
+	a.eps = append(a.eps, nil)
+	return len(a.edges) - 1
+}
+
+func (a *automaton) edge(from int, on byteSet, to int) {
+	a.edges[from] = append(a.edges[from], edge{on, to})
+}
+
+// closure returns s and every state reachable from it by ε moves.
+func (a *automaton) closure(s int) []int {
+	out := []int{s}
+	for i := 0; i < len(out); i++ {
+		for _, t := range a.eps[out[i]] {
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// automatonOf builds the automaton of p's expansions.
+func automatonOf(p *Pattern) *automaton {
+	a := &automaton{}
+	cur := a.state()
+	lit := func(s string) {
+		for i := 0; i < len(s); i++ {
+			next := a.state()
+			a.edge(cur, single(s[i]), next)
+			cur = next
+		}
+	}
+	raw := setOf(func(c byte) bool { return !p.escape[c] })
+	digits := setOf(func(c byte) bool { return c >= '0' && c <= '9' })
+	nonZero := setOf(func(c byte) bool { return c >= '1' && c <= '9' })
+	for i, ph := range p.placeholders {
+		lit(p.literals[i])
+		in, end := cur, a.state()
+		if ph.Type == Int { // strconv.Itoa: -?(0|[1-9][0-9]*)
+			neg, digit := a.state(), a.state()
+			a.edge(in, single('-'), neg)
+			a.edge(in, single('0'), end)
+			a.edge(in, nonZero, digit)
+			a.edge(neg, nonZero, digit)
+			a.edge(digit, digits, digit)
+			a.eps[digit] = append(a.eps[digit], end)
+		} else { // one or more units: a raw byte, or %XX of an escaped byte
+			pct := a.state()
+			a.edge(in, raw, end)
+			a.edge(in, single('%'), pct)
+			for h := 0; h < 16; h++ {
+				var lo byteSet
+				for l := 0; l < 16; l++ {
+					if p.escape[h<<4|l] {
+						lo.add(hexDigits[l])
+					}
+				}
+				if !lo.empty() {
+					hi := a.state()
+					a.edge(pct, single(hexDigits[h]), hi)
+					a.edge(hi, lo, end)
+				}
+			}
+			a.eps[end] = append(a.eps[end], in)
+		}
+		cur = end
+	}
+	lit(p.literals[len(p.literals)-1])
+	a.accept = cur
+	return a
+}
+
+// intersect searches the product of x and y breadth first for a shortest
+// string both accept. Searching over pairs of states (not sets) is exact,
+// because ε moves are followed before every byte: a pair is reached by a
+// string iff both of its states are.
+func intersect(x, y *automaton) (string, bool) {
+	type pair struct{ s, t int }
+	type step struct {
+		from pair
+		c    byte
+		ok   bool // false for the pairs of the start, which no byte reached
+	}
+	prev := map[pair]step{}
+	var queue []pair
+	push := func(p pair, st step) {
+		for _, s := range x.closure(p.s) {
+			for _, t := range y.closure(p.t) {
+				q := pair{s, t}
+				if _, seen := prev[q]; !seen {
+					prev[q] = st
+					queue = append(queue, q)
+				}
+			}
+		}
+	}
+	push(pair{0, 0}, step{})
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if p.s == x.accept && p.t == y.accept {
+			var name []byte
+			for q := p; prev[q].ok; q = prev[q].from {
+				name = append(name, prev[q].c)
+			}
+			slices.Reverse(name)
+			return string(name), true
+		}
+		for _, e := range x.edges[p.s] {
+			for _, f := range y.edges[p.t] {
+				if on := e.on.and(f.on); !on.empty() {
+					push(pair{e.to, f.to}, step{p, on.pick(), true})
+				}
+			}
+		}
+	}
+	return "", false
+}
