@@ -28,6 +28,10 @@ var packageRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 	c := &checker{errs: errs{file: f.Name}, types: map[string]*TypeSpec{}, typePos: map[string]Pos{}, imports: map[string]string{}}
 	m := &Model{Schema: path.Base(strings.ReplaceAll(f.Name, `\`, "/"))}
+	if strings.ContainsFunc(m.Schema, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '<' || r == '>' }) || keyTextProblem(m.Schema) != "" {
+		// The name is written into the header comment of every file.
+		c.errs.add(Pos{1, 1}, "schema file name %q has a control, invisible, < or > character; rename the file", m.Schema)
+	}
 	c.header(f, m, opts)
 	for _, td := range f.Types {
 		if t := c.typeDecl(td); t != nil {
@@ -122,6 +126,10 @@ func (c *checker) header(f *RawSchema, m *Model, opts CheckOptions) {
 			c.errs.add(f.Prefix.Pos, "prefix must be a string; quote it")
 		} else if err := keyspace.CheckPrefix(f.Prefix.Value); err != nil {
 			c.errs.add(f.Prefix.Pos, "prefix %q %v", f.Prefix.Value, err)
+		} else if why := keyTextProblem(f.Prefix.Value); why != "" {
+			c.errs.add(f.Prefix.Pos, "prefix %q %s", f.Prefix.Value, why)
+		} else if i := strings.IndexAny(f.Prefix.Value, "<>"); i >= 0 {
+			c.errs.add(f.Prefix.Pos, "prefix %q has %q at offset %d; it may not contain < or >, which the documentation uses to show placeholders (<name>)", f.Prefix.Value, f.Prefix.Value[i], i)
 		}
 		m.Prefix = f.Prefix.Value
 	}
@@ -142,12 +150,12 @@ func (c *checker) typeDecl(td *RawType) *TypeSpec {
 		c.errs.add(td.Name.Pos, "type %q has no fields", name)
 	}
 	what := fmt.Sprintf("type %q", name)
-	t := &TypeSpec{Name: name, Doc: td.Doc.Value, Review: c.notes(td.Name.Pos, td.Review, what, map[string]Scalar{"doc": td.Doc})}
+	t := &TypeSpec{Name: name, Doc: c.doc(td.Doc, what), Review: c.notes(td.Name.Pos, td.Review, what, map[string]Scalar{"doc": td.Doc})}
 	goNames := map[string]string{}
 	for _, fd := range td.Fields {
 		fname := fd.Name.Value
 		what := fmt.Sprintf("type %q field %q", name, fname)
-		f := &FieldSpec{Name: fname, Doc: fd.Doc.Value, Pos: fd.Name.Pos}
+		f := &FieldSpec{Name: fname, Doc: c.doc(fd.Doc, what), Pos: fd.Name.Pos}
 		if !isSnake(fname) {
 			c.errs.add(fd.Name.Pos, "%s: name must be lower_snake_case", what)
 			continue
@@ -271,6 +279,7 @@ type entry struct {
 	name    Scalar
 	key     Scalar
 	payload Scalar
+	doc     Scalar
 }
 
 // common checks an entry's name, key pattern and payload. It returns nil
@@ -290,12 +299,16 @@ func (c *checker) common(e entry, names map[string]string) (goName string, key *
 		names[goName] = e.name.Value
 	}
 
+	c.doc(e.doc, what)
 	pattern, keyPos := e.name.Value, e.name.Pos
 	if e.key.Set {
 		pattern, keyPos = e.key.Value, e.key.Pos
 	}
 	key, err := keyspace.ParsePattern(pattern)
-	if err != nil {
+	if why := keyTextProblem(pattern); err == nil && why != "" {
+		c.errs.add(keyPos, "%s: key pattern %q %s", what, pattern, why)
+		ok = false
+	} else if err != nil {
 		for _, pe := range patternErrors(err) {
 			c.errs.add(keyPos, "%s: %s", what, pe)
 		}
@@ -356,7 +369,7 @@ func patternErrors(err error) []error {
 }
 
 func (c *checker) queueDecl(qd *RawQueue, names map[string]string) *QueueSpec {
-	goName, key, params, payload, ok := c.common(entry{"queue", qd.Name, qd.Key, qd.Payload}, names)
+	goName, key, params, payload, ok := c.common(entry{"queue", qd.Name, qd.Key, qd.Payload, qd.Doc}, names)
 	what := fmt.Sprintf("queue %q", qd.Name.Value)
 	rel, relOK := c.delivery(qd, what)
 	if !ok || !relOK {
@@ -466,7 +479,7 @@ func (c *checker) duration(s Scalar, what, name string) (time.Duration, bool) {
 }
 
 func (c *checker) cacheDecl(cd *RawCache, names map[string]string) *CacheSpec {
-	goName, key, params, payload, ok := c.common(entry{"cache", cd.Name, cd.Key, cd.Payload}, names)
+	goName, key, params, payload, ok := c.common(entry{"cache", cd.Name, cd.Key, cd.Payload, cd.Doc}, names)
 	what := fmt.Sprintf("cache %q", cd.Name.Value)
 	k := &CacheSpec{Name: cd.Name.Value, GoName: goName, VarName: "cache" + goName, Doc: cd.Doc.Value, Key: key, Params: params, Payload: payload,
 		Review: c.notes(cd.Name.Pos, cd.Review, what, map[string]Scalar{"key": cd.Key, "payload": cd.Payload, "ttl": cd.TTL, "doc": cd.Doc})}
@@ -497,6 +510,15 @@ func (c *checker) cacheDecl(cd *RawCache, names map[string]string) *CacheSpec {
 	return k
 }
 
+// doc checks a doc text and returns it: text that reaches comments and
+// the catalogue may not hide or reorder what a reviewer reads.
+func (c *checker) doc(s Scalar, what string) string {
+	if why := textProblem(s.Value); s.Set && why != "" {
+		c.errs.add(s.Pos, "%s: doc %s", what, why)
+	}
+	return s.Value
+}
+
 // notes checks an entry's review keys and records where its keys stand.
 func (c *checker) notes(pos Pos, r RawReview, what string, keys map[string]Scalar) Notes {
 	n := Notes{Pos: pos, At: map[string]Pos{}}
@@ -509,6 +531,8 @@ func (c *checker) notes(pos Pos, r RawReview, what string, keys map[string]Scala
 		n.At["allow_breaking"] = a.Pos
 		if a.Tag != "!!str" || strings.TrimSpace(a.Value) == "" {
 			c.errs.add(a.Pos, "%s: allow_breaking must be a quoted reason, such as \"old jobs were drained in the 2026-11 release\"", what)
+		} else if why := textProblem(a.Value); why != "" {
+			c.errs.add(a.Pos, "%s: allow_breaking %s", what, why)
 		}
 		n.AllowBreaking = a.Value
 	}

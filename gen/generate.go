@@ -70,12 +70,10 @@ func typeDecl(t *TypeSpec) jen.Code {
 		if fl.Optional {
 			tag += ",omitzero"
 		}
-		var code []jen.Code
-		if fl.Doc != "" {
-			code = append(code, jen.Comment(fl.Doc))
+		if doc := strings.TrimSpace(fl.Doc); doc != "" {
+			fields = append(fields, commentLines(doc)...)
 		}
-		code = append(code, jen.Id(fl.GoName).Add(typeRef(fl.Type)).Tag(map[string]string{"json": tag}))
-		fields = append(fields, code...)
+		fields = append(fields, jen.Id(fl.GoName).Add(typeRef(fl.Type)).Tag(map[string]string{"json": tag}))
 	}
 	return jen.Add(docComment(t.Name+" is a payload type of the schema.", t.Doc)).Line().
 		Type().Id(t.Name).Struct(fields...)
@@ -272,14 +270,18 @@ func durationCode(d time.Duration) jen.Code {
 }
 
 // docComment is a generated first sentence, then the schema's doc text as
-// its own paragraph, as // lines.
+// its own paragraph, as // lines (see commentLines).
 func docComment(summary, doc string) jen.Code {
-	s := jen.Comment(summary)
+	text := summary
 	if doc = strings.TrimSpace(doc); doc != "" {
-		s.Line().Comment("")
-		for line := range strings.SplitSeq(doc, "\n") {
-			s.Line().Comment(strings.TrimRight(line, " \t"))
+		text += "\n\n" + doc
+	}
+	s := jen.Null()
+	for i, line := range commentLines(text) {
+		if i > 0 {
+			s.Line()
 		}
+		s.Add(line)
 	}
 	return s
 }
