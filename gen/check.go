@@ -3,12 +3,15 @@ package gen
 import (
 	"fmt"
 	"go/token"
+	"maps"
+	"slices"
 	"path"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dave/jennifer/jen"
 	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
@@ -26,7 +29,7 @@ var packageRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // Check checks a parsed schema and decides every Go name. It reports every
 // problem at once, as an ErrorList.
 func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
-	c := &checker{errs: errs{file: f.Name}, types: map[string]*TypeSpec{}, typePos: map[string]Pos{}, imports: map[string]string{}}
+	c := &checker{errs: errs{file: f.Name}, types: map[string]*TypeSpec{}, typePos: map[string]Pos{}, importPaths: map[string]bool{}}
 	m := &Model{Schema: path.Base(strings.ReplaceAll(f.Name, `\`, "/"))}
 	if strings.ContainsFunc(m.Schema, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '<' || r == '>' }) || keyTextProblem(m.Schema) != "" {
 		// The name is written into the header comment of every file.
@@ -41,8 +44,6 @@ func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 	c.resolveFields()
 	c.cycles(m)
 
-	// Placeholder parameters may not shadow the package names that
-	// accessors use, so the imports are known before the queues and caches.
 	for _, t := range m.Types {
 		for _, fl := range t.Fields {
 			c.noteImports(fl.Type)
@@ -60,6 +61,7 @@ func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 			m.Caches = append(m.Caches, k)
 		}
 	}
+	m.Imports = c.importNames()
 	c.checkParams(m)
 	if err := c.errs.err(); err != nil {
 		return nil, err
@@ -71,7 +73,7 @@ type checker struct {
 	errs      errs
 	types     map[string]*TypeSpec
 	typePos   map[string]Pos
-	imports   map[string]string // package name → import path, of external payloads
+	importPaths map[string]bool // of external payload and field types
 	params    []paramUse
 	fieldRefs []fieldRef
 }
@@ -110,6 +112,8 @@ func (c *checker) header(f *RawSchema, m *Model, opts CheckOptions) {
 		c.errs.add(pkgPos, "package is not set and cannot be derived from the output directory")
 	case !packageRE.MatchString(m.Package) || token.IsKeyword(m.Package):
 		c.errs.add(pkgPos, "package %q is not a valid Go package name (lower case letters, digits and _, not a keyword)", m.Package)
+	case m.Package == "main":
+		c.errs.add(pkgPos, "package main cannot be imported; generated code is a package that nodes import, so name it after what it holds, such as storage")
 	}
 
 	m.Review = c.notes(f.Prefix.Pos, f.Review, "schema", map[string]Scalar{"prefix": f.Prefix, "package": f.Package})
@@ -269,7 +273,7 @@ func (c *checker) noteImports(t *TypeRef) {
 	case Slice, Map:
 		c.noteImports(t.Elem)
 	case External:
-		c.imports[packageName(t.Path)] = t.Path
+		c.importPaths[t.Path] = true
 	}
 }
 
@@ -546,6 +550,30 @@ func (c *checker) notes(pos Pos, r RawReview, what string, keys map[string]Scala
 	return n
 }
 
+// importNames decides the name under which generated code imports each
+// package of an external type, so that jennifer never has to rename one:
+// the package's last path element (the one before a /vN major version),
+// reduced to lower-case letters and digits, or pkg; then a number from 2
+// on when that name is taken by another import, the runtime or time, a
+// name generated accessors use (qs, cs, ds), a Go keyword or a
+// predeclared identifier. Paths are named in sorted order, so the names
+// do not depend on where in the schema a type is used first.
+func (c *checker) importNames() map[string]string {
+	paths := slices.Sorted(maps.Keys(c.importPaths))
+	taken := map[string]bool{"runtime": true, "time": true, "qs": true, "cs": true, "ds": true}
+	names := make(map[string]string, len(paths))
+	for _, p := range paths {
+		base := packageName(p)
+		name := base
+		for n := 2; taken[name] || token.IsKeyword(name) || predeclared[name] || jen.IsReservedWord(name); n++ {
+			name = base + strconv.Itoa(n)
+		}
+		taken[name] = true
+		names[p] = name
+	}
+	return names
+}
+
 // checkParams reports parameters that would shadow an imported package or
 // a declaration variable inside an accessor.
 func (c *checker) checkParams(m *Model) {
@@ -556,8 +584,12 @@ func (c *checker) checkParams(m *Model) {
 	for _, k := range m.Caches {
 		vars[k.VarName] = true
 	}
+	importOf := map[string]string{}
+	for path, name := range m.Imports {
+		importOf[name] = path
+	}
 	for _, u := range c.params {
-		if path, ok := c.imports[u.p.GoName]; ok {
+		if path, ok := importOf[u.p.GoName]; ok {
 			c.errs.add(u.pos, "%s: placeholder {%s} becomes parameter %s, which hides the package of %s; rename the placeholder", u.what, u.p.Name, u.p.GoName, path)
 		}
 		if vars[u.p.GoName] {

@@ -170,6 +170,7 @@ queues:
 			{Name: "run_id", GoName: "RunID", Type: &TypeRef{Kind: Builtin, Name: "string"}},
 			{Name: "error", GoName: "Error", Type: &TypeRef{Kind: Builtin, Name: "string"}, Optional: true, Doc: "Set on failure."},
 		}}},
+		Imports: map[string]string{"example.com/engine/nodes": "nodes"},
 		Queues: []*QueueSpec{{Name: "jobs", GoName: "Jobs", VarName: "queueJobs", Key: keyspace.MustParsePattern("jobs"),
 			Payload: &TypeRef{Kind: External, Path: "example.com/engine/nodes", Name: "Output"}}},
 		Caches: []*CacheSpec{

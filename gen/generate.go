@@ -30,7 +30,13 @@ func Generate(m *Model) (map[string][]byte, error) {
 	for name, f := range files {
 		var buf bytes.Buffer
 		if err := f.Render(&buf); err != nil {
-			return nil, fmt.Errorf("render %s: %w", name, err)
+			// jennifer's error ends with the whole unformatted source,
+			// which is no message for a schema author: keep its first
+			// line. The checker decides every name so that this does not
+			// happen; the fuzz target type-checks what it accepts.
+			msg, _, _ := strings.Cut(err.Error(), "\n")
+			msg = strings.TrimSuffix(msg, " while formatting source:")
+			return nil, ErrorList{{File: m.Schema, Pos: Pos{1, 1}, Msg: fmt.Sprintf("generated %s is not valid Go, which is a bug in storagegen (please report it with this schema): %s", name, msg)}}
 		}
 		out[name] = buf.Bytes()
 	}
@@ -41,6 +47,10 @@ func newFile(m *Model) *jen.File {
 	f := jen.NewFile(m.Package)
 	f.HeaderComment(Header(m.Schema))
 	f.ImportName(runtimePath, "runtime")
+	f.ImportName("time", "time")
+	for path, name := range m.Imports {
+		f.ImportAlias(path, name)
+	}
 	return f
 }
 

@@ -2,6 +2,7 @@ package gen
 
 import (
 	"go/token"
+	"regexp"
 	"strings"
 )
 
@@ -60,8 +61,11 @@ func parseExternal(s string) (*TypeRef, string) {
 	if !token.IsIdentifier(name) || !token.IsExported(name) {
 		return nil, "names type " + name + ", which is not an exported Go identifier"
 	}
+	if path == runtimePath || strings.HasPrefix(path, runtimePath+"/") {
+		return nil, "is a type of the storagegen runtime, which generated code already uses; payloads and fields are your own types"
+	}
 	for seg := range strings.SplitSeq(path, "/") {
-		if seg == "" || seg == "." || seg == ".." || strings.ContainsFunc(seg, func(r rune) bool {
+		if seg == "" || seg[0] == '.' || seg[len(seg)-1] == '.' || strings.ContainsFunc(seg, func(r rune) bool {
 			return !(r == '-' || r == '.' || r == '_' || r == '~' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
 		}) {
 			return nil, "has an invalid import path " + path
@@ -70,20 +74,26 @@ func parseExternal(s string) (*TypeRef, string) {
 	return &TypeRef{Kind: External, Path: path, Name: name}, ""
 }
 
-// packageName is the name generated code uses for an import path's
-// package: jennifer's guess (the last element, lower case, letters and
-// digits only, no leading digits), which it writes as an import alias when
-// the real name differs.
+// packageName is the name an import path's package most likely has: its
+// last element, or the one before a major version element (/v2), in
+// lower-case letters and digits with no leading digits, or pkg. Check
+// makes it unique (importNames).
 func packageName(path string) string {
-	last := strings.ToLower(path[strings.LastIndex(path, "/")+1:])
+	elems := strings.Split(path, "/")
+	last := elems[len(elems)-1]
+	if len(elems) > 1 && majorVersionRE.MatchString(last) {
+		last = elems[len(elems)-2]
+	}
 	name := strings.TrimLeft(strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 			return r
 		}
 		return -1
-	}, last), "0123456789")
+	}, strings.ToLower(last)), "0123456789")
 	if name == "" {
 		return "pkg"
 	}
 	return name
 }
+
+var majorVersionRE = regexp.MustCompile(`^v[0-9]+$`)
