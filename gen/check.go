@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"go/token"
 	"maps"
-	"slices"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dave/jennifer/jen"
 	"github.com/storagegen/storagegen/internal/keyspace"
@@ -34,6 +35,9 @@ func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 	if strings.ContainsFunc(m.Schema, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '<' || r == '>' }) || keyTextProblem(m.Schema) != "" {
 		// The name is written into the header comment of every file.
 		c.errs.add(Pos{1, 1}, "schema file name %q has a control, invisible, < or > character; rename the file", m.Schema)
+	}
+	if !c.checkSize(f) {
+		return nil, c.errs.err()
 	}
 	c.header(f, m, opts)
 	for _, td := range f.Types {
@@ -61,6 +65,7 @@ func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 			m.Caches = append(m.Caches, k)
 		}
 	}
+	c.disjointKeys(m)
 	m.Imports = c.importNames()
 	c.checkParams(m)
 	if err := c.errs.err(); err != nil {
@@ -70,12 +75,12 @@ func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 }
 
 type checker struct {
-	errs      errs
-	types     map[string]*TypeSpec
-	typePos   map[string]Pos
+	errs        errs
+	types       map[string]*TypeSpec
+	typePos     map[string]Pos
 	importPaths map[string]bool // of external payload and field types
-	params    []paramUse
-	fieldRefs []fieldRef
+	params      []paramUse
+	fieldRefs   []fieldRef
 }
 
 // fieldRef is a field type waiting for every type to be declared.
@@ -176,7 +181,7 @@ func (c *checker) typeDecl(td *RawType) *TypeSpec {
 		}
 		tr, msg := parseTypeExpr(fd.Type.Value)
 		if msg != "" {
-			c.errs.add(fd.Type.Pos, "%s: type %q %s", what, fd.Type.Value, msg)
+			c.errs.add(fd.Type.Pos, "%s: type %q %s", what, shorten(fd.Type.Value), msg)
 			continue
 		}
 		f.Type = tr
@@ -309,7 +314,10 @@ func (c *checker) common(e entry, names map[string]string) (goName string, key *
 		pattern, keyPos = e.key.Value, e.key.Pos
 	}
 	key, err := keyspace.ParsePattern(pattern)
-	if why := keyTextProblem(pattern); err == nil && why != "" {
+	if len(pattern) > MaxKeyPatternBytes {
+		c.errs.add(keyPos, "%s: key pattern is %d bytes, over the limit of %d", what, len(pattern), MaxKeyPatternBytes)
+		ok, err = false, nil
+	} else if why := keyTextProblem(pattern); err == nil && why != "" {
 		c.errs.add(keyPos, "%s: key pattern %q %s", what, pattern, why)
 		ok = false
 	} else if err != nil {
@@ -349,7 +357,7 @@ func (c *checker) common(e entry, names map[string]string) (goName string, key *
 	tr, msg := parseTypeExpr(e.payload.Value)
 	switch {
 	case msg != "":
-		c.errs.add(e.payload.Pos, "%s: payload %q %s", what, e.payload.Value, msg)
+		c.errs.add(e.payload.Pos, "%s: payload %q %s", what, shorten(e.payload.Value), msg)
 		ok = false
 	case tr.Kind == Declared && c.types[tr.Name] == nil:
 		c.errs.add(e.payload.Pos, "%s: payload %s is not declared under types", what, tr.Name)
@@ -596,4 +604,76 @@ func (c *checker) checkParams(m *Model) {
 			c.errs.add(u.pos, "%s: placeholder {%s} becomes parameter %s, which is the name of a generated variable; rename the placeholder", u.what, u.p.Name, u.p.GoName)
 		}
 	}
+}
+
+// keyed is a queue or cache whose keys are compared with the others of its
+// kind.
+type keyed struct {
+	what string
+	pos  Pos // of its key pattern, or of its name when the key is the name
+	key  *keyspace.Pattern
+}
+
+// disjointKeys reports two queues, or two caches, that can have the same
+// key, with an example key and the arguments that give it through each:
+// a Set through one would be read through the other. A queue never shares
+// a key with a cache: after the prefix, one's keys begin with "queue:{"
+// and the other's with "cache:". Queues' keys also differ in full when
+// their expanded patterns do, whatever part suffix follows: the pattern
+// sits between braces, and neither its literal text nor an escaped value
+// ever holds a raw brace, so the first "}" ends it.
+func (c *checker) disjointKeys(m *Model) {
+	var queues, caches []keyed
+	for _, q := range m.Queues {
+		queues = append(queues, keyed{fmt.Sprintf("queue %q", q.Name), q.Review.PosOf("key"), q.Key})
+	}
+	for _, k := range m.Caches {
+		caches = append(caches, keyed{fmt.Sprintf("cache %q", k.Name), k.Review.PosOf("key"), k.Key})
+	}
+	c.disjoint(queues, func(name string) string { return keyspace.QueueKey(m.Prefix, name) })
+	c.disjoint(caches, func(name string) string { return keyspace.CacheKey(m.Prefix, name) })
+}
+
+func (c *checker) disjoint(entries []keyed, keyOf func(string) string) {
+	for j, b := range entries {
+		for _, a := range entries[:j] {
+			name, overlap := keyspace.Overlap(a.key, b.key)
+			if !overlap {
+				continue
+			}
+			c.errs.add(b.pos, "%s: key pattern %q can give the same key as %s's %q at line %d, column %d: %s, %s here and %s there; a value written through one would be read through the other, so make their literal text differ (such as a different word before the first placeholder)",
+				b.what, b.key, a.what, a.key, a.pos.Line, a.pos.Col, keyOf(name), argsText(b.key, name), argsText(a.key, name))
+			break
+		}
+	}
+}
+
+// argsText writes the arguments that expand p to name, as
+// {id}="settings:x", {n}=42.
+func argsText(p *keyspace.Pattern, name string) string {
+	args, err := p.Parse(name)
+	if err != nil || len(args) == 0 {
+		return "with no arguments"
+	}
+	parts := make([]string, len(args))
+	for i, ph := range p.Placeholders() {
+		if s, ok := args[i].(string); ok {
+			parts[i] = fmt.Sprintf("{%s}=%q", ph.Name, s)
+		} else {
+			parts[i] = fmt.Sprintf("{%s}=%v", ph.Name, args[i])
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// shorten cuts text quoted in a message to 80 bytes, at a rune boundary.
+func shorten(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	i := 80
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }

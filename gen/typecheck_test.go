@@ -3,8 +3,8 @@ package gen
 import (
 	"fmt"
 	"go/ast"
-	goparser "go/parser"
 	"go/importer"
+	goparser "go/parser"
 	"go/token"
 	"go/types"
 	"io"

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"fmt"
 	"go/token"
 	"regexp"
 	"strings"
@@ -16,7 +17,12 @@ const allowedTypes = "bool, string, int, int32, int64, uint32, uint64, float32, 
 // parseTypeExpr parses a field or payload type. Declared types are not yet
 // resolved: a Declared TypeRef names an UpperCamel identifier. On failure
 // it returns a message.
-func parseTypeExpr(s string) (*TypeRef, string) {
+func parseTypeExpr(s string) (*TypeRef, string) { return parseTypeDepth(s, 0) }
+
+func parseTypeDepth(s string, depth int) (*TypeRef, string) {
+	if depth > MaxTypeDepth {
+		return nil, fmt.Sprintf("nests slices and maps more than %d deep, the limit", MaxTypeDepth)
+	}
 	switch {
 	case s == "":
 		return nil, "is empty; want " + allowedTypes
@@ -27,7 +33,7 @@ func parseTypeExpr(s string) (*TypeRef, string) {
 	case builtinTypes[s]:
 		return &TypeRef{Kind: Builtin, Name: s}, ""
 	case strings.HasPrefix(s, "[]"):
-		elem, msg := parseTypeExpr(s[2:])
+		elem, msg := parseTypeDepth(s[2:], depth+1)
 		if msg != "" {
 			return nil, msg
 		}
@@ -37,7 +43,7 @@ func parseTypeExpr(s string) (*TypeRef, string) {
 		if !ok {
 			return nil, "is a map whose key is not string; JSON object keys are strings, use map[string]T"
 		}
-		elem, msg := parseTypeExpr(rest)
+		elem, msg := parseTypeDepth(rest, depth+1)
 		if msg != "" {
 			return nil, msg
 		}
