@@ -17,22 +17,95 @@ import (
 // Overlap builds a small automaton for each pattern and searches their
 // product breadth first, so the name it returns is a shortest common one,
 // which keeps an example readable. Two patterns whose literal texts cannot
-// begin, or cannot end, one name are disjoint without a search.
+// begin, or cannot end, one name, or that a separator both escape tells
+// apart (see separated), are disjoint without a search.
 func Overlap(a, b *Pattern) (string, bool) {
 	if !compatible(a.literals[0], b.literals[0], strings.HasPrefix) ||
 		!compatible(a.literals[len(a.literals)-1], b.literals[len(b.literals)-1], strings.HasSuffix) {
 		return "", false
 	}
-	return intersect(automatonOf(a), automatonOf(b))
+	if separated(a, b) {
+		return "", false
+	}
+	return intersect(a.automaton(), b.automaton())
 }
 
-// compatible reports whether two literal ends can begin (or end) one name:
-// the shorter is a prefix (suffix) of the longer.
-func compatible(a, b string, has func(s, affix string) bool) bool {
-	if len(a) < len(b) {
-		a, b = b, a
+// automaton returns p's automaton, built once: a schema's patterns are
+// compared pairwise.
+func (p *Pattern) automaton() *automaton {
+	p.autoOnce.Do(func() { p.auto = automatonOf(p) })
+	return p.auto
+}
+
+// separated reports whether a byte of the patterns' literal text that both
+// escape in values tells their names apart. Such a byte c appears raw in a
+// name exactly where the pattern's literal text has it (values write it
+// %XX; ints are digits and '-', which are never escaped), so the names of
+// each pattern, cut at every raw c, fall into a fixed number of pieces,
+// each with fixed text at its start and end. Names of both can coincide
+// only if the counts agree and so do the pieces' ends: "{a}:q5:{b}" and
+// "{a}:q7:{b}", or "{a}_q5:{b}" and "{a}_q7:{b}", never meet, which the
+// ends of the whole names cannot tell.
+func separated(a, b *Pattern) bool {
+	var tried [256]bool
+	for _, lits := range [][]string{a.literals, b.literals} {
+		for _, l := range lits {
+			for i := 0; i < len(l); i++ {
+				c := l[i]
+				if tried[c] || !a.escape[c] || !b.escape[c] {
+					continue
+				}
+				tried[c] = true
+				pa, pb := pieces(a, c), pieces(b, c)
+				if len(pa) != len(pb) {
+					return true
+				}
+				for k := range pa {
+					if !compatible(pa[k].head, pb[k].head, strings.HasPrefix) || !compatible(pa[k].tail, pb[k].tail, strings.HasSuffix) {
+						return true
+					}
+				}
+			}
+		}
 	}
-	return has(a, b)
+	return false
+}
+
+// piece is a part of a pattern between two cuts: the literal text before
+// its first placeholder and after its last, which are all of it when it
+// has none.
+type piece struct{ head, tail string }
+
+// pieces cuts p at every c of its literal text.
+func pieces(p *Pattern, c byte) []piece {
+	var out []piece
+	var cur strings.Builder
+	head, variable := "", false
+	for i, l := range p.literals {
+		for j := 0; j < len(l); j++ {
+			if l[j] != c {
+				cur.WriteByte(l[j])
+				continue
+			}
+			if !variable {
+				head = cur.String()
+			}
+			out = append(out, piece{head, cur.String()})
+			cur.Reset()
+			head, variable = "", false
+		}
+		if i < len(p.placeholders) {
+			if !variable {
+				head = cur.String()
+			}
+			cur.Reset()
+			variable = true
+		}
+	}
+	if !variable {
+		head = cur.String()
+	}
+	return append(out, piece{head, cur.String()})
 }
 
 // byteSet is a set of bytes.
@@ -84,9 +157,10 @@ type edge struct {
 // automaton is a nondeterministic automaton: state 0 is the start, and
 // accept is the one accepting state.
 type automaton struct {
-	edges  [][]edge
-	eps    [][]int // ε moves
-	accept int
+	edges   [][]edge
+	eps     [][]int // ε moves
+	closure [][]int // each state and the states its ε moves reach
+	accept  int
 }
 
 func (a *automaton) state() int {
@@ -99,18 +173,27 @@ func (a *automaton) edge(from int, on byteSet, to int) {
 	a.edges[from] = append(a.edges[from], edge{on, to})
 }
 
-// closure returns s and every state reachable from it by ε moves.
-func (a *automaton) closure(s int) []int {
-	out := []int{s}
-	for i := 0; i < len(out); i++ {
-		for _, t := range a.eps[out[i]] {
-			if !slices.Contains(out, t) {
-				out = append(out, t)
+// closures fills in a.closure.
+func (a *automaton) closures() {
+	a.closure = make([][]int, len(a.eps))
+	for s := range a.eps {
+		out := []int{s}
+		for i := 0; i < len(out); i++ {
+			for _, t := range a.eps[out[i]] {
+				if !slices.Contains(out, t) {
+					out = append(out, t)
+				}
 			}
 		}
+		a.closure[s] = out
 	}
-	return out
 }
+
+// The byte classes of automata, computed once.
+var (
+	digitBytes   = setOf(func(c byte) bool { return c >= '0' && c <= '9' })
+	nonZeroBytes = setOf(func(c byte) bool { return c >= '1' && c <= '9' })
+)
 
 // automatonOf builds the automaton of p's expansions.
 func automatonOf(p *Pattern) *automaton {
@@ -124,8 +207,7 @@ func automatonOf(p *Pattern) *automaton {
 		}
 	}
 	raw := setOf(func(c byte) bool { return !p.escape[c] })
-	digits := setOf(func(c byte) bool { return c >= '0' && c <= '9' })
-	nonZero := setOf(func(c byte) bool { return c >= '1' && c <= '9' })
+	digits, nonZero := digitBytes, nonZeroBytes
 	for i, ph := range p.placeholders {
 		lit(p.literals[i])
 		in, end := cur, a.state()
@@ -160,6 +242,7 @@ func automatonOf(p *Pattern) *automaton {
 	}
 	lit(p.literals[len(p.literals)-1])
 	a.accept = cur
+	a.closures()
 	return a
 }
 
@@ -168,44 +251,54 @@ func automatonOf(p *Pattern) *automaton {
 // because ε moves are followed before every byte: a pair is reached by a
 // string iff both of its states are.
 func intersect(x, y *automaton) (string, bool) {
-	type pair struct{ s, t int }
 	type step struct {
-		from pair
+		from int // the pair it was reached from, as s*ny+t; -1 for the start's
 		c    byte
-		ok   bool // false for the pairs of the start, which no byte reached
 	}
-	prev := map[pair]step{}
-	var queue []pair
-	push := func(p pair, st step) {
-		for _, s := range x.closure(p.s) {
-			for _, t := range y.closure(p.t) {
-				q := pair{s, t}
-				if _, seen := prev[q]; !seen {
+	ny := len(y.edges)
+	prev := make([]step, len(x.edges)*ny)
+	seen := make([]bool, len(prev))
+	var queue []int
+	push := func(s, t int, st step) {
+		for _, s := range x.closure[s] {
+			for _, t := range y.closure[t] {
+				if q := s*ny + t; !seen[q] {
+					seen[q] = true
 					prev[q] = st
 					queue = append(queue, q)
 				}
 			}
 		}
 	}
-	push(pair{0, 0}, step{})
+	push(0, 0, step{from: -1})
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		if p.s == x.accept && p.t == y.accept {
+		s, t := p/ny, p%ny
+		if s == x.accept && t == y.accept {
 			var name []byte
-			for q := p; prev[q].ok; q = prev[q].from {
+			for q := p; prev[q].from >= 0; q = prev[q].from {
 				name = append(name, prev[q].c)
 			}
 			slices.Reverse(name)
 			return string(name), true
 		}
-		for _, e := range x.edges[p.s] {
-			for _, f := range y.edges[p.t] {
+		for _, e := range x.edges[s] {
+			for _, f := range y.edges[t] {
 				if on := e.on.and(f.on); !on.empty() {
-					push(pair{e.to, f.to}, step{p, on.pick(), true})
+					push(e.to, f.to, step{p, on.pick()})
 				}
 			}
 		}
 	}
 	return "", false
+}
+
+// compatible reports whether two literal ends can begin (or end) one name:
+// the shorter is a prefix (suffix) of the longer.
+func compatible(a, b string, has func(s, affix string) bool) bool {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	return has(a, b)
 }

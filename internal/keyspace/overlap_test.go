@@ -34,6 +34,16 @@ func TestOverlapCases(t *testing.T) {
 		{"q:{a}", "q:{b:int}", true},
 		{"q:{a:int}", "q:{b:int}:x", false},
 		{"settings", "{name}", true},
+		// A separator both escape cuts names into pieces that must agree.
+		{"{a}:q5:{b}", "{a}:q7:{b}", false},
+		{"{a}:q5:{b}", "{a}:q{n:int}:{b}", true},
+		{"{a}:q5:{b}", "{a}:{c}:{b}", true},
+		{"{a}:q5:{b}", "{a}:q5", false},
+		{"{a}_q5:{b}", "{a}_q7:{b}", false},
+		{"{a}_q5:{b}", "{c}:{b}", true},
+		{"x{a}y:{b}", "x{a}z:{b}", false},
+		{"{a}:x", "{a}_x", false},
+		{"{a}:x:{b}", "{c}_{d}:x:{e}", true},
 		{"attempt:{run_id}:{attempt:int}", "attempt:{run_id}", false},
 	} {
 		pa, pb := MustParsePattern(c.a), MustParsePattern(c.b)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // PlaceholderType is the Go type of a key pattern placeholder.
@@ -44,6 +45,9 @@ type Pattern struct {
 	literals     []string // len(literals) == len(placeholders)+1
 	placeholders []Placeholder
 	escape       [256]bool
+
+	autoOnce sync.Once  // for Overlap
+	auto     *automaton // its expansions, once Overlap needs them
 }
 
 // PatternError is a syntax error in a key pattern, at a byte offset.
