@@ -164,4 +164,3 @@ func TestLintRules(t *testing.T) {
 		t.Errorf("rules missing: %v", want)
 	}
 }
-
