@@ -273,6 +273,9 @@ func (p *Pattern) Parse(name string) ([]any, error) {
 	if !ok {
 		return nil, bad("literal prefix differs")
 	}
+	if len(p.placeholders) == 0 && rest != "" {
+		return nil, bad("it is longer than the pattern")
+	}
 	args := make([]any, 0, len(p.placeholders))
 	for i, ph := range p.placeholders {
 		next := p.literals[i+1]

@@ -62,6 +62,11 @@ func TestParsePatternErrors(t *testing.T) {
 }
 
 func TestParseRejectsForeignNames(t *testing.T) {
+	// A pattern without placeholders has one name. (The fuzz target
+	// found that "zaa" parsed under "z".)
+	if _, err := MustParsePattern("z").Parse("zaa"); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf(`"z".Parse("zaa") = %v; want an error`, err)
+	}
 	p := MustParsePattern("queue_{a}_{b}")
 	for _, name := range []string{"queue_a", "x_a_b", "queue_a_b_c", "queue__b", "queue_a%5_b", "queue_a%41_b", "queue_a*_b"} {
 		if _, err := p.Parse(name); !errors.Is(err, ErrInvalidArgument) {
