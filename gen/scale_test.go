@@ -10,8 +10,9 @@ import (
 // scaleSchema is an ordinary schema of n declarations: n/4 types of 5
 // fields, and n/2 queues and n/4 caches whose keys begin with their own
 // word (shape "word:"), or all begin and end with placeholders (shapes
-// "open" and "open_"), which the literal ends of the key comparison cannot
-// tell apart; their separators can (keyspace.Overlap).
+// "open", "open_" and "crossed", whose separators come in two orders),
+// which the literal ends of the key comparison cannot tell apart; their
+// separators can (keyspace.Overlap).
 func scaleSchema(n int, shape string) []byte {
 	var b strings.Builder
 	b.WriteString("version: 1\nprefix: \"flow:\"\ntypes:\n")
@@ -24,6 +25,11 @@ func scaleSchema(n int, shape string) []byte {
 			return fmt.Sprintf("{a}:%s%d:{b}", kind, i)
 		case "open_":
 			return fmt.Sprintf("{a}_%s%d:{b}", kind, i)
+		case "crossed":
+			if i%2 == 0 {
+				return fmt.Sprintf("{a}_%s%d:{b}", kind, i)
+			}
+			return fmt.Sprintf("{a}:%s%d_{b}", kind, i)
 		}
 		return fmt.Sprintf("%s%d:{a}:{b:int}", kind, i)
 	}
@@ -41,7 +47,7 @@ func scaleSchema(n int, shape string) []byte {
 // 2,000 declarations stay well within the limits, and take little time,
 // even when no key can be told apart from another by its literal ends.
 func TestTwoThousandDeclarations(t *testing.T) {
-	for _, shape := range []string{"word:", "open", "open_"} {
+	for _, shape := range []string{"word:", "open", "open_", "crossed"} {
 		src := scaleSchema(2000, shape)
 		start := time.Now()
 		m, err := Load("schema.yaml", src, CheckOptions{DefaultPackage: "out"})

@@ -37,35 +37,26 @@ func (p *Pattern) automaton() *automaton {
 	return p.auto
 }
 
-// separated reports whether a byte of the patterns' literal text that both
-// escape in values tells their names apart. Such a byte c appears raw in a
-// name exactly where the pattern's literal text has it (values write it
-// %XX; ints are digits and '-', which are never escaped), so the names of
-// each pattern, cut at every raw c, fall into a fixed number of pieces,
-// each with fixed text at its start and end. Names of both can coincide
-// only if the counts agree and so do the pieces' ends: "{a}:q5:{b}" and
-// "{a}:q7:{b}", or "{a}_q5:{b}" and "{a}_q7:{b}", never meet, which the
-// ends of the whole names cannot tell.
+// separated reports whether the bytes of the patterns' literal text that
+// both escape in values tell their names apart. Such a byte appears raw in
+// a name exactly where the pattern's literal text has it (values write it
+// %XX; ints are digits and '-', which are never escaped), so every name of
+// a pattern has the same sequence of them, and between two of them a
+// piece with fixed text at its start and end. Names of both can coincide
+// only if the sequences are equal and so are the pieces' ends, as far as
+// they go: "{a}:q5:{b}" and "{a}:q7:{b}", "{a}_q5:{b}" and "{a}_q7:{b}",
+// or "{a}_k:{b}" and "{a}:k_{b}" never meet, which the ends of the whole
+// names cannot tell.
 func separated(a, b *Pattern) bool {
-	var tried [256]bool
-	for _, lits := range [][]string{a.literals, b.literals} {
-		for _, l := range lits {
-			for i := 0; i < len(l); i++ {
-				c := l[i]
-				if tried[c] || !a.escape[c] || !b.escape[c] {
-					continue
-				}
-				tried[c] = true
-				pa, pb := pieces(a, c), pieces(b, c)
-				if len(pa) != len(pb) {
-					return true
-				}
-				for k := range pa {
-					if !compatible(pa[k].head, pb[k].head, strings.HasPrefix) || !compatible(pa[k].tail, pb[k].tail, strings.HasSuffix) {
-						return true
-					}
-				}
-			}
+	cut := func(c byte) bool { return a.escape[c] && b.escape[c] }
+	sa, pa := pieces(a, cut)
+	sb, pb := pieces(b, cut)
+	if sa != sb {
+		return true
+	}
+	for k := range pa {
+		if !compatible(pa[k].head, pb[k].head, strings.HasPrefix) || !compatible(pa[k].tail, pb[k].tail, strings.HasSuffix) {
+			return true
 		}
 	}
 	return false
@@ -76,23 +67,29 @@ func separated(a, b *Pattern) bool {
 // has none.
 type piece struct{ head, tail string }
 
-// pieces cuts p at every c of its literal text.
-func pieces(p *Pattern, c byte) []piece {
+// pieces cuts p at every byte of its literal text for which cut holds, and
+// returns those bytes in order and the pieces between them.
+func pieces(p *Pattern, cut func(byte) bool) (string, []piece) {
+	var seps []byte
 	var out []piece
 	var cur strings.Builder
 	head, variable := "", false
+	end := func() {
+		if !variable {
+			head = cur.String()
+		}
+		out = append(out, piece{head, cur.String()})
+		cur.Reset()
+		head, variable = "", false
+	}
 	for i, l := range p.literals {
 		for j := 0; j < len(l); j++ {
-			if l[j] != c {
+			if !cut(l[j]) {
 				cur.WriteByte(l[j])
 				continue
 			}
-			if !variable {
-				head = cur.String()
-			}
-			out = append(out, piece{head, cur.String()})
-			cur.Reset()
-			head, variable = "", false
+			seps = append(seps, l[j])
+			end()
 		}
 		if i < len(p.placeholders) {
 			if !variable {
@@ -102,10 +99,8 @@ func pieces(p *Pattern, c byte) []piece {
 			variable = true
 		}
 	}
-	if !variable {
-		head = cur.String()
-	}
-	return append(out, piece{head, cur.String()})
+	end()
+	return string(seps), out
 }
 
 // byteSet is a set of bytes.

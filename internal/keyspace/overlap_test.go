@@ -42,6 +42,8 @@ func TestOverlapCases(t *testing.T) {
 		{"{a}_q5:{b}", "{a}_q7:{b}", false},
 		{"{a}_q5:{b}", "{c}:{b}", true},
 		{"x{a}y:{b}", "x{a}z:{b}", false},
+		{"{a}_k:{b}", "{a}:k_{b}", false},
+		{"{a}_k:{b}", "{a}_{c}:{b}", true},
 		{"{a}:x", "{a}_x", false},
 		{"{a}:x:{b}", "{c}_{d}:x:{e}", true},
 		{"attempt:{run_id}:{attempt:int}", "attempt:{run_id}", false},
