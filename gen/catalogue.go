@@ -23,13 +23,13 @@ func Catalogue(m *Model) []byte {
 	}
 	entry := func(name, doc string) {
 		w("\n### %s\n\n", name)
-		if doc != "" {
-			w("%s\n\n", doc)
+		if doc = strings.TrimSpace(doc); doc != "" {
+			w("%s\n\n", mdText(doc))
 		}
 	}
 	w("<!-- %s -->\n\n", Header(m.Schema))
 	w("# Storage catalogue\n\n")
-	w("Every Redis key that `%s` declares. Prefix: %s.\n", m.Schema, code(m.Prefix))
+	w("Every Redis key that %s declares. Prefix: %s.\n", mdCode(m.Schema, false), code(m.Prefix))
 	w("A key shows each placeholder as `<name>`, or `<name:int>` for an int; the braces of a queue's key are its Redis Cluster hash tag.\n")
 	w("Example keys use each placeholder's name, with `-` for `_`, as its value.\n")
 
@@ -40,7 +40,7 @@ func Catalogue(m *Model) []byte {
 		if r := q.Reliable; r != nil {
 			w("| delivery | at-least-once: lease %s, at most %d %s, dedupe window %s |\n",
 				durationText(r.Lease), r.MaxDeliveries, pluralWord(r.MaxDeliveries, "delivery", "deliveries"), durationText(r.DedupeWindow))
-			w("| dead letters | `%s` |\n", keyspace.DeadKey(keyspace.QueueKey(m.Prefix, q.Key.Template())))
+			w("| dead letters | %s |\n", mdCode(keyspace.DeadKey(keyspace.QueueKey(m.Prefix, q.Key.Template())), true))
 		} else {
 			w("| delivery | at-most-once |\n")
 		}
@@ -66,7 +66,7 @@ func Catalogue(m *Model) []byte {
 			if f.Optional {
 				opt = "yes"
 			}
-			w("| `%s` | `%s` | %s | %s | %s |\n", f.Name, f.GoName, typeLink(f.Type), opt, cell(f.Doc))
+			w("| `%s` | `%s` | %s | %s | %s |\n", f.Name, f.GoName, typeLink(f.Type), opt, mdCell(f.Doc))
 		}
 	}
 	return b.Bytes()
@@ -74,15 +74,15 @@ func Catalogue(m *Model) []byte {
 
 // commonRows are the first rows of a queue's or a cache's table.
 func commonRows(accessor string, pattern *keyspace.Pattern, key, example string, params []*Param, payload *TypeRef) string {
-	return fmt.Sprintf("| | |\n| --- | --- |\n| accessor | `%s(%s)` |\n| key pattern | `%s` |\n| key | `%s` |\n| example key | `%s` |\n| placeholders | %s |\n| payload | %s |\n",
-		accessor, paramList(params), pattern, key, example, placeholderList(params), typeLink(payload))
+	return fmt.Sprintf("| | |\n| --- | --- |\n| accessor | `%s(%s)` |\n| key pattern | %s |\n| key | %s |\n| example key | %s |\n| placeholders | %s |\n| payload | %s |\n",
+		accessor, paramList(params), mdCode(pattern.String(), true), mdCode(key, true), mdCode(example, true), placeholderList(params), typeLink(payload))
 }
 
 func code(s string) string {
 	if s == "" {
 		return "none"
 	}
-	return "`" + s + "`"
+	return mdCode(s, false)
 }
 
 // exampleName expands pattern with each placeholder's name ('-' for '_')
@@ -150,11 +150,6 @@ func typeLink(t *TypeRef) string {
 		return link
 	}
 	return "`" + outer.String() + "`" + link
-}
-
-// cell makes text safe inside a Markdown table cell.
-func cell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
 }
 
 func pluralWord(n int, one, many string) string {

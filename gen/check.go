@@ -3,12 +3,16 @@ package gen
 import (
 	"fmt"
 	"go/token"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/dave/jennifer/jen"
 	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
@@ -26,8 +30,15 @@ var packageRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // Check checks a parsed schema and decides every Go name. It reports every
 // problem at once, as an ErrorList.
 func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
-	c := &checker{errs: errs{file: f.Name}, types: map[string]*TypeSpec{}, typePos: map[string]Pos{}, imports: map[string]string{}}
+	c := &checker{errs: errs{file: f.Name}, types: map[string]*TypeSpec{}, typePos: map[string]Pos{}, importPaths: map[string]bool{}}
 	m := &Model{Schema: path.Base(strings.ReplaceAll(f.Name, `\`, "/"))}
+	if strings.ContainsFunc(m.Schema, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '<' || r == '>' }) || keyTextProblem(m.Schema) != "" {
+		// The name is written into the header comment of every file.
+		c.errs.add(Pos{1, 1}, "schema file name %q has a control, invisible, < or > character; rename the file", m.Schema)
+	}
+	if !c.checkSize(f) {
+		return nil, c.errs.err()
+	}
 	c.header(f, m, opts)
 	for _, td := range f.Types {
 		if t := c.typeDecl(td); t != nil {
@@ -37,8 +48,6 @@ func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 	c.resolveFields()
 	c.cycles(m)
 
-	// Placeholder parameters may not shadow the package names that
-	// accessors use, so the imports are known before the queues and caches.
 	for _, t := range m.Types {
 		for _, fl := range t.Fields {
 			c.noteImports(fl.Type)
@@ -56,6 +65,8 @@ func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 			m.Caches = append(m.Caches, k)
 		}
 	}
+	c.disjointKeys(m)
+	m.Imports = c.importNames()
 	c.checkParams(m)
 	if err := c.errs.err(); err != nil {
 		return nil, err
@@ -64,12 +75,12 @@ func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 }
 
 type checker struct {
-	errs      errs
-	types     map[string]*TypeSpec
-	typePos   map[string]Pos
-	imports   map[string]string // package name → import path, of external payloads
-	params    []paramUse
-	fieldRefs []fieldRef
+	errs        errs
+	types       map[string]*TypeSpec
+	typePos     map[string]Pos
+	importPaths map[string]bool // of external payload and field types
+	params      []paramUse
+	fieldRefs   []fieldRef
 }
 
 // fieldRef is a field type waiting for every type to be declared.
@@ -106,6 +117,8 @@ func (c *checker) header(f *RawSchema, m *Model, opts CheckOptions) {
 		c.errs.add(pkgPos, "package is not set and cannot be derived from the output directory")
 	case !packageRE.MatchString(m.Package) || token.IsKeyword(m.Package):
 		c.errs.add(pkgPos, "package %q is not a valid Go package name (lower case letters, digits and _, not a keyword)", m.Package)
+	case m.Package == "main":
+		c.errs.add(pkgPos, "package main cannot be imported; generated code is a package that nodes import, so name it after what it holds, such as storage")
 	}
 
 	m.Review = c.notes(f.Prefix.Pos, f.Review, "schema", map[string]Scalar{"prefix": f.Prefix, "package": f.Package})
@@ -122,6 +135,10 @@ func (c *checker) header(f *RawSchema, m *Model, opts CheckOptions) {
 			c.errs.add(f.Prefix.Pos, "prefix must be a string; quote it")
 		} else if err := keyspace.CheckPrefix(f.Prefix.Value); err != nil {
 			c.errs.add(f.Prefix.Pos, "prefix %q %v", f.Prefix.Value, err)
+		} else if why := keyTextProblem(f.Prefix.Value); why != "" {
+			c.errs.add(f.Prefix.Pos, "prefix %q %s", f.Prefix.Value, why)
+		} else if i := strings.IndexAny(f.Prefix.Value, "<>"); i >= 0 {
+			c.errs.add(f.Prefix.Pos, "prefix %q has %q at offset %d; it may not contain < or >, which the documentation uses to show placeholders (<name>)", f.Prefix.Value, f.Prefix.Value[i], i)
 		}
 		m.Prefix = f.Prefix.Value
 	}
@@ -142,12 +159,12 @@ func (c *checker) typeDecl(td *RawType) *TypeSpec {
 		c.errs.add(td.Name.Pos, "type %q has no fields", name)
 	}
 	what := fmt.Sprintf("type %q", name)
-	t := &TypeSpec{Name: name, Doc: td.Doc.Value, Review: c.notes(td.Name.Pos, td.Review, what, map[string]Scalar{"doc": td.Doc})}
+	t := &TypeSpec{Name: name, Doc: c.doc(td.Doc, what), Review: c.notes(td.Name.Pos, td.Review, what, map[string]Scalar{"doc": td.Doc})}
 	goNames := map[string]string{}
 	for _, fd := range td.Fields {
 		fname := fd.Name.Value
 		what := fmt.Sprintf("type %q field %q", name, fname)
-		f := &FieldSpec{Name: fname, Doc: fd.Doc.Value, Pos: fd.Name.Pos}
+		f := &FieldSpec{Name: fname, Doc: c.doc(fd.Doc, what), Pos: fd.Name.Pos}
 		if !isSnake(fname) {
 			c.errs.add(fd.Name.Pos, "%s: name must be lower_snake_case", what)
 			continue
@@ -164,7 +181,7 @@ func (c *checker) typeDecl(td *RawType) *TypeSpec {
 		}
 		tr, msg := parseTypeExpr(fd.Type.Value)
 		if msg != "" {
-			c.errs.add(fd.Type.Pos, "%s: type %q %s", what, fd.Type.Value, msg)
+			c.errs.add(fd.Type.Pos, "%s: type %q %s", what, shorten(fd.Type.Value), msg)
 			continue
 		}
 		f.Type = tr
@@ -261,7 +278,7 @@ func (c *checker) noteImports(t *TypeRef) {
 	case Slice, Map:
 		c.noteImports(t.Elem)
 	case External:
-		c.imports[packageName(t.Path)] = t.Path
+		c.importPaths[t.Path] = true
 	}
 }
 
@@ -271,6 +288,7 @@ type entry struct {
 	name    Scalar
 	key     Scalar
 	payload Scalar
+	doc     Scalar
 }
 
 // common checks an entry's name, key pattern and payload. It returns nil
@@ -290,12 +308,19 @@ func (c *checker) common(e entry, names map[string]string) (goName string, key *
 		names[goName] = e.name.Value
 	}
 
+	c.doc(e.doc, what)
 	pattern, keyPos := e.name.Value, e.name.Pos
 	if e.key.Set {
 		pattern, keyPos = e.key.Value, e.key.Pos
 	}
 	key, err := keyspace.ParsePattern(pattern)
-	if err != nil {
+	if len(pattern) > MaxKeyPatternBytes {
+		c.errs.add(keyPos, "%s: key pattern is %d bytes, over the limit of %d", what, len(pattern), MaxKeyPatternBytes)
+		ok, err = false, nil
+	} else if why := keyTextProblem(pattern); err == nil && why != "" {
+		c.errs.add(keyPos, "%s: key pattern %q %s", what, pattern, why)
+		ok = false
+	} else if err != nil {
 		for _, pe := range patternErrors(err) {
 			c.errs.add(keyPos, "%s: %s", what, pe)
 		}
@@ -332,7 +357,7 @@ func (c *checker) common(e entry, names map[string]string) (goName string, key *
 	tr, msg := parseTypeExpr(e.payload.Value)
 	switch {
 	case msg != "":
-		c.errs.add(e.payload.Pos, "%s: payload %q %s", what, e.payload.Value, msg)
+		c.errs.add(e.payload.Pos, "%s: payload %q %s", what, shorten(e.payload.Value), msg)
 		ok = false
 	case tr.Kind == Declared && c.types[tr.Name] == nil:
 		c.errs.add(e.payload.Pos, "%s: payload %s is not declared under types", what, tr.Name)
@@ -356,7 +381,7 @@ func patternErrors(err error) []error {
 }
 
 func (c *checker) queueDecl(qd *RawQueue, names map[string]string) *QueueSpec {
-	goName, key, params, payload, ok := c.common(entry{"queue", qd.Name, qd.Key, qd.Payload}, names)
+	goName, key, params, payload, ok := c.common(entry{"queue", qd.Name, qd.Key, qd.Payload, qd.Doc}, names)
 	what := fmt.Sprintf("queue %q", qd.Name.Value)
 	rel, relOK := c.delivery(qd, what)
 	if !ok || !relOK {
@@ -466,7 +491,7 @@ func (c *checker) duration(s Scalar, what, name string) (time.Duration, bool) {
 }
 
 func (c *checker) cacheDecl(cd *RawCache, names map[string]string) *CacheSpec {
-	goName, key, params, payload, ok := c.common(entry{"cache", cd.Name, cd.Key, cd.Payload}, names)
+	goName, key, params, payload, ok := c.common(entry{"cache", cd.Name, cd.Key, cd.Payload, cd.Doc}, names)
 	what := fmt.Sprintf("cache %q", cd.Name.Value)
 	k := &CacheSpec{Name: cd.Name.Value, GoName: goName, VarName: "cache" + goName, Doc: cd.Doc.Value, Key: key, Params: params, Payload: payload,
 		Review: c.notes(cd.Name.Pos, cd.Review, what, map[string]Scalar{"key": cd.Key, "payload": cd.Payload, "ttl": cd.TTL, "doc": cd.Doc})}
@@ -497,6 +522,15 @@ func (c *checker) cacheDecl(cd *RawCache, names map[string]string) *CacheSpec {
 	return k
 }
 
+// doc checks a doc text and returns it: text that reaches comments and
+// the catalogue may not hide or reorder what a reviewer reads.
+func (c *checker) doc(s Scalar, what string) string {
+	if why := textProblem(s.Value); s.Set && why != "" {
+		c.errs.add(s.Pos, "%s: doc %s", what, why)
+	}
+	return s.Value
+}
+
 // notes checks an entry's review keys and records where its keys stand.
 func (c *checker) notes(pos Pos, r RawReview, what string, keys map[string]Scalar) Notes {
 	n := Notes{Pos: pos, At: map[string]Pos{}}
@@ -509,6 +543,8 @@ func (c *checker) notes(pos Pos, r RawReview, what string, keys map[string]Scala
 		n.At["allow_breaking"] = a.Pos
 		if a.Tag != "!!str" || strings.TrimSpace(a.Value) == "" {
 			c.errs.add(a.Pos, "%s: allow_breaking must be a quoted reason, such as \"old jobs were drained in the 2026-11 release\"", what)
+		} else if why := textProblem(a.Value); why != "" {
+			c.errs.add(a.Pos, "%s: allow_breaking %s", what, why)
 		}
 		n.AllowBreaking = a.Value
 	}
@@ -522,6 +558,30 @@ func (c *checker) notes(pos Pos, r RawReview, what string, keys map[string]Scala
 	return n
 }
 
+// importNames decides the name under which generated code imports each
+// package of an external type, so that jennifer never has to rename one:
+// the package's last path element (the one before a /vN major version),
+// reduced to lower-case letters and digits, or pkg; then a number from 2
+// on when that name is taken by another import, the runtime or time, a
+// name generated accessors use (qs, cs, ds), a Go keyword or a
+// predeclared identifier. Paths are named in sorted order, so the names
+// do not depend on where in the schema a type is used first.
+func (c *checker) importNames() map[string]string {
+	paths := slices.Sorted(maps.Keys(c.importPaths))
+	taken := map[string]bool{"runtime": true, "time": true, "qs": true, "cs": true, "ds": true}
+	names := make(map[string]string, len(paths))
+	for _, p := range paths {
+		base := packageName(p)
+		name := base
+		for n := 2; taken[name] || token.IsKeyword(name) || predeclared[name] || jen.IsReservedWord(name); n++ {
+			name = base + strconv.Itoa(n)
+		}
+		taken[name] = true
+		names[p] = name
+	}
+	return names
+}
+
 // checkParams reports parameters that would shadow an imported package or
 // a declaration variable inside an accessor.
 func (c *checker) checkParams(m *Model) {
@@ -532,12 +592,88 @@ func (c *checker) checkParams(m *Model) {
 	for _, k := range m.Caches {
 		vars[k.VarName] = true
 	}
+	importOf := map[string]string{}
+	for path, name := range m.Imports {
+		importOf[name] = path
+	}
 	for _, u := range c.params {
-		if path, ok := c.imports[u.p.GoName]; ok {
+		if path, ok := importOf[u.p.GoName]; ok {
 			c.errs.add(u.pos, "%s: placeholder {%s} becomes parameter %s, which hides the package of %s; rename the placeholder", u.what, u.p.Name, u.p.GoName, path)
 		}
 		if vars[u.p.GoName] {
 			c.errs.add(u.pos, "%s: placeholder {%s} becomes parameter %s, which is the name of a generated variable; rename the placeholder", u.what, u.p.Name, u.p.GoName)
 		}
 	}
+}
+
+// keyed is a queue or cache whose keys are compared with the others of its
+// kind.
+type keyed struct {
+	what string
+	pos  Pos // of its key pattern, or of its name when the key is the name
+	key  *keyspace.Pattern
+}
+
+// disjointKeys reports two queues, or two caches, that can have the same
+// key, with an example key and the arguments that give it through each:
+// a Set through one would be read through the other. A queue never shares
+// a key with a cache: after the prefix, one's keys begin with "queue:{"
+// and the other's with "cache:". Queues' keys also differ in full when
+// their expanded patterns do, whatever part suffix follows: the pattern
+// sits between braces, and neither its literal text nor an escaped value
+// ever holds a raw brace, so the first "}" ends it.
+func (c *checker) disjointKeys(m *Model) {
+	var queues, caches []keyed
+	for _, q := range m.Queues {
+		queues = append(queues, keyed{fmt.Sprintf("queue %q", q.Name), q.Review.PosOf("key"), q.Key})
+	}
+	for _, k := range m.Caches {
+		caches = append(caches, keyed{fmt.Sprintf("cache %q", k.Name), k.Review.PosOf("key"), k.Key})
+	}
+	c.disjoint(queues, func(name string) string { return keyspace.QueueKey(m.Prefix, name) })
+	c.disjoint(caches, func(name string) string { return keyspace.CacheKey(m.Prefix, name) })
+}
+
+func (c *checker) disjoint(entries []keyed, keyOf func(string) string) {
+	for j, b := range entries {
+		for _, a := range entries[:j] {
+			name, overlap := keyspace.Overlap(a.key, b.key)
+			if !overlap {
+				continue
+			}
+			c.errs.add(b.pos, "%s: key pattern %q can give the same key as %s's %q at line %d, column %d: %s, %s here and %s there; a value written through one would be read through the other, so make their literal text differ (such as a different word before the first placeholder)",
+				b.what, b.key, a.what, a.key, a.pos.Line, a.pos.Col, keyOf(name), argsText(b.key, name), argsText(a.key, name))
+			break
+		}
+	}
+}
+
+// argsText writes the arguments that expand p to name, as
+// {id}="settings:x", {n}=42.
+func argsText(p *keyspace.Pattern, name string) string {
+	args, err := p.Parse(name)
+	if err != nil || len(args) == 0 {
+		return "with no arguments"
+	}
+	parts := make([]string, len(args))
+	for i, ph := range p.Placeholders() {
+		if s, ok := args[i].(string); ok {
+			parts[i] = fmt.Sprintf("{%s}=%q", ph.Name, s)
+		} else {
+			parts[i] = fmt.Sprintf("{%s}=%v", ph.Name, args[i])
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// shorten cuts text quoted in a message to 80 bytes, at a rune boundary.
+func shorten(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	i := 80
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }

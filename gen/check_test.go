@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,20 @@ caches:
 		{"placeholder predeclared", "version: 1\nqueues:\n  q: {key: \"q:{len}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": placeholder {len} becomes parameter len, which is a predeclared Go identifier; rename the placeholder`}},
 		{"placeholder param clash", "version: 1\nqueues:\n  q: {key: \"q:{a_id}:{a_i_d}\", payload: x.com/y.T}\n", []string{`schema.yaml:3:12: queue "q": placeholders {a_id} and {a_i_d} both become parameter aID`}},
 		{"placeholder hides package", "version: 1\nqueues:\n  q: {key: \"q:{nodes}\", payload: example.com/engine/nodes.Output}\n", []string{`schema.yaml:3:12: queue "q": placeholder {nodes} becomes parameter nodes, which hides the package of example.com/engine/nodes; rename the placeholder`}},
+		{"caches share a key", "version: 1\nprefix: \"flow:\"\ncaches:\n  by_id: {key: \"{id}\", payload: x.com/y.T, ttl: 1h}\n  settings: {key: \"settings:{name}\", payload: x.com/y.T, ttl: 1h}\n",
+			[]string{`schema.yaml:5:19: cache "settings": key pattern "settings:{name}" can give the same key as cache "by_id"'s "{id}" at line 4, column 16: flow:cache:settings:a, {name}="a" here and {id}="settings:a" there; a value written through one would be read through the other, so make their literal text differ (such as a different word before the first placeholder)`}},
+		{"queues share a key", "version: 1\nqueues:\n  jobs: {payload: x.com/y.T}\n  any: {key: \"{x}\", payload: x.com/y.T, delivery: at-least-once}\n",
+			[]string{`schema.yaml:4:14: queue "any": key pattern "{x}" can give the same key as queue "jobs"'s "jobs" at line 3, column 3: queue:{jobs}, {x}="jobs" here and with no arguments there; a value written through one would be read through the other, so make their literal text differ (such as a different word before the first placeholder)`}},
+		{"a queue and a cache never share a key", "version: 1\nqueues:\n  q: {key: \"{x}\", payload: x.com/y.T}\ncaches:\n  c: {key: \"{x}\", payload: x.com/y.T, ttl: 1h}\n", nil},
+		{"escaping keeps keys apart", "version: 1\ncaches:\n  a: {key: \"k:{a}\", payload: x.com/y.T, ttl: 1h}\n  b: {key: \"k:{b}:x\", payload: x.com/y.T, ttl: 1h}\n", nil},
+		{"long key pattern", "version: 1\nqueues:\n  q: {payload: x.com/y.T, key: \"" + strings.Repeat("k", 257) + "\"}\n", []string{`schema.yaml:3:32: queue "q": key pattern is 257 bytes, over the limit of 256`}},
+		{"deep type", "version: 1\ntypes:\n  T: {fields: {a: \"" + strings.Repeat("[]", 33) + "int\"}}\n", []string{`schema.yaml:3:19: type "T" field "a": type "` + strings.Repeat("[]", 33) + `int" nests slices and maps more than 32 deep, the limit`}},
+		{"100,000 deep", "version: 1\ntypes:\n  T: {fields: {a: \"" + strings.Repeat("[]", 100000) + "int\"}}\n", []string{`schema.yaml:3:19: type "T" field "a": type "` + strings.Repeat("[]", 40) + `…" nests slices and maps more than 32 deep, the limit`}},
+		{"too large", "version: 1\n#" + strings.Repeat("x", MaxSchemaBytes), []string{`schema.yaml:1:1: schema is 1048588 bytes, over the limit of 1048576`}},
+		{"alias bomb", aliasBomb(), []string{`schema.yaml:2052:17: schema has more than 200000 YAML nodes, counting each alias as the nodes it stands for; that is the limit`}},
+		{"self alias", "version: 1\ntypes: &t\n  T: *t\n", []string{`schema.yaml:3:6: schema has more than 200000 YAML nodes, counting each alias as the nodes it stands for; that is the limit`}},
+		{"too many entries", tooMany("caches", MaxEntries+1, "  c%d: {payload: x.com/y.T, ttl: 1h, key: \"c%d:{id}\"}\n"), []string{`schema.yaml:5003:3: schema declares 5001 queues and caches, over the limit of 5000`}},
+		{"too many types", tooMany("types", MaxTypes+1, "  T%d: {fields: {a%d: string}}\n"), []string{`schema.yaml:5003:3: schema declares 5001 types, over the limit of 5000`}},
 		{"missing ttl", "version: 1\ncaches:\n  c: {payload: x.com/y.T}\n", []string{`schema.yaml:3:3: cache "c": missing ttl (a duration such as 1h, or none to keep entries forever)`}},
 		{"bad ttl", "version: 1\ncaches:\n  c: {payload: x.com/y.T, ttl: forever}\n", []string{`schema.yaml:3:32: cache "c": ttl "forever" is not a Go duration (like 90s, 1h30m) or none`}},
 		{"zero ttl", "version: 1\ncaches:\n  c: {payload: x.com/y.T, ttl: 0s}\n", []string{`schema.yaml:3:32: cache "c": ttl 0s must be positive; write none for no expiry`}},
@@ -170,6 +185,7 @@ queues:
 			{Name: "run_id", GoName: "RunID", Type: &TypeRef{Kind: Builtin, Name: "string"}},
 			{Name: "error", GoName: "Error", Type: &TypeRef{Kind: Builtin, Name: "string"}, Optional: true, Doc: "Set on failure."},
 		}}},
+		Imports: map[string]string{"example.com/engine/nodes": "nodes"},
 		Queues: []*QueueSpec{{Name: "jobs", GoName: "Jobs", VarName: "queueJobs", Key: keyspace.MustParsePattern("jobs"),
 			Payload: &TypeRef{Kind: External, Path: "example.com/engine/nodes", Name: "Output"}}},
 		Caches: []*CacheSpec{
@@ -200,4 +216,30 @@ queues:
 	if m.Package != "fromschema" {
 		t.Errorf("package = %q, want fromschema", m.Package)
 	}
+}
+
+// aliasBomb is the issue's example: a map of 2,000 fields and 500 aliases
+// of it, 46 KB that stood for a million nodes.
+func aliasBomb() string {
+	var b strings.Builder
+	b.WriteString("version: 1\nx: &m\n")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "  f%d: string\n", i)
+	}
+	b.WriteString("types:\n")
+	for i := range 500 {
+		fmt.Fprintf(&b, "  T%d: {fields: *m}\n", i)
+	}
+	return b.String()
+}
+
+// tooMany is a schema with n entries under section, each line made with
+// format and the entry's number.
+func tooMany(section string, n int, format string) string {
+	var b strings.Builder
+	b.WriteString("version: 1\n" + section + ":\n")
+	for i := range n {
+		fmt.Fprintf(&b, format, i, i)
+	}
+	return b.String()
 }

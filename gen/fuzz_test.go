@@ -8,11 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/storagegen/storagegen/internal/keyspace"
 	"github.com/storagegen/storagegen/internal/txtar"
 )
 
 // FuzzLoad feeds arbitrary bytes to Parse, Check and Generate: they may
 // refuse them, but never panic, and every refusal is a positioned list.
+// What they accept generates files that declare exactly what the model
+// promises and type-check (go/types, with the real runtime and stub
+// payload packages), and whose declarations of a kind share no key.
 // The seed corpus (every scenario schema and the repository's schema)
 // runs with go test; go test -fuzz=FuzzLoad ./gen explores further.
 func FuzzLoad(f *testing.F) {
@@ -20,6 +25,13 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("version: 1\nqueues: {a: {payload: x.com/y.T, key: \"{a}:{b:int}\"}}\n"))
 	f.Add([]byte("&a [*a, *a]"))
 	f.Add([]byte("version: 1\ntypes: {T: {fields: {a: '[][]map[string]T'}}}\n"))
+	// Attacks: doc text that tries to become code, names the emitter
+	// would rename, keys two declarations share, work out of proportion.
+	f.Add([]byte("version: 1\ntypes:\n  T:\n    doc: \"/**/ func init() { panic(1) }\"\n    fields: {a: {type: string, doc: \"x\\n*/ var Injected = 1 /*\"}}\nqueues:\n  q: {payload: T, doc: \"/**/ var Injected = 42\"}\n"))
+	f.Add([]byte("version: 1\nqueues:\n  a: {payload: example.com/a/nodes.X}\n  b: {payload: example.com/b/nodes.Y, key: \"b:{nodes1}\"}\n  c: {payload: example.com/x/runtime.R, key: \"c:{runtime1}\"}\n  d: {payload: example.com/qs.T, key: \"d:{time1}\"}\n"))
+	f.Add([]byte("version: 1\nprefix: \"flow:\"\ncaches:\n  by_id: {key: \"{id}\", payload: x.com/y.T, ttl: 1h}\n  settings: {key: \"settings:{name}\", payload: x.com/y.T, ttl: 1h}\n"))
+	f.Add([]byte("version: 1\nx: &m {a: string, b: string, c: string}\ny: &n [*m, *m, *m, *m]\ntypes:\n  A: {fields: *m}\n  B: {fields: *m}\n"))
+	f.Add([]byte("version: 1\ntypes: {T: {doc: \"a\\u202Eb\", fields: {a: \"[][][][][][][][][]int\"}}}\n"))
 	if src, err := os.ReadFile("../schema.yaml"); err == nil {
 		f.Add(src)
 	}
@@ -31,6 +43,9 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	repo := loadRepoSchema(f)
+	if _, err := exportData(); err != nil { // built once, before the hang timer runs
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, src []byte) {
 		tm := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("HANG on %q", src)) })
 		defer tm.Stop()
@@ -47,8 +62,35 @@ func FuzzLoad(f *testing.F) {
 			}
 			return
 		}
-		if _, err := Generate(m); err != nil {
+		files, err := Generate(m)
+		if err != nil {
 			t.Fatalf("Generate failed on a checked model: %v", err)
+		}
+		// Accepted means compiles, and declares exactly what it should:
+		// no text of the schema became code.
+		if diff := cmp.Diff(expectedDeclarations(m), withoutImports(declarations(t, files))); diff != "" {
+			t.Fatalf("declarations (-want +got):\n%s", diff)
+		}
+		if err := typeCheck(t, m, files); err != nil {
+			t.Fatalf("generated code does not type-check: %v\n%s", err, files["store.go"])
+		}
+		// Keys of two declarations of a kind are disjoint: an example key
+		// of one never parses under another.
+		sameKind := [][]*keyspace.Pattern{nil, nil}
+		for _, q := range m.Queues {
+			sameKind[0] = append(sameKind[0], q.Key)
+		}
+		for _, c := range m.Caches {
+			sameKind[1] = append(sameKind[1], c.Key)
+		}
+		for _, keys := range sameKind {
+			for i, a := range keys {
+				for j, b := range keys {
+					if _, err := b.Parse(exampleName(a)); i != j && err == nil {
+						t.Fatalf("key %q of %q parses under %q", exampleName(a), a, b)
+					}
+				}
+			}
 		}
 		// The review stages take any checked model: no change against
 		// itself, and positioned findings and changes against another.

@@ -30,7 +30,13 @@ func Generate(m *Model) (map[string][]byte, error) {
 	for name, f := range files {
 		var buf bytes.Buffer
 		if err := f.Render(&buf); err != nil {
-			return nil, fmt.Errorf("render %s: %w", name, err)
+			// jennifer's error ends with the whole unformatted source,
+			// which is no message for a schema author: keep its first
+			// line. The checker decides every name so that this does not
+			// happen; the fuzz target type-checks what it accepts.
+			msg, _, _ := strings.Cut(err.Error(), "\n")
+			msg = strings.TrimSuffix(msg, " while formatting source:")
+			return nil, ErrorList{{File: m.Schema, Pos: Pos{1, 1}, Msg: fmt.Sprintf("generated %s is not valid Go, which is a bug in storagegen (please report it with this schema): %s", name, msg)}}
 		}
 		out[name] = buf.Bytes()
 	}
@@ -41,6 +47,10 @@ func newFile(m *Model) *jen.File {
 	f := jen.NewFile(m.Package)
 	f.HeaderComment(Header(m.Schema))
 	f.ImportName(runtimePath, "runtime")
+	f.ImportName("time", "time")
+	for path, name := range m.Imports {
+		f.ImportAlias(path, name)
+	}
 	return f
 }
 
@@ -70,12 +80,10 @@ func typeDecl(t *TypeSpec) jen.Code {
 		if fl.Optional {
 			tag += ",omitzero"
 		}
-		var code []jen.Code
-		if fl.Doc != "" {
-			code = append(code, jen.Comment(fl.Doc))
+		if doc := strings.TrimSpace(fl.Doc); doc != "" {
+			fields = append(fields, commentLines(doc)...)
 		}
-		code = append(code, jen.Id(fl.GoName).Add(typeRef(fl.Type)).Tag(map[string]string{"json": tag}))
-		fields = append(fields, code...)
+		fields = append(fields, jen.Id(fl.GoName).Add(typeRef(fl.Type)).Tag(map[string]string{"json": tag}))
 	}
 	return jen.Add(docComment(t.Name+" is a payload type of the schema.", t.Doc)).Line().
 		Type().Id(t.Name).Struct(fields...)
@@ -272,14 +280,18 @@ func durationCode(d time.Duration) jen.Code {
 }
 
 // docComment is a generated first sentence, then the schema's doc text as
-// its own paragraph, as // lines.
+// its own paragraph, as // lines (see commentLines).
 func docComment(summary, doc string) jen.Code {
-	s := jen.Comment(summary)
+	text := summary
 	if doc = strings.TrimSpace(doc); doc != "" {
-		s.Line().Comment("")
-		for line := range strings.SplitSeq(doc, "\n") {
-			s.Line().Comment(strings.TrimRight(line, " \t"))
+		text += "\n\n" + doc
+	}
+	s := jen.Null()
+	for i, line := range commentLines(text) {
+		if i > 0 {
+			s.Line()
 		}
+		s.Add(line)
 	}
 	return s
 }

@@ -55,7 +55,7 @@ func jsonSchema() obj {
 		"properties": review(obj{
 			"version": obj{"const": 1, "description": "Schema version; 1 is the only one."},
 			"package": obj{"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "description": "Go package name of the generated code (default: the base name of -out)."},
-			"prefix":  obj{"type": "string", "pattern": "^[^ %{}*?\\[\\]\\\\\x00-\x1f\x7f]*$", "description": "Text before every key, such as \"flow:\"; no spaces, % { } * ? [ ] \\ or control bytes."},
+			"prefix":  obj{"type": "string", "pattern": "^[^ %{}*?\\[\\]\\\\<>\x00-\x1f\x7f]*$", "description": "Text before every key, such as \"flow:\"; no spaces, % { } * ? [ ] \\ < > or control bytes."},
 			"types":   named("^[A-Z][A-Za-z0-9]*$", "Payload structs, by UpperCamelCase name.", ref("type")),
 			"queues":  named("^[a-z][a-z0-9]*(_[a-z0-9]+)*$", "Queues, by lower_snake_case name.", ref("queue")),
 			"caches":  named("^[a-z][a-z0-9]*(_[a-z0-9]+)*$", "Caches, by lower_snake_case name.", ref("cache")),

@@ -16,6 +16,11 @@ type Model struct {
 	Queues  []*QueueSpec
 	Caches  []*CacheSpec
 
+	// Imports maps the import path of every package that an external type
+	// comes from to the name generated code uses for it, decided by Check;
+	// generated files import each under that name.
+	Imports map[string]string
+
 	// Review is what storagegen diff and lint read about the file as a
 	// whole: Pos is that of the prefix (1:1 when unset), At has the
 	// types, queues and caches keys.

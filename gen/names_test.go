@@ -73,7 +73,7 @@ func TestParseTypeExpr(t *testing.T) {
 func TestPackageName(t *testing.T) {
 	for path, want := range map[string]string{
 		"example.com/engine/nodes": "nodes", "github.com/x/go-redis": "goredis",
-		"example.com/x/v2": "v2", "example.com/123": "pkg", "a/B_c": "bc",
+		"example.com/x/v2": "x", "example.com/v2": "examplecom", "example.com/123": "pkg", "a/B_c": "bc",
 	} {
 		if got := packageName(path); got != want {
 			t.Errorf("packageName(%q) = %q, want %q", path, got, want)

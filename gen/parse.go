@@ -101,6 +101,10 @@ type RawCache struct {
 // is nil when src holds no YAML mapping at all (a syntax error, say).
 func Parse(filename string, src []byte) (*RawSchema, error) {
 	p := &parser{errs: errs{file: filename}}
+	if len(src) > MaxSchemaBytes {
+		p.errs.add(Pos{1, 1}, "schema is %d bytes, over the limit of %d", len(src), MaxSchemaBytes)
+		return nil, p.errs.err()
+	}
 	root := p.document(src)
 	if root == nil {
 		return nil, p.errs.err()
@@ -137,6 +141,10 @@ func (p *parser) document(src []byte) *yaml.Node {
 	}
 	if len(doc.Content) == 0 {
 		p.errs.add(Pos{1, 1}, "schema is empty; it needs at least version: 1")
+		return nil
+	}
+	if pos, ok := countNodes(&doc); !ok {
+		p.errs.add(pos, "schema has more than %d YAML nodes, counting each alias as the nodes it stands for; that is the limit", MaxYAMLNodes)
 		return nil
 	}
 	root := resolve(doc.Content[0])
@@ -195,19 +203,29 @@ func (p *parser) yamlError(src []byte, err error) {
 // parser fails on the first token of that line, so it is the last line of
 // the shortest prefix of src, from line from on, that fails with the same
 // problem: prefixes that end earlier parse, since the end of the input
-// closes every open block. Its column is that of the line's first
-// non-blank byte. Schemas are short, so parsing a prefix per line costs
-// little, and only for a file that is already broken.
+// closes every open block, and longer ones fail there too. A binary search
+// finds it in a few parses of a file that is already broken, however long.
+// Its column is that of the line's first non-blank byte.
 func blockProblemLine(src []byte, from int, problem string) Pos {
 	lines := bytes.SplitAfter(src, []byte("\n"))
-	for n := max(from, 1); n <= len(lines); n++ {
-		prefix := bytes.Join(lines[:n], nil)
-		if m := yamlLineRE.FindStringSubmatch(firstYAMLError(prefix)); m != nil && m[2] == problem {
-			indent := len(lines[n-1]) - len(bytes.TrimLeft(lines[n-1], " \t"))
-			return Pos{n, indent + 1}
+	fails := func(n int) bool {
+		m := yamlLineRE.FindStringSubmatch(firstYAMLError(bytes.Join(lines[:n], nil)))
+		return m != nil && m[2] == problem
+	}
+	lo, hi := max(from, 1), len(lines)
+	if lo > hi || !fails(hi) {
+		return Pos{from, 1}
+	}
+	for lo < hi { // fails(hi) holds; find the smallest such n
+		mid := lo + (hi-lo)/2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
-	return Pos{from, 1}
+	indent := len(lines[hi-1]) - len(bytes.TrimLeft(lines[hi-1], " \t"))
+	return Pos{hi, indent + 1}
 }
 
 // firstYAMLError returns the text of the first error in decoding every

@@ -1,7 +1,9 @@
 package gen
 
 import (
+	"fmt"
 	"go/token"
+	"regexp"
 	"strings"
 )
 
@@ -15,7 +17,12 @@ const allowedTypes = "bool, string, int, int32, int64, uint32, uint64, float32, 
 // parseTypeExpr parses a field or payload type. Declared types are not yet
 // resolved: a Declared TypeRef names an UpperCamel identifier. On failure
 // it returns a message.
-func parseTypeExpr(s string) (*TypeRef, string) {
+func parseTypeExpr(s string) (*TypeRef, string) { return parseTypeDepth(s, 0) }
+
+func parseTypeDepth(s string, depth int) (*TypeRef, string) {
+	if depth > MaxTypeDepth {
+		return nil, fmt.Sprintf("nests slices and maps more than %d deep, the limit", MaxTypeDepth)
+	}
 	switch {
 	case s == "":
 		return nil, "is empty; want " + allowedTypes
@@ -26,7 +33,7 @@ func parseTypeExpr(s string) (*TypeRef, string) {
 	case builtinTypes[s]:
 		return &TypeRef{Kind: Builtin, Name: s}, ""
 	case strings.HasPrefix(s, "[]"):
-		elem, msg := parseTypeExpr(s[2:])
+		elem, msg := parseTypeDepth(s[2:], depth+1)
 		if msg != "" {
 			return nil, msg
 		}
@@ -36,7 +43,7 @@ func parseTypeExpr(s string) (*TypeRef, string) {
 		if !ok {
 			return nil, "is a map whose key is not string; JSON object keys are strings, use map[string]T"
 		}
-		elem, msg := parseTypeExpr(rest)
+		elem, msg := parseTypeDepth(rest, depth+1)
 		if msg != "" {
 			return nil, msg
 		}
@@ -60,8 +67,11 @@ func parseExternal(s string) (*TypeRef, string) {
 	if !token.IsIdentifier(name) || !token.IsExported(name) {
 		return nil, "names type " + name + ", which is not an exported Go identifier"
 	}
+	if path == runtimePath || strings.HasPrefix(path, runtimePath+"/") {
+		return nil, "is a type of the storagegen runtime, which generated code already uses; payloads and fields are your own types"
+	}
 	for seg := range strings.SplitSeq(path, "/") {
-		if seg == "" || seg == "." || seg == ".." || strings.ContainsFunc(seg, func(r rune) bool {
+		if seg == "" || seg[0] == '.' || seg[len(seg)-1] == '.' || strings.ContainsFunc(seg, func(r rune) bool {
 			return !(r == '-' || r == '.' || r == '_' || r == '~' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
 		}) {
 			return nil, "has an invalid import path " + path
@@ -70,20 +80,26 @@ func parseExternal(s string) (*TypeRef, string) {
 	return &TypeRef{Kind: External, Path: path, Name: name}, ""
 }
 
-// packageName is the name generated code uses for an import path's
-// package: jennifer's guess (the last element, lower case, letters and
-// digits only, no leading digits), which it writes as an import alias when
-// the real name differs.
+// packageName is the name an import path's package most likely has: its
+// last element, or the one before a major version element (/v2), in
+// lower-case letters and digits with no leading digits, or pkg. Check
+// makes it unique (importNames).
 func packageName(path string) string {
-	last := strings.ToLower(path[strings.LastIndex(path, "/")+1:])
+	elems := strings.Split(path, "/")
+	last := elems[len(elems)-1]
+	if len(elems) > 1 && majorVersionRE.MatchString(last) {
+		last = elems[len(elems)-2]
+	}
 	name := strings.TrimLeft(strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 			return r
 		}
 		return -1
-	}, last), "0123456789")
+	}, strings.ToLower(last)), "0123456789")
 	if name == "" {
 		return "pkg"
 	}
 	return name
 }
+
+var majorVersionRE = regexp.MustCompile(`^v[0-9]+$`)

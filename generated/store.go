@@ -106,11 +106,11 @@ func (cs Caches) AttemptLog(runID string, attempt int) runtime.Cache[NodeOutput]
 var cacheSettings = &runtime.CacheDecl{
 	Name:   "settings",
 	Prefix: Prefix,
-	Key:    runtime.MustKeyPattern("settings:{name}"),
+	Key:    runtime.MustKeyPattern("{name}:settings"),
 	TTL:    runtime.NoExpiry,
 }
 
-// Settings returns the settings cache entry: key flow:cache:settings:<name>, payload FlowSettings, no expiry.
+// Settings returns the settings cache entry: key flow:cache:<name>:settings, payload FlowSettings, no expiry.
 //
 // Flow settings; they never expire.
 func (cs Caches) Settings(name string) runtime.Cache[FlowSettings] {

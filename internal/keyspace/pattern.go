@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // PlaceholderType is the Go type of a key pattern placeholder.
@@ -44,6 +45,9 @@ type Pattern struct {
 	literals     []string // len(literals) == len(placeholders)+1
 	placeholders []Placeholder
 	escape       [256]bool
+
+	autoOnce sync.Once  // for Overlap
+	auto     *automaton // its expansions, once Overlap needs them
 }
 
 // PatternError is a syntax error in a key pattern, at a byte offset.
@@ -140,6 +144,11 @@ func ParsePattern(pattern string) (*Pattern, error) {
 			i++
 		case AlwaysEscaped(c) || c == ' ':
 			fail(i, "has %q at offset %d; literal text may not contain spaces, %% * ? [ ] \\ or control bytes", c, i)
+			i++
+		case c == '<' || c == '>':
+			// Template writes placeholders as <name>; a literal angle
+			// bracket would make that display ambiguous.
+			fail(i, "has %q at offset %d; literal text may not contain < or >, which the documentation uses to show placeholders (<name>)", c, i)
 			i++
 		default:
 			lit.WriteByte(c)
@@ -263,6 +272,9 @@ func (p *Pattern) Parse(name string) ([]any, error) {
 	rest, ok := strings.CutPrefix(name, p.literals[0])
 	if !ok {
 		return nil, bad("literal prefix differs")
+	}
+	if len(p.placeholders) == 0 && rest != "" {
+		return nil, bad("it is longer than the pattern")
 	}
 	args := make([]any, 0, len(p.placeholders))
 	for i, ph := range p.placeholders {

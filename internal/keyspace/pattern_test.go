@@ -51,6 +51,8 @@ func TestParsePatternErrors(t *testing.T) {
 		{"{a}x-{b}", `key pattern "{a}x-{b}" separates {a} and {b} only by "x-"; values may contain letters, digits, '-' and '.', so put a separator such as ':' between them`},
 		{"a}b", `key pattern "a}b" has "}" without a matching "{" at offset 1`},
 		{"a*b", `key pattern "a*b" has '*' at offset 1; literal text may not contain spaces, % * ? [ ] \ or control bytes`},
+		{"a<b>:{c}", `key pattern "a<b>:{c}" has '<' at offset 1; literal text may not contain < or >, which the documentation uses to show placeholders (<name>)` + "\n" +
+			`key pattern "a<b>:{c}" has '>' at offset 3; literal text may not contain < or >, which the documentation uses to show placeholders (<name>)`},
 	} {
 		_, err := ParsePattern(tc.pattern)
 		if err == nil || err.Error() != tc.want {
@@ -60,6 +62,11 @@ func TestParsePatternErrors(t *testing.T) {
 }
 
 func TestParseRejectsForeignNames(t *testing.T) {
+	// A pattern without placeholders has one name. (The fuzz target
+	// found that "zaa" parsed under "z".)
+	if _, err := MustParsePattern("z").Parse("zaa"); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf(`"z".Parse("zaa") = %v; want an error`, err)
+	}
 	p := MustParsePattern("queue_{a}_{b}")
 	for _, name := range []string{"queue_a", "x_a_b", "queue_a_b_c", "queue__b", "queue_a%5_b", "queue_a%41_b", "queue_a*_b"} {
 		if _, err := p.Parse(name); !errors.Is(err, ErrInvalidArgument) {

@@ -1,0 +1,75 @@
+package gen
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scaleSchema is an ordinary schema of n declarations: n/4 types of 5
+// fields, and n/2 queues and n/4 caches whose keys begin with their own
+// word (shape "word:"), or all begin and end with placeholders (shapes
+// "open", "open_" and "crossed", whose separators come in two orders),
+// which the literal ends of the key comparison cannot tell apart; their
+// separators can (keyspace.Overlap).
+func scaleSchema(n int, shape string) []byte {
+	var b strings.Builder
+	b.WriteString("version: 1\nprefix: \"flow:\"\ntypes:\n")
+	for i := range n / 4 {
+		fmt.Fprintf(&b, "  T%d:\n    doc: Type %d.\n    fields:\n      run_id: string\n      n: int64\n      tags: \"[]string\"\n      at: time.Time\n      data: {type: \"map[string]any\", optional: true}\n", i, i)
+	}
+	key := func(kind string, i int) string {
+		switch shape {
+		case "open":
+			return fmt.Sprintf("{a}:%s%d:{b}", kind, i)
+		case "open_":
+			return fmt.Sprintf("{a}_%s%d:{b}", kind, i)
+		case "crossed":
+			if i%2 == 0 {
+				return fmt.Sprintf("{a}_%s%d:{b}", kind, i)
+			}
+			return fmt.Sprintf("{a}:%s%d_{b}", kind, i)
+		}
+		return fmt.Sprintf("%s%d:{a}:{b:int}", kind, i)
+	}
+	b.WriteString("queues:\n")
+	for i := range n / 2 {
+		fmt.Fprintf(&b, "  q%d: {key: %q, payload: T%d, doc: Queue %d.}\n", i, key("q", i), i%(n/4), i)
+	}
+	b.WriteString("caches:\n")
+	for i := range n / 4 {
+		fmt.Fprintf(&b, "  c%d: {key: %q, payload: T%d, ttl: 1h, doc: Cache %d.}\n", i, key("c", i), i, i)
+	}
+	return []byte(b.String())
+}
+
+// 2,000 declarations stay well within the limits, and take little time,
+// even when no key can be told apart from another by its literal ends.
+func TestTwoThousandDeclarations(t *testing.T) {
+	for _, shape := range []string{"word:", "open", "open_", "crossed"} {
+		src := scaleSchema(2000, shape)
+		start := time.Now()
+		m, err := Load("schema.yaml", src, CheckOptions{DefaultPackage: "out"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked := time.Since(start)
+		files, err := Generate(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := 0
+		for _, f := range files {
+			size += len(f)
+		}
+		t.Logf("keys %s: %d bytes of schema, %d queues, %d caches, %d types: checked in %v, generated %d bytes in %v",
+			shape, len(src), len(m.Queues), len(m.Caches), len(m.Types), checked.Round(time.Millisecond), size, (time.Since(start) - checked).Round(time.Millisecond))
+		if len(src) > MaxSchemaBytes/2 || len(m.Queues)+len(m.Caches) > MaxEntries/2 || len(m.Types) > MaxTypes/2 {
+			t.Errorf("2,000 declarations use more than half of a limit")
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("took %v", d)
+		}
+	}
+}

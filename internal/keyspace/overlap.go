@@ -1,0 +1,299 @@
+package keyspace
+
+import (
+	"slices"
+	"strings"
+)
+
+// Overlap decides whether two key patterns can expand to the same name, and
+// finds a shortest such name when they can. Two declarations of one kind
+// whose patterns overlap share a key: a Set through one is read through the
+// other.
+//
+// Every pattern's expansions form a regular language over bytes: its
+// literal text, and for each string placeholder a non-empty run of units,
+// a unit being a byte the pattern never escapes or %XX for a byte it does;
+// an int placeholder is -?(0|[1-9][0-9]*), as strconv.Itoa writes it.
+// Overlap builds a small automaton for each pattern and searches their
+// product breadth first, so the name it returns is a shortest common one,
+// which keeps an example readable. Two patterns whose literal texts cannot
+// begin, or cannot end, one name, or that a separator both escape tells
+// apart (see separated), are disjoint without a search.
+func Overlap(a, b *Pattern) (string, bool) {
+	if !compatible(a.literals[0], b.literals[0], strings.HasPrefix) ||
+		!compatible(a.literals[len(a.literals)-1], b.literals[len(b.literals)-1], strings.HasSuffix) {
+		return "", false
+	}
+	if separated(a, b) {
+		return "", false
+	}
+	return intersect(a.automaton(), b.automaton())
+}
+
+// automaton returns p's automaton, built once: a schema's patterns are
+// compared pairwise.
+func (p *Pattern) automaton() *automaton {
+	p.autoOnce.Do(func() { p.auto = automatonOf(p) })
+	return p.auto
+}
+
+// separated reports whether the bytes of the patterns' literal text that
+// both escape in values tell their names apart. Such a byte appears raw in
+// a name exactly where the pattern's literal text has it (values write it
+// %XX; ints are digits and '-', which are never escaped), so every name of
+// a pattern has the same sequence of them, and between two of them a
+// piece with fixed text at its start and end. Names of both can coincide
+// only if the sequences are equal and so are the pieces' ends, as far as
+// they go: "{a}:q5:{b}" and "{a}:q7:{b}", "{a}_q5:{b}" and "{a}_q7:{b}",
+// or "{a}_k:{b}" and "{a}:k_{b}" never meet, which the ends of the whole
+// names cannot tell.
+func separated(a, b *Pattern) bool {
+	cut := func(c byte) bool { return a.escape[c] && b.escape[c] }
+	sa, pa := pieces(a, cut)
+	sb, pb := pieces(b, cut)
+	if sa != sb {
+		return true
+	}
+	for k := range pa {
+		if !compatible(pa[k].head, pb[k].head, strings.HasPrefix) || !compatible(pa[k].tail, pb[k].tail, strings.HasSuffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// piece is a part of a pattern between two cuts: the literal text before
+// its first placeholder and after its last, which are all of it when it
+// has none.
+type piece struct{ head, tail string }
+
+// pieces cuts p at every byte of its literal text for which cut holds, and
+// returns those bytes in order and the pieces between them.
+func pieces(p *Pattern, cut func(byte) bool) (string, []piece) {
+	var seps []byte
+	var out []piece
+	var cur strings.Builder
+	head, variable := "", false
+	end := func() {
+		if !variable {
+			head = cur.String()
+		}
+		out = append(out, piece{head, cur.String()})
+		cur.Reset()
+		head, variable = "", false
+	}
+	for i, l := range p.literals {
+		for j := 0; j < len(l); j++ {
+			if !cut(l[j]) {
+				cur.WriteByte(l[j])
+				continue
+			}
+			seps = append(seps, l[j])
+			end()
+		}
+		if i < len(p.placeholders) {
+			if !variable {
+				head = cur.String()
+			}
+			cur.Reset()
+			variable = true
+		}
+	}
+	end()
+	return string(seps), out
+}
+
+// byteSet is a set of bytes.
+type byteSet [4]uint64
+
+func (s *byteSet) add(c byte)      { s[c>>6] |= 1 << (c & 63) }
+func (s *byteSet) has(c byte) bool { return s[c>>6]&(1<<(c&63)) != 0 }
+func (s byteSet) and(t byteSet) byteSet {
+	return byteSet{s[0] & t[0], s[1] & t[1], s[2] & t[2], s[3] & t[3]}
+}
+func (s byteSet) empty() bool { return s[0]|s[1]|s[2]|s[3] == 0 }
+
+// pick returns a member of a non-empty set, preferring bytes that read well
+// in an example: lower-case letters, digits, upper-case letters, then
+// anything printable.
+func (s byteSet) pick() byte {
+	for _, r := range [][2]int{{'a', 'z'}, {'0', '9'}, {'A', 'Z'}, {'!', '~'}, {0, 255}} {
+		for c := r[0]; c <= r[1]; c++ {
+			if s.has(byte(c)) {
+				return byte(c)
+			}
+		}
+	}
+	panic("keyspace: pick from an empty set")
+}
+
+func single(c byte) byteSet {
+	var s byteSet
+	s.add(c)
+	return s
+}
+
+func setOf(f func(c byte) bool) byteSet {
+	var s byteSet
+	for c := 0; c < 256; c++ {
+		if f(byte(c)) {
+			s.add(byte(c))
+		}
+	}
+	return s
+}
+
+// edge is a transition on any byte of on.
+type edge struct {
+	on byteSet
+	to int
+}
+
+// automaton is a nondeterministic automaton: state 0 is the start, and
+// accept is the one accepting state.
+type automaton struct {
+	edges   [][]edge
+	eps     [][]int // ε moves
+	closure [][]int // each state and the states its ε moves reach
+	accept  int
+}
+
+func (a *automaton) state() int {
+	a.edges = append(a.edges, nil)
+	a.eps = append(a.eps, nil)
+	return len(a.edges) - 1
+}
+
+func (a *automaton) edge(from int, on byteSet, to int) {
+	a.edges[from] = append(a.edges[from], edge{on, to})
+}
+
+// closures fills in a.closure.
+func (a *automaton) closures() {
+	a.closure = make([][]int, len(a.eps))
+	for s := range a.eps {
+		out := []int{s}
+		for i := 0; i < len(out); i++ {
+			for _, t := range a.eps[out[i]] {
+				if !slices.Contains(out, t) {
+					out = append(out, t)
+				}
+			}
+		}
+		a.closure[s] = out
+	}
+}
+
+// The byte classes of automata, computed once.
+var (
+	digitBytes   = setOf(func(c byte) bool { return c >= '0' && c <= '9' })
+	nonZeroBytes = setOf(func(c byte) bool { return c >= '1' && c <= '9' })
+)
+
+// automatonOf builds the automaton of p's expansions.
+func automatonOf(p *Pattern) *automaton {
+	a := &automaton{}
+	cur := a.state()
+	lit := func(s string) {
+		for i := 0; i < len(s); i++ {
+			next := a.state()
+			a.edge(cur, single(s[i]), next)
+			cur = next
+		}
+	}
+	raw := setOf(func(c byte) bool { return !p.escape[c] })
+	digits, nonZero := digitBytes, nonZeroBytes
+	for i, ph := range p.placeholders {
+		lit(p.literals[i])
+		in, end := cur, a.state()
+		if ph.Type == Int { // strconv.Itoa: -?(0|[1-9][0-9]*)
+			neg, digit := a.state(), a.state()
+			a.edge(in, single('-'), neg)
+			a.edge(in, single('0'), end)
+			a.edge(in, nonZero, digit)
+			a.edge(neg, nonZero, digit)
+			a.edge(digit, digits, digit)
+			a.eps[digit] = append(a.eps[digit], end)
+		} else { // one or more units: a raw byte, or %XX of an escaped byte
+			pct := a.state()
+			a.edge(in, raw, end)
+			a.edge(in, single('%'), pct)
+			for h := 0; h < 16; h++ {
+				var lo byteSet
+				for l := 0; l < 16; l++ {
+					if p.escape[h<<4|l] {
+						lo.add(hexDigits[l])
+					}
+				}
+				if !lo.empty() {
+					hi := a.state()
+					a.edge(pct, single(hexDigits[h]), hi)
+					a.edge(hi, lo, end)
+				}
+			}
+			a.eps[end] = append(a.eps[end], in)
+		}
+		cur = end
+	}
+	lit(p.literals[len(p.literals)-1])
+	a.accept = cur
+	a.closures()
+	return a
+}
+
+// intersect searches the product of x and y breadth first for a shortest
+// string both accept. Searching over pairs of states (not sets) is exact,
+// because ε moves are followed before every byte: a pair is reached by a
+// string iff both of its states are.
+func intersect(x, y *automaton) (string, bool) {
+	type step struct {
+		from int // the pair it was reached from, as s*ny+t; -1 for the start's
+		c    byte
+	}
+	ny := len(y.edges)
+	prev := make([]step, len(x.edges)*ny)
+	seen := make([]bool, len(prev))
+	var queue []int
+	push := func(s, t int, st step) {
+		for _, s := range x.closure[s] {
+			for _, t := range y.closure[t] {
+				if q := s*ny + t; !seen[q] {
+					seen[q] = true
+					prev[q] = st
+					queue = append(queue, q)
+				}
+			}
+		}
+	}
+	push(0, 0, step{from: -1})
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		s, t := p/ny, p%ny
+		if s == x.accept && t == y.accept {
+			var name []byte
+			for q := p; prev[q].from >= 0; q = prev[q].from {
+				name = append(name, prev[q].c)
+			}
+			slices.Reverse(name)
+			return string(name), true
+		}
+		for _, e := range x.edges[s] {
+			for _, f := range y.edges[t] {
+				if on := e.on.and(f.on); !on.empty() {
+					push(e.to, f.to, step{p, on.pick()})
+				}
+			}
+		}
+	}
+	return "", false
+}
+
+// compatible reports whether two literal ends can begin (or end) one name:
+// the shorter is a prefix (suffix) of the longer.
+func compatible(a, b string, has func(s, affix string) bool) bool {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	return has(a, b)
+}
