@@ -630,14 +630,26 @@ func (c *checker) disjointKeys(m *Model) {
 	for _, k := range m.Caches {
 		caches = append(caches, keyed{fmt.Sprintf("cache %q", k.Name), k.Review.PosOf("key"), k.Key})
 	}
-	c.disjoint(queues, func(name string) string { return keyspace.QueueKey(m.Prefix, name) })
-	c.disjoint(caches, func(name string) string { return keyspace.CacheKey(m.Prefix, name) })
+	budget := keySearchSteps
+	c.disjoint(queues, &budget, func(name string) string { return keyspace.QueueKey(m.Prefix, name) })
+	c.disjoint(caches, &budget, func(name string) string { return keyspace.CacheKey(m.Prefix, name) })
 }
 
-func (c *checker) disjoint(entries []keyed, keyOf func(string) string) {
+// disjoint compares every pair of entries, spending at most *budget
+// search steps in all; when they run out, the entry being compared gets
+// an error that names the limit, and the comparison stops.
+func (c *checker) disjoint(entries []keyed, budget *int, keyOf func(string) string) {
 	for j, b := range entries {
+		if *budget < 0 {
+			return // the queues spent it, and said so
+		}
 		for _, a := range entries[:j] {
-			name, overlap := keyspace.Overlap(a.key, b.key)
+			name, overlap, used := keyspace.OverlapWithin(a.key, b.key, *budget)
+			if *budget -= used; *budget < 0 {
+				c.errs.add(b.pos, "%s: proving that its keys differ from those of the %d entries before it took over %d search steps, the limit; key patterns this alike cannot be compared in reasonable time, so give each a distinct literal word before its first placeholder",
+					b.what, j, keySearchSteps)
+				return
+			}
 			if !overlap {
 				continue
 			}

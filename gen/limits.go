@@ -26,7 +26,16 @@ const (
 	// MaxKeyPatternBytes bounds a key pattern: keys are compared pairwise
 	// (see keyspace.Overlap), at a cost that grows with their length.
 	MaxKeyPatternBytes = 256
+	// MaxKeySearchSteps bounds the work of proving that no two queues,
+	// and no two caches, share a key (keyspace.OverlapWithin), summed
+	// over all pairs: most pairs are told apart by their literal text
+	// at no cost, but patterns crafted to look alike could each need a
+	// search. 10 million steps take a few seconds.
+	MaxKeySearchSteps = 10_000_000
 )
+
+// keySearchSteps is MaxKeySearchSteps, lowered by a test.
+var keySearchSteps = MaxKeySearchSteps
 
 // countNodes walks the YAML tree under n as the parser will, each alias
 // standing for what it refers to, and returns false and a position when

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // scaleSchema is an ordinary schema of n declarations: n/4 types of 5
@@ -71,5 +73,24 @@ func TestTwoThousandDeclarations(t *testing.T) {
 		if d := time.Since(start); d > 20*time.Second {
 			t.Errorf("took %v", d)
 		}
+	}
+}
+
+// TestKeySearchBudget: when comparing the keys takes more search steps
+// than the limit, the entry where it ran out gets a positioned error that
+// names the limit, and the check stops comparing.
+func TestKeySearchBudget(t *testing.T) {
+	defer func(n int) { keySearchSteps = n }(keySearchSteps)
+	keySearchSteps = 3
+	src := `version: 1
+types:
+  T: {fields: {a: string}}
+caches:
+  one: {key: "{a}_{b}", payload: T, ttl: 1h}
+  two: {key: "{a}/{b}", payload: T, ttl: 1h}
+`
+	want := []string{`schema.yaml:6:14: cache "two": proving that its keys differ from those of the 1 entries before it took over 3 search steps, the limit; key patterns this alike cannot be compared in reasonable time, so give each a distinct literal word before its first placeholder`}
+	if diff := cmp.Diff(want, loadErrors(t, src)); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }

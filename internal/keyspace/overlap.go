@@ -20,14 +20,24 @@ import (
 // begin, or cannot end, one name, or that a separator both escape tells
 // apart (see separated), are disjoint without a search.
 func Overlap(a, b *Pattern) (string, bool) {
+	name, overlap, _ := OverlapWithin(a, b, -1)
+	return name, overlap
+}
+
+// OverlapWithin is Overlap with a bound on the search: it visits at most
+// steps pairs of states (no bound when steps < 0) and returns how many it
+// visited. When the bound is reached before the answer, used > steps and
+// the answer is unknown, so that a checker comparing many patterns can
+// keep its total work bounded whatever the patterns are.
+func OverlapWithin(a, b *Pattern, steps int) (name string, overlap bool, used int) {
 	if !compatible(a.literals[0], b.literals[0], strings.HasPrefix) ||
 		!compatible(a.literals[len(a.literals)-1], b.literals[len(b.literals)-1], strings.HasSuffix) {
-		return "", false
+		return "", false, 0
 	}
 	if separated(a, b) {
-		return "", false
+		return "", false, 0
 	}
-	return intersect(a.automaton(), b.automaton())
+	return intersect(a.automaton(), b.automaton(), steps)
 }
 
 // automaton returns p's automaton, built once: a schema's patterns are
@@ -245,20 +255,21 @@ func automatonOf(p *Pattern) *automaton {
 // string both accept. Searching over pairs of states (not sets) is exact,
 // because ε moves are followed before every byte: a pair is reached by a
 // string iff both of its states are.
-func intersect(x, y *automaton) (string, bool) {
+// It visits at most steps pairs (no bound when steps < 0); see
+// OverlapWithin. The pairs it reached are kept in a map, so its memory is
+// proportional to the pairs visited, not to the product's size.
+func intersect(x, y *automaton, steps int) (name string, overlap bool, used int) {
 	type step struct {
 		from int // the pair it was reached from, as s*ny+t; -1 for the start's
 		c    byte
 	}
 	ny := len(y.edges)
-	prev := make([]step, len(x.edges)*ny)
-	seen := make([]bool, len(prev))
+	prev := map[int]step{}
 	var queue []int
 	push := func(s, t int, st step) {
 		for _, s := range x.closure[s] {
 			for _, t := range y.closure[t] {
-				if q := s*ny + t; !seen[q] {
-					seen[q] = true
+				if q := s*ny + t; !seenPair(prev, q) {
 					prev[q] = st
 					queue = append(queue, q)
 				}
@@ -267,6 +278,9 @@ func intersect(x, y *automaton) (string, bool) {
 	}
 	push(0, 0, step{from: -1})
 	for len(queue) > 0 {
+		if used++; steps >= 0 && used > steps {
+			return "", false, used
+		}
 		p := queue[0]
 		queue = queue[1:]
 		s, t := p/ny, p%ny
@@ -276,7 +290,7 @@ func intersect(x, y *automaton) (string, bool) {
 				name = append(name, prev[q].c)
 			}
 			slices.Reverse(name)
-			return string(name), true
+			return string(name), true, used
 		}
 		for _, e := range x.edges[s] {
 			for _, f := range y.edges[t] {
@@ -286,7 +300,12 @@ func intersect(x, y *automaton) (string, bool) {
 			}
 		}
 	}
-	return "", false
+	return "", false, used
+}
+
+func seenPair[V any](m map[int]V, q int) bool {
+	_, ok := m[q]
+	return ok
 }
 
 // compatible reports whether two literal ends can begin (or end) one name:
