@@ -29,7 +29,7 @@ func Catalogue(m *Model) []byte {
 	}
 	w("<!-- %s -->\n\n", Header(m.Schema))
 	w("# Storage catalogue\n\n")
-	w("Every Redis key that %s declares. Prefix: %s.\n", mdCode(m.Schema, false), code(m.Prefix))
+	w("Every queue, cache and payload type that %s declares, with the key pattern of each. Prefix: %s.\n", mdCode(m.Schema, false), code(m.Prefix))
 	w("A key shows each placeholder as `<name>`, or `<name:int>` for an int; the braces of a queue's key are its Redis Cluster hash tag.\n")
 	w("Example keys use each placeholder's name, with `-` for `_`, as its value.\n")
 

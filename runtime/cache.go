@@ -119,14 +119,14 @@ func (c Cache[T]) TTL(ctx context.Context) (time.Duration, error) {
 	return c.ds.ttl(ctx, c.key)
 }
 
-// CacheStore is the untyped cache API of the original design: entries by
+// CacheStore is the untyped cache API, as the engine's Python CacheStore has it: entries by
 // key, values as any JSON-encodable value. The key is used as given (no
 // escaping); it may not contain { } * ? [ ] \ or control bytes.
 type CacheStore struct{ ds *DataStore }
 
 // Set stores v under key. ttl > 0 expires it after ttl (truncated to whole
-// milliseconds, at least 1ms); 0 stores without expiry, as the design
-// document's set without ttl; < 0 is an error.
+// milliseconds, at least 1ms); 0 stores without expiry, as the Python
+// CacheStore's set without a ttl does; < 0 is an error.
 func (s *CacheStore) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
 	full := CacheKey(s.ds.prefix, key)
 	if err := checkName(key); err != nil {

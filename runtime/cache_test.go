@@ -23,7 +23,7 @@ func TestCacheTTLs(t *testing.T) {
 	if err := c.SetTTL(bg, 1, 1500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	// SETEX would store 1s; SET … PX keeps the milliseconds (item 11).
+	// SETEX would store 1s; SET … PX keeps the milliseconds.
 	if ms := raw.PTTL(bg, c.Key()).Val().Milliseconds(); ms <= 1400 || ms > 1500 {
 		t.Errorf("PTTL after SetTTL(1500ms) = %dms; want (1400, 1500]", ms)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/storagegen/storagegen/runtime"
 )
 
-// The untyped API of the original design: queues by name, caches by key.
+// The untyped API, as the engine's Python storage layer has it: queues by name, caches by key.
 func Example() {
 	ctx := context.Background()
 	ds, err := runtime.New(runtime.Options{URL: os.Getenv("REDIS_URL"), Prefix: "example:"})
