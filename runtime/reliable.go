@@ -284,6 +284,14 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		return leased{}, false, opError("receive", r.key, mapErr(err))
 	}
 	deadline := time.Now().Add(timeout)
+	// The dedicated connection for BLMOVE is taken when the first wait
+	// begins and kept for every slice of this Receive.
+	var bc *blockConn
+	defer func() {
+		if bc != nil {
+			r.ds.Connection.putBlockConn(bc)
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
@@ -308,7 +316,13 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 			slice = min(slice, due+time.Millisecond)
 		}
 		wctx, stop := r.ds.Connection.untilClose(ctx)
-		item, ok, err := r.ds.Connection.blmove(wctx, r.keys[keyReady], r.keys[keyProcessing], slice)
+		if bc == nil {
+			if bc, err = r.ds.Connection.getBlockConn(wctx, deadline); err != nil {
+				stop()
+				return fail(err)
+			}
+		}
+		item, ok, err := r.ds.Connection.blmove(wctx, bc, r.keys[keyReady], r.keys[keyProcessing], slice)
 		stop()
 		if err != nil {
 			return fail(err)
