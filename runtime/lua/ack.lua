@@ -1,5 +1,9 @@
-#!lua
+#!lua flags=allow-oom
 -- ack: removes the item held by a delivery for good.
+--
+-- Flags: allow-oom. It only deletes, so it runs when the server's memory
+-- is full (maxmemory with noeviction): that is how consumers drain a full
+-- server.
 --
 -- KEYS[2] PROCESSING  -> <Q>:processing, the ID leaves it
 -- KEYS[3] LEASES      -> <Q>:leases, the lease is dropped (holds reads it)

@@ -1,6 +1,11 @@
-#!lua
+#!lua flags=allow-oom
 -- nack: gives back the item held by a delivery after a failure: ready
 -- again at once or after a delay, or a dead letter after its last delivery.
+--
+-- Flags: allow-oom. It moves one ID and keeps a last error of at most
+-- 1 KiB in place of the previous one: at most that much per delivery, never
+-- a payload. So under a full memory (maxmemory with noeviction) a failed or
+-- undecodable delivery still goes back or becomes a dead letter.
 --
 -- KEYS[1] READY       -> <Q>, where it goes when the delay is 0
 -- KEYS[2] PROCESSING  -> <Q>:processing, the ID leaves it

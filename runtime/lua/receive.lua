@@ -1,7 +1,12 @@
-#!lua
+#!lua flags=allow-oom
 -- receive: leases one item. With ARGV[2] empty it first makes due delayed
 -- items ready, then takes the oldest ready item; otherwise ARGV[2] is an
 -- ID that BLMOVE has just moved from READY to PROCESSING.
+--
+-- Flags: allow-oom. It moves one ID from READY to PROCESSING and records
+-- its lease and delivery count: a bounded amount per item that is already
+-- stored, never a payload. So consumers can drain a server whose memory is
+-- full (maxmemory with noeviction).
 --
 -- KEYS[1] READY       -> <Q>, IDs ready to be received
 -- KEYS[2] PROCESSING  -> <Q>:processing, where a received ID waits for its ack
