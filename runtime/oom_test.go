@@ -54,7 +54,7 @@ func fillMemory(t *testing.T, raw *redis.Client) {
 // nothing is lost and consumers can drain it: Pop moves an undecodable
 // item to the dead letters (the LPUSH alone would be refused, after BRPOP
 // had taken the item); Receive, Extend, Ack, Nack to the dead letters,
-// Peek, Stats and Purge work; Push is refused and stores nothing. On a
+// Peek, Stats, Requeue, Purge and Reclaim work; Push is refused and stores nothing. On a
 // server that refuses script flags (simulated), Pop's move is refused
 // under OOM too, and its error says the item is lost rather than moved.
 func TestFullMemory(t *testing.T) {
@@ -79,6 +79,10 @@ func TestFullMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := rq.Push(bg, 3); err != nil {
+		t.Fatal(err)
+	}
+	short := NewReliableQueue[int](ds, &QueueDecl{Name: "short", Prefix: "oom:", Key: MustKeyPattern("short"), Lease: 100 * time.Millisecond})
+	if err := short.Push(bg, 5); err != nil {
 		t.Fatal(err)
 	}
 	fillMemory(t, raw)
@@ -125,15 +129,26 @@ func TestFullMemory(t *testing.T) {
 	if dl, err := rq.Dead().Peek(bg, 10); err != nil || len(dl) != 2 {
 		t.Errorf("Peek on a full server = %d dead letters, %v; want 2", len(dl), err)
 	}
-	if n, err := rq.Dead().Purge(bg); err != nil || n != 2 {
-		t.Errorf("Purge on a full server = %d, %v; want 2", n, err)
+	if n, err := rq.Dead().Requeue(bg, 1); err != nil || n != 1 {
+		t.Errorf("Requeue on a full server = %d, %v; want 1", n, err)
+	}
+	if n, err := rq.Dead().Purge(bg); err != nil || n != 1 {
+		t.Errorf("Purge on a full server = %d, %v; want 1", n, err)
+	}
+	// An expired lease is reclaimed.
+	if d, ok, err := short.Receive(bg, time.Second); err != nil || !ok || d.Attempt != 1 {
+		t.Fatalf("Receive on a full server = %v, %v, %v", d, ok, err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n, err := short.Reclaim(bg); err != nil || n != 1 {
+		t.Errorf("Reclaim on a full server = %d, %v; want 1", n, err)
 	}
 	// Push grows memory by a payload: refused, and nothing is stored.
 	if err := rq.Push(bg, 4); err == nil || !strings.Contains(err.Error(), "OOM") {
 		t.Errorf("Push on a full server = %v; want the server's OOM error", err)
 	}
-	if n, _ := rq.Len(bg); n != 1 {
-		t.Errorf("%d items ready after a refused push; want 1", n)
+	if n, _ := rq.Len(bg); n != 2 {
+		t.Errorf("%d items ready after a refused push; want 2", n)
 	}
 
 	// A server that refuses #!lua gets the scripts without flags, which
