@@ -279,7 +279,7 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T]) {
 		return
 	}
 	delay := c.backoff(d.Attempt)
-	dead, nerr := d.r.nack(sctx, &d.settled, d.ID, d.Attempt, delay, err.Error(), c.cnt)
+	dead, nerr := d.r.nack(sctx, &d.settled, d.receipt, d.ID, d.Attempt, delay, err.Error(), c.cnt)
 	switch {
 	case nerr != nil:
 		log.Warn("storagegen: handler failed, and so did the nack; the item is delivered again after its lease", "err", err, "nack_err", nerr)

@@ -15,6 +15,8 @@
 -- KEYS[7] ATTEMPTS    -> <Q>:attempts, read by holds
 -- KEYS[8] ERRORS      -> <Q>:errors, gets ARGV[5]
 -- KEYS[9] READY_AT    -> <Q>:ready_at, when it becomes ready at once
+-- KEYS[10] RECEIPT    -> <Q>:rx:<token>, the receipt of the Receive call that
+--                        leased this delivery: deleted, it is no longer needed
 -- ARGV[1] -> the item's ID (Go's hold prepends it: Delivery.ID)
 -- ARGV[2] -> the delivery's attempt number (Go's hold prepends it: Delivery.Attempt)
 -- ARGV[3] -> the delay in ms; 0 makes it ready at once
@@ -25,8 +27,10 @@
 --   1  it will be delivered again
 --   2  it is now a dead letter
 --   0  the delivery no longer holds the item; nothing changed
+local RECEIPT = KEYS[10]
 local id = ARGV[1]
 if not holds(id, ARGV[2]) then return 0 end
+redis.call('DEL', RECEIPT)
 redis.call('ZREM', LEASES, id)
 redis.call('LREM', PROCESSING, 1, id)
 redis.call('HSET', ERRORS, id, ARGV[5])
