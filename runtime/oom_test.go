@@ -162,6 +162,14 @@ func TestFullMemory(t *testing.T) {
 	} else {
 		t.Logf("without script flags: %v", err)
 	}
+	// Such a server lets a script write under OOM once its first write
+	// could not grow memory: receive's (RPOP) and ack's (DEL) cannot.
+	oldRQ := NewReliableQueue[int](old.ds, decl)
+	if d, ok, err := oldRQ.Receive(bg, time.Second); err != nil || !ok {
+		t.Errorf("Receive without script flags on a full server = %v, %v", ok, err)
+	} else if err := d.Ack(bg); err != nil {
+		t.Errorf("Ack without script flags on a full server = %v", err)
+	}
 	// With room again, the same failure puts the item back.
 	if err := raw.ConfigSet(bg, "maxmemory", "0").Err(); err != nil {
 		t.Fatal(err)
