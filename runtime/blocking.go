@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -9,23 +11,36 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Blocking pops (RELIABILITY.md items 1–4): BRPOP for Queue, BLMOVE for
-// ReliableQueue.
+// Blocking pops: BRPOP for Queue, BLMOVE for ReliableQueue.
 //
 // A blocked pop is never abandoned: if the client gave up on it, an item
 // the server popped would be written to a dead socket and lost. Instead,
 // each blocking pop runs on a dedicated connection whose CLIENT ID is known,
-// and a cancelled context ends the wait from another connection with
-// CLIENT UNBLOCK, after which BRPOP returns like a timeout, or with the item
-// if it had one already. Where CLIENT is not allowed (an ACL user without
-// it, or a server that lacks it) the wait is cut into slices of pollSlice
-// and the context is checked between them.
+// and the wait is ended from another connection with CLIENT UNBLOCK, after
+// which BRPOP returns like a timeout, or with the item if it had one
+// already. That happens when the caller's context ends, and also at the
+// pop's own deadline: the server checks blocking timeouts only on its cron
+// tick (1000/hz ms, 100 ms at the default hz 10), so a 10 ms BRPOP would
+// otherwise return after up to 100 ms. Where CLIENT is not allowed (an ACL
+// user without it, or a server that lacks it) the wait is cut into slices
+// of pollSlice and the context is checked between them; there a timeout is
+// as precise as the server's tick.
 //
 // go-redis sends a blocking timeout in whole seconds (200ms becomes 1s);
 // Redis has taken decimal seconds since 6.0, so a hook on each dedicated
 // connection rewrites the argument to the exact value.
+//
+// At most BlockingPoolSize dedicated connections exist; a pop that finds
+// them all in use waits for one within its own timeout and context (not
+// go-redis's pool timeout, which knows neither) and fails with
+// ErrPoolExhausted if none frees up in time.
 
 const pollSlice = 50 * time.Millisecond
+
+// ErrPoolExhausted means a blocking pop (Pop or Receive with a timeout)
+// found all Options.BlockingPoolSize blocking connections in use for its
+// whole timeout, so it never waited on the queue. Nothing was taken.
+var ErrPoolExhausted = errors.New("blocking pool exhausted")
 
 type unblockSupport struct{ state atomic.Int32 } // 0 unknown, 1 yes, 2 no
 
@@ -36,6 +51,7 @@ type blockConn struct {
 	conn    *redis.Conn
 	id      int64  // CLIENT ID; 0 when CLIENT UNBLOCK cannot be used
 	timeout string // exact timeout argument for the next blocking pop
+	broken  bool   // saw a network error: closed, never reused
 }
 
 type exactTimeoutHook struct{ bc *blockConn }
@@ -56,7 +72,26 @@ func (h exactTimeoutHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook 
 	}
 }
 
-func (c *Connection) getBlockConn(ctx context.Context) (*blockConn, error) {
+// getBlockConn returns a dedicated connection, waiting until deadline or
+// until ctx ends for one of the blockMax to be free. The caller gives it
+// back with putBlockConn.
+func (c *Connection) getBlockConn(ctx context.Context, deadline time.Time) (*blockConn, error) {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case c.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+			return nil, fmt.Errorf("%w: all %d blocking connections (BlockingPoolSize) were in use for the whole timeout", ErrPoolExhausted, c.blockMax)
+		}
+	}
+	// A slot is held from here: every connection in free was put there
+	// before its slot was given back, so at most blockMax connections
+	// exist and the go-redis pool (of that size) never makes anyone wait.
 	select {
 	case bc := <-c.free:
 		return bc, nil
@@ -74,17 +109,19 @@ func (c *Connection) getBlockConn(ctx context.Context) (*blockConn, error) {
 			c.unblock.state.Store(2) // unknown command or NOPERM: poll instead
 		default:
 			bc.conn.Close()
+			<-c.slots
 			return nil, err
 		}
 	}
 	return bc, nil
 }
 
-// putBlockConn keeps a healthy connection for the next pop. A connection
-// that saw a network error is closed: go-redis may have reconnected it under
-// a new CLIENT ID.
-func (c *Connection) putBlockConn(bc *blockConn, healthy bool) {
-	if healthy {
+// putBlockConn keeps a healthy connection for the next pop and gives its
+// slot back. A connection that saw a network error is closed: go-redis may
+// have reconnected it under a new CLIENT ID.
+func (c *Connection) putBlockConn(bc *blockConn) {
+	defer func() { <-c.slots }()
+	if !bc.broken {
 		select {
 		case c.free <- bc:
 			return
@@ -103,7 +140,13 @@ type popFunc func(ctx context.Context, conn *redis.Conn, timeout time.Duration) 
 // it returns ctx.Err(), unless an item had already been popped: then the
 // item is returned and err is nil, because an item is never dropped.
 func (c *Connection) brpop(ctx context.Context, key string, timeout time.Duration) (item []byte, ok bool, err error) {
-	return c.blockingPop(ctx, timeout, func(ctx context.Context, conn *redis.Conn, t time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	bc, err := c.getBlockConn(ctx, deadline)
+	if err != nil {
+		return nil, false, err
+	}
+	defer c.putBlockConn(bc)
+	return c.popOn(ctx, bc, deadline, func(ctx context.Context, conn *redis.Conn, t time.Duration) (string, error) {
 		res, err := conn.BRPop(ctx, t, key).Result()
 		if err != nil {
 			return "", err
@@ -112,23 +155,17 @@ func (c *Connection) brpop(ctx context.Context, key string, timeout time.Duratio
 	})
 }
 
-// blmove moves the tail of src to the head of dst as BLMOVE does, waiting
-// like brpop, and returns the moved item.
-func (c *Connection) blmove(ctx context.Context, src, dst string, timeout time.Duration) (item []byte, ok bool, err error) {
-	return c.blockingPop(ctx, timeout, func(ctx context.Context, conn *redis.Conn, t time.Duration) (string, error) {
+// blmove moves the tail of src to the head of dst as BLMOVE does, on bc,
+// waiting like brpop, and returns the moved item.
+func (c *Connection) blmove(ctx context.Context, bc *blockConn, src, dst string, timeout time.Duration) (item []byte, ok bool, err error) {
+	return c.popOn(ctx, bc, time.Now().Add(timeout), func(ctx context.Context, conn *redis.Conn, t time.Duration) (string, error) {
 		return conn.BLMove(ctx, src, dst, "RIGHT", "LEFT", t).Result()
 	})
 }
 
-func (c *Connection) blockingPop(ctx context.Context, timeout time.Duration, pop popFunc) (item []byte, ok bool, err error) {
-	bc, err := c.getBlockConn(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	healthy := true
-	defer func() { c.putBlockConn(bc, healthy) }()
-
-	deadline := time.Now().Add(timeout)
+// popOn waits on bc until deadline, or until ctx ends, for pop to return
+// an item.
+func (c *Connection) popOn(ctx context.Context, bc *blockConn, deadline time.Time, pop popFunc) (item []byte, ok bool, err error) {
 	for {
 		wait := time.Until(deadline)
 		if bc.id == 0 {
@@ -139,7 +176,7 @@ func (c *Connection) blockingPop(ctx context.Context, timeout time.Duration, pop
 		}
 		item, ok, err = c.popOnce(ctx, bc, wait, pop)
 		if err != nil && !isServerError(err) {
-			healthy = false
+			bc.broken = true
 		}
 		if ok || err != nil {
 			return item, ok, err
@@ -151,7 +188,8 @@ func (c *Connection) blockingPop(ctx context.Context, timeout time.Duration, pop
 }
 
 // popOnce sends one blocking pop with the exact timeout wait. If bc has a
-// CLIENT ID, a cancelled ctx ends the wait with CLIENT UNBLOCK.
+// CLIENT ID, the wait is ended with CLIENT UNBLOCK when ctx ends or when
+// wait has passed, whichever comes first.
 func (c *Connection) popOnce(ctx context.Context, bc *blockConn, wait time.Duration, pop popFunc) (_ []byte, _ bool, err error) {
 	bc.timeout = formatSeconds(wait)
 	// go-redis derives the socket deadline (timeout + 10s) from the
@@ -159,11 +197,14 @@ func (c *Connection) popOnce(ctx context.Context, bc *blockConn, wait time.Durat
 	// logging about truncation. The hook sends the exact value.
 	rounded := (wait + time.Second - 1).Truncate(time.Second)
 
-	var unblocked chan struct{}
 	if bc.id != 0 {
+		// The server would end the wait on its next cron tick after wait,
+		// up to 1000/hz ms late; the runtime ends it on time instead.
+		until, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
 		done := make(chan struct{})
-		unblocked = make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
+		unblocked := make(chan struct{})
+		stop := context.AfterFunc(until, func() {
 			defer close(unblocked)
 			c.unblockUntil(bc.id, done)
 		})
@@ -178,7 +219,8 @@ func (c *Connection) popOnce(ctx context.Context, bc *blockConn, wait time.Durat
 			}
 		}()
 	}
-	// The command itself must not be cut off by ctx (item 2).
+	// The command itself must not be cut off by ctx: an item the server
+	// popped would be lost with the connection.
 	res, err := pop(context.WithoutCancel(ctx), bc.conn, rounded)
 	if err == redis.Nil {
 		return nil, false, nil

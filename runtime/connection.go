@@ -23,7 +23,8 @@ type Connection struct {
 	open     sync.Once // makes the clients on first use
 	client   redis.UniversalClient
 	blocking *redis.Client
-	free     chan *blockConn
+	free     chan *blockConn // idle dedicated connections (blocking.go)
+	slots    chan struct{}   // one token per dedicated connection in use; cap blockMax
 
 	mu       sync.RWMutex // calls hold it shared to register; Close exclusively
 	closed   bool
@@ -70,6 +71,7 @@ func (c *Connection) makeClients() {
 		c.blocking = c.newBlockingClient(&bo)
 	}
 	c.free = make(chan *blockConn, c.blockMax)
+	c.slots = make(chan struct{}, c.blockMax)
 }
 
 // untilClose returns ctx, also cancelled when Close begins, for waits that

@@ -20,8 +20,9 @@ type Handler[T any] func(ctx context.Context, d *Delivery[T]) error
 // ConsumeOptions configures Consume. The zero value is usable.
 type ConsumeOptions struct {
 	// Concurrency is how many handlers run at once; default 1. Each
-	// waiting receiver holds one connection of the blocking pool
-	// (Options.BlockingPoolSize).
+	// waiting receiver holds one connection of the blocking pool, so it
+	// may not be more than Options.BlockingPoolSize (Consume returns
+	// ErrInvalidArgument).
 	Concurrency int
 	// BlockTimeout is how long one receive waits for an item before it
 	// starts over; default 5s. After a server outage, consuming resumes
@@ -106,6 +107,11 @@ func (q ReliableQueue[T]) Consume(ctx context.Context, handler Handler[T], opts 
 	}
 	if handler == nil {
 		return opError("consume", q.key, fmt.Errorf("%w: nil handler", ErrInvalidArgument))
+	}
+	if n := q.r.ds.Connection.blockMax; opts.Concurrency > n {
+		// Each waiting receiver holds a blocking connection: more
+		// receivers than connections would only take turns failing.
+		return opError("consume", q.key, fmt.Errorf("%w: Concurrency %d is more than BlockingPoolSize %d", ErrInvalidArgument, opts.Concurrency, n))
 	}
 	c := &consumer[T]{q: q, handler: handler, opts: opts, cnt: opts.Counters, log: opts.Logger.With("queue", q.key)}
 	// Receivers stop when ctx ends or when c gives up; handlers outlive
@@ -273,7 +279,7 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T]) {
 		return
 	}
 	delay := c.backoff(d.Attempt)
-	dead, nerr := d.r.nack(sctx, &d.settled, d.ID, d.Attempt, delay, err.Error(), c.cnt)
+	dead, nerr := d.r.nack(sctx, &d.settled, d.receipt, d.ID, d.Attempt, delay, err.Error(), c.cnt)
 	switch {
 	case nerr != nil:
 		log.Warn("storagegen: handler failed, and so did the nack; the item is delivered again after its lease", "err", err, "nack_err", nerr)

@@ -88,6 +88,10 @@ func reliableKeys(queueKey string) []string { return keyspace.ReliableKeys(queue
 // at-least-once queue at queueKey.
 func markerKey(queueKey, id string) string { return keyspace.MarkerKey(queueKey, id) }
 
+// receiptKey returns the key of the receipt of the Receive call token on
+// the at-least-once queue at queueKey.
+func receiptKey(queueKey, token string) string { return keyspace.ReceiptKey(queueKey, token) }
+
 // checkName reports whether a name given to the untyped QueueStore or
 // CacheStore is usable as a key part.
 func checkName(name string) error { return keyspace.CheckName(name) }

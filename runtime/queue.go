@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -240,14 +241,34 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 	if len(bad) == 0 {
 		return accepted, popErr
 	}
-	// The items are off the queue already: the move must not give up
-	// because ctx ended.
+	return accepted, errors.Join(popErr, ds.deadLetter(ctx, cl, key, bad, refusal))
+}
+
+// deadLetter keeps bad, items that pop took off key and accept refused
+// with refusal, in the queue's dead-letter list, and returns the error for
+// the caller, which says where the items are. They are off the queue
+// already, so nothing may give up on them because ctx ended.
+//
+// The write runs as a script that may write when the server's memory is
+// full (maxmemory with noeviction), since it only puts back memory the
+// items held a moment ago. A server that refuses script flags (Redis
+// before 7.0) refuses the write then; so does a network failure. Then the
+// items go back to the tail of the queue, where they were, and are popped
+// next; only if that fails too are they lost, and the error says so.
+func (ds *DataStore) deadLetter(ctx context.Context, cl redis.UniversalClient, key string, bad []any, refusal error) error {
 	dead := DeadKey(key)
-	err = opError("pop", key, fmt.Errorf("%w (%d item(s) moved to %q)", refusal, len(bad), dead))
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if derr := cl.LPush(wctx, dead, bad...).Err(); derr != nil {
-		err = errors.Join(err, opError("dead-letter", dead, mapErr(derr)))
+	// An at-most-once queue's dead key is where reliableKeys puts DEAD.
+	derr := deadLetterScript.run(wctx, ds.Connection, cl, reliableKeys(key), bad...).Err()
+	if derr == nil {
+		return opError("pop", key, fmt.Errorf("%w (%d item(s) moved to %q)", refusal, len(bad), dead))
 	}
-	return accepted, errors.Join(popErr, err)
+	derr = mapErr(derr)
+	back := slices.Clone(bad)
+	slices.Reverse(back) // RPUSH puts its last argument at the tail: the oldest item goes last
+	if rerr := cl.RPush(wctx, key, back...).Err(); rerr != nil {
+		return opError("pop", key, fmt.Errorf("%w; %d item(s) are lost: moving them to %q failed (%w), and so did putting them back (%w)", refusal, len(bad), dead, derr, mapErr(rerr)))
+	}
+	return opError("pop", key, fmt.Errorf("%w; %d item(s) put back at the tail of the queue: moving them to %q failed (%w)", refusal, len(bad), dead, derr))
 }

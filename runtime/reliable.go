@@ -219,6 +219,7 @@ type Delivery[T any] struct {
 	Attempt int    // 1 on the first delivery
 
 	r       *reliable
+	receipt string      // of the Receive call that leased it; ack and nack delete it
 	settled atomic.Bool // acked or nacked, or found to have lost its lease
 }
 
@@ -247,11 +248,11 @@ func (q ReliableQueue[T]) receive(ctx context.Context, timeout time.Duration, cn
 	}
 	v, err := decode[T](l.payload, q.r.ds.maxPayload)
 	if err == nil {
-		return &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: q.r}, true, nil
+		return &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: q.r, receipt: l.receipt}, true, nil
 	}
 	sctx, cancel := settleContext(ctx)
 	defer cancel()
-	dead, nerr := q.r.nack(sctx, nil, l.id, l.attempt, 0, err.Error(), cnt)
+	dead, nerr := q.r.nack(sctx, nil, l.receipt, l.id, l.attempt, 0, err.Error(), cnt)
 	next := "it will be delivered again"
 	if dead {
 		next = fmt.Sprintf("it is now a dead letter (%s)", DeadKey(q.key))
@@ -265,6 +266,7 @@ type leased struct {
 	id      string
 	payload []byte
 	attempt int
+	receipt string // the receipt key of the Receive call that leased it
 }
 
 func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Counters) (leased, bool, error) {
@@ -284,6 +286,18 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		return leased{}, false, opError("receive", r.key, mapErr(err))
 	}
 	deadline := time.Now().Add(timeout)
+	// The receive script records what this call leased under a token of
+	// its own, so that when go-redis sends the script again after losing
+	// its reply, the same delivery comes back and no other is counted.
+	receipt := receiptKey(r.key, rand.Text())
+	// The dedicated connection for BLMOVE is taken when the first wait
+	// begins and kept for every slice of this Receive.
+	var bc *blockConn
+	defer func() {
+		if bc != nil {
+			r.ds.Connection.putBlockConn(bc)
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
@@ -291,7 +305,7 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		if err := r.maybeReclaim(ctx, cl, cnt); err != nil {
 			return fail(err)
 		}
-		l, ok, due, err := r.take(ctx, cl, "")
+		l, ok, due, err := r.take(ctx, cl, receipt, "")
 		if ok || err != nil {
 			return l, ok, err
 		}
@@ -308,7 +322,13 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 			slice = min(slice, due+time.Millisecond)
 		}
 		wctx, stop := r.ds.Connection.untilClose(ctx)
-		item, ok, err := r.ds.Connection.blmove(wctx, r.keys[keyReady], r.keys[keyProcessing], slice)
+		if bc == nil {
+			if bc, err = r.ds.Connection.getBlockConn(wctx, deadline); err != nil {
+				stop()
+				return fail(err)
+			}
+		}
+		item, ok, err := r.ds.Connection.blmove(wctx, bc, r.keys[keyReady], r.keys[keyProcessing], slice)
 		stop()
 		if err != nil {
 			return fail(err)
@@ -326,7 +346,7 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 			cancel()
 			return fail(errors.Join(ctx.Err(), err))
 		}
-		l, ok, _, err = r.take(sctx, cl, id)
+		l, ok, _, err = r.take(sctx, cl, receipt, id)
 		cancel()
 		if ok || err != nil {
 			return l, ok, err
@@ -335,12 +355,12 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 	}
 }
 
-// take runs the receive script: for id "" on the oldest ready item (after
-// making due delayed items ready), or for an item BLMOVE has moved. When
-// it leases nothing, due is how long until the next delayed item is due,
-// or -1 when none is delayed.
-func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, id string) (l leased, ok bool, due time.Duration, err error) {
-	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.keys, r.lease.Milliseconds(), id, reclaimBatch).Slice()
+// take runs the receive script with the receipt key of the Receive call:
+// for id "" on the oldest ready item (after making due delayed items
+// ready), or for an item BLMOVE has moved. When it leases nothing, due is
+// how long until the next delayed item is due, or -1 when none is delayed.
+func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receipt, id string) (l leased, ok bool, due time.Duration, err error) {
+	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receipt), r.lease.Milliseconds(), id, reclaimBatch).Slice()
 	if err != nil {
 		return leased{}, false, -1, opError("receive", r.key, mapErr(err))
 	}
@@ -365,7 +385,14 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, id string
 	l.payload = []byte(payload)
 	n, _ := res[3].(int64)
 	l.attempt = int(n)
+	l.receipt = receipt
 	return l, true, -1, nil
+}
+
+// withReceipt returns the queue's keys followed by receipt, as the
+// receive, ack and nack scripts take them.
+func (r *reliable) withReceipt(receipt string) []string {
+	return append(r.keys[:numReliableKeys:numReliableKeys], receipt)
 }
 
 // reclaimInterval is how often Receive reclaims: often enough that an
@@ -435,7 +462,7 @@ func (q ReliableQueue[T]) Reclaim(ctx context.Context) (int, error) {
 // item that is gone already (acked by a later delivery, or by this Ack
 // when go-redis sent it again after a lost reply) is not an error.
 func (d *Delivery[T]) Ack(ctx context.Context) error {
-	_, err := d.r.hold(ctx, "ack", ackScript, &d.settled, d.ID, d.Attempt)
+	_, err := d.r.hold(ctx, "ack", ackScript, &d.settled, d.r.withReceipt(d.receipt), d.ID, d.Attempt)
 	return err
 }
 
@@ -447,7 +474,7 @@ func (d *Delivery[T]) Nack(ctx context.Context, delay time.Duration) error {
 	if delay < 0 {
 		return opError("nack", d.r.key, fmt.Errorf("%w: negative delay %v", ErrInvalidArgument, delay))
 	}
-	_, err := d.r.nack(ctx, &d.settled, d.ID, d.Attempt, delay, "nacked by the consumer", nil)
+	_, err := d.r.nack(ctx, &d.settled, d.receipt, d.ID, d.Attempt, delay, "nacked by the consumer", nil)
 	return err
 }
 
@@ -461,15 +488,15 @@ func (d *Delivery[T]) Extend(ctx context.Context, lease time.Duration) error {
 	if d.settled.Load() {
 		return opError("extend", d.r.key, fmt.Errorf("%w: delivery %d of %q was settled", ErrLeaseLost, d.Attempt, d.ID))
 	}
-	_, err := d.r.hold(ctx, "extend", extendScript, nil, d.ID, d.Attempt, max(lease.Milliseconds(), 1))
+	_, err := d.r.hold(ctx, "extend", extendScript, nil, d.r.keys, d.ID, d.Attempt, max(lease.Milliseconds(), 1))
 	return err
 }
 
 // nack gives an item back after the failure cause, settling settled as
-// hold does, and counting in cnt; it reports whether the item became a
-// dead letter.
-func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, id string, attempt int, delay time.Duration, cause string, cnt *Counters) (dead bool, err error) {
-	n, err := r.hold(ctx, "nack", nackScript, settled, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes))
+// hold does, deleting the receipt of the Receive call that leased it, and
+// counting in cnt; it reports whether the item became a dead letter.
+func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id string, attempt int, delay time.Duration, cause string, cnt *Counters) (dead bool, err error) {
+	n, err := r.hold(ctx, "nack", nackScript, settled, r.withReceipt(receipt), id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes))
 	if err == nil {
 		cnt.add(nacked, 1)
 		if n == 2 {
@@ -552,7 +579,7 @@ func (ds *DataStore) stopPromoters() {
 // and returns the script's reply. A reply of 0 (the delivery no longer
 // holds the item) is ErrLeaseLost. settled, if not nil, is set once the
 // server has answered either way, and checked before anything is sent.
-func (r *reliable) hold(ctx context.Context, op string, s *script, settled *atomic.Bool, id string, attempt int, args ...any) (int64, error) {
+func (r *reliable) hold(ctx context.Context, op string, s *script, settled *atomic.Bool, keys []string, id string, attempt int, args ...any) (int64, error) {
 	lost := func() error {
 		return opError(op, r.key, fmt.Errorf("%w: delivery %d of %q", ErrLeaseLost, attempt, id))
 	}
@@ -561,7 +588,7 @@ func (r *reliable) hold(ctx context.Context, op string, s *script, settled *atom
 	}
 	var n int64
 	err := r.ds.Connection.call(op, r.key, func(cl redis.UniversalClient) (err error) {
-		n, err = s.run(ctx, r.ds.Connection, cl, r.keys, append([]any{id, attempt}, args...)...).Int64()
+		n, err = s.run(ctx, r.ds.Connection, cl, keys, append([]any{id, attempt}, args...)...).Int64()
 		return err
 	})
 	if err != nil {

@@ -50,6 +50,9 @@ var (
 	purgeScript   = newScript("purge")
 	peekScript    = newScript("peek")
 	statsScript   = newScript("stats")
+
+	// deadLetterScript serves at-most-once queues (queue.go).
+	deadLetterScript = newScript("deadletter")
 )
 
 // script is one Lua script, in two forms: as written, with #!lua, and

@@ -163,9 +163,11 @@ func helperKeys(t *testing.T, nameRE *regexp.Regexp) map[string]map[string]bool 
 
 // TestScriptHeaders checks each script's contract against its code: the
 // KEYS lines name exactly the keys the code uses (itself or through the
-// prelude's functions), at the prelude's index;
+// prelude's functions), at the prelude's index, or, for a key of the call
+// beyond the queue's (receive's, ack's and nack's RECEIPT), at an index
+// after them that the script binds once, as local NAME = KEYS[n];
 // every ARGV[n] the code reads has its line; and no script but push's
-// marker loop says KEYS[…].
+// marker loop says KEYS[…] otherwise.
 func TestScriptHeaders(t *testing.T) {
 	keyNames := preludeKeys(t)
 	nameRE := regexp.MustCompile(`\b(` + strings.Join(slices.Sorted(maps.Keys(keyNames)), "|") + `)\b`)
@@ -178,12 +180,26 @@ func TestScriptHeaders(t *testing.T) {
 		documented, used := map[string]bool{}, map[string]bool{}
 		argvDoc, argvRead := map[string]bool{}, map[string]bool{}
 		returns := false
+		// Keys of the call beyond the queue's: documented with an index
+		// after the prelude's, bound by name.
+		extra := map[string]int{}
+		for line := range strings.Lines(string(src)) {
+			if m := keyDocLine.FindStringSubmatch(line); m != nil {
+				if n, _ := strconv.Atoi(m[1]); n > numReliableKeys {
+					extra[m[2]] = n
+				}
+			}
+		}
+		scriptRE := nameRE
+		for name := range extra {
+			scriptRE = regexp.MustCompile(scriptRE.String() + `|\b` + name + `\b`)
+		}
 		for line := range strings.Lines(string(src)) {
 			line = strings.TrimRight(line, "\n")
 			if strings.HasPrefix(line, "--") {
 				if m := keyDocLine.FindStringSubmatch(line); m != nil {
 					documented[m[2]] = true
-					if n, _ := strconv.Atoi(m[1]); keyNames[m[2]] != n {
+					if n, _ := strconv.Atoi(m[1]); keyNames[m[2]] != n && extra[m[2]] != n {
 						t.Errorf("%s: header says KEYS[%s] is %s; the prelude binds it to KEYS[%d]", name, m[1], m[2], keyNames[m[2]])
 					}
 				}
@@ -194,7 +210,7 @@ func TestScriptHeaders(t *testing.T) {
 				continue
 			}
 			code, _, _ := strings.Cut(line, "--")
-			for _, m := range nameRE.FindAllString(code, -1) {
+			for _, m := range scriptRE.FindAllString(code, -1) {
 				used[m] = true
 			}
 			for h, keys := range helpers {
@@ -206,7 +222,11 @@ func TestScriptHeaders(t *testing.T) {
 				argvRead[m[1]] = true
 			}
 			for _, m := range keysUse.FindAllString(code, -1) {
-				if name != "push" || m != "KEYS["+strconv.Itoa(numReliableKeys)+" + i]" {
+				bound := false
+				for key, n := range extra {
+					bound = bound || strings.TrimSpace(code) == "local "+key+" = KEYS["+strconv.Itoa(n)+"]"
+				}
+				if !bound && (name != "push" || m != "KEYS["+strconv.Itoa(numReliableKeys)+" + i]") {
 					t.Errorf("%s: says %s; use the prelude's names", name, m)
 				}
 			}

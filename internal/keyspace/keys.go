@@ -91,6 +91,15 @@ var MarkerPart = Part{"marker", ":id:<ID>", "STRING", "marks a pushed ID for the
 // markerInfix comes between the queue key and the ID in a marker key.
 const markerInfix = ":id:"
 
+// ReceiptPart is the key, one per Receive call that leased an item, that
+// an at-least-once queue keeps for the lease (PX), so that the receive
+// script that go-redis sends again after losing its reply hands out the
+// same delivery instead of leasing, and counting, another.
+var ReceiptPart = Part{"receipt", ":rx:<token>", "STRING", "the delivery one Receive call leased (attempt and ID), for the lease (PX), so that a retried receive returns it again"}
+
+// receiptInfix comes between the queue key and the token in a receipt key.
+const receiptInfix = ":rx:"
+
 // QueueKey returns the key of the queue called name under prefix:
 // <prefix>queue:{<name>}. The braces are a Redis Cluster hash tag, so every
 // key of one queue (the parts above are all suffixes of this key) hashes to
@@ -120,13 +129,21 @@ func ReliableKeys(queueKey string) []string {
 // MarkerKey returns the key that records that id was pushed to the
 // at-least-once queue at queueKey. The ID is escaped like a placeholder
 // value, so it cannot bring braces into the key either.
-func MarkerKey(queueKey, id string) string {
+func MarkerKey(queueKey, id string) string { return suffixKey(queueKey, markerInfix, id) }
+
+// ReceiptKey returns the key of the receipt of the Receive call token on
+// the at-least-once queue at queueKey. The token is escaped like an ID.
+func ReceiptKey(queueKey, token string) string { return suffixKey(queueKey, receiptInfix, token) }
+
+// suffixKey returns queueKey, infix and s, with s escaped like a
+// placeholder value.
+func suffixKey(queueKey, infix, s string) string {
 	var b strings.Builder
-	b.Grow(len(queueKey) + len(markerInfix) + len(id))
+	b.Grow(len(queueKey) + len(infix) + len(s))
 	b.WriteString(queueKey)
-	b.WriteString(markerInfix)
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; AlwaysEscaped(c) {
+	b.WriteString(infix)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; AlwaysEscaped(c) {
 			writeEscaped(&b, c)
 		} else {
 			b.WriteByte(c)

@@ -18,6 +18,8 @@ func TestKeys(t *testing.T) {
 		{CacheKey("flow:", "node%5F1_output"), "flow:cache:node%5F1_output"},
 		{MarkerKey(q, "job-42"), "flow:queue:{jobs}:id:job-42"},
 		{MarkerKey(q, "a{b}*%\n"), "flow:queue:{jobs}:id:a%7Bb%7D%2A%25%0A"},
+		{ReceiptKey(q, "ABC234"), "flow:queue:{jobs}:rx:ABC234"},
+		{ReceiptKey(q, "a}"), "flow:queue:{jobs}:rx:a%7D"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
@@ -103,7 +105,7 @@ func TestREADMEKeyTables(t *testing.T) {
 	for _, p := range CacheParts {
 		row(CacheKey("<prefix>", "<expanded pattern>")+p.Suffix, p.Type)
 	}
-	for _, p := range append(ReliableParts[:], MarkerPart) {
+	for _, p := range append(ReliableParts[:], MarkerPart, ReceiptPart) {
 		row("Q"+p.Suffix, p.Type)
 	}
 	// And the other way: every key row of the README is a key of the table.

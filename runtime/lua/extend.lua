@@ -1,5 +1,8 @@
-#!lua
+#!lua flags=allow-oom
 -- extend: renews the lease of the item held by a delivery.
+--
+-- Flags: allow-oom. It changes the end of a lease that exists, which takes
+-- no memory, so handlers keep their leases when memory is full.
 --
 -- KEYS[3] LEASES    -> <Q>:leases, ID -> lease end
 -- KEYS[7] ATTEMPTS  -> <Q>:attempts, read by holds

@@ -1,6 +1,11 @@
-#!lua
+#!lua flags=allow-oom
 -- nack: gives back the item held by a delivery after a failure: ready
 -- again at once or after a delay, or a dead letter after its last delivery.
+--
+-- Flags: allow-oom. It moves one ID and keeps a last error of at most
+-- 1 KiB in place of the previous one: at most that much per delivery, never
+-- a payload. So under a full memory (maxmemory with noeviction) a failed or
+-- undecodable delivery still goes back or becomes a dead letter.
 --
 -- KEYS[1] READY       -> <Q>, where it goes when the delay is 0
 -- KEYS[2] PROCESSING  -> <Q>:processing, the ID leaves it
@@ -10,6 +15,8 @@
 -- KEYS[7] ATTEMPTS    -> <Q>:attempts, read by holds
 -- KEYS[8] ERRORS      -> <Q>:errors, gets ARGV[5]
 -- KEYS[9] READY_AT    -> <Q>:ready_at, when it becomes ready at once
+-- KEYS[10] RECEIPT    -> <Q>:rx:<token>, the receipt of the Receive call that
+--                        leased this delivery: deleted, it is no longer needed
 -- ARGV[1] -> the item's ID (Go's hold prepends it: Delivery.ID)
 -- ARGV[2] -> the delivery's attempt number (Go's hold prepends it: Delivery.Attempt)
 -- ARGV[3] -> the delay in ms; 0 makes it ready at once
@@ -20,8 +27,10 @@
 --   1  it will be delivered again
 --   2  it is now a dead letter
 --   0  the delivery no longer holds the item; nothing changed
+local RECEIPT = KEYS[10]
 local id = ARGV[1]
 if not holds(id, ARGV[2]) then return 0 end
+redis.call('DEL', RECEIPT)
 redis.call('ZREM', LEASES, id)
 redis.call('LREM', PROCESSING, 1, id)
 redis.call('HSET', ERRORS, id, ARGV[5])

@@ -1,5 +1,8 @@
-#!lua
+#!lua flags=no-writes
 -- peek: reads the oldest dead letters without changing them.
+--
+-- Flags: no-writes. It only reads, so it runs on a replica and when the
+-- server's memory is full.
 --
 -- KEYS[5] DEAD      -> <Q>:dead, ID -> when it died, oldest first
 -- KEYS[6] ITEMS     -> <Q>:items, ID -> payload

@@ -1,7 +1,10 @@
-#!lua
+#!lua flags=allow-oom
 -- promote: makes delayed items that are due ready. The DataStore that
 -- nacked an item with a delay runs it when the item is due, so that the
 -- item reaches receivers that are already waiting on time.
+--
+-- Flags: allow-oom. It moves due IDs from DELAYED to READY, with their
+-- ready time: bounded by the items that exist, never a payload.
 --
 -- KEYS[1] READY     -> <Q>, where due items go (which wakes a BLMOVE)
 -- KEYS[4] DELAYED   -> <Q>:delayed, ID -> when it is due

@@ -1,5 +1,8 @@
-#!lua
+#!lua flags=allow-oom
 -- purge: deletes the oldest dead letters for good.
+--
+-- Flags: allow-oom. It only deletes, so it runs when the server's memory
+-- is full (maxmemory with noeviction), to make room.
 --
 -- KEYS[5] DEAD      -> <Q>:dead, oldest first
 -- KEYS[6] ITEMS     -> <Q>:items, payloads deleted

@@ -3,6 +3,10 @@
 -- or was pushed within the dedupe window, so that a push that go-redis
 -- sends again after losing the reply is stored once.
 --
+-- Flags: none, so not allow-oom: it stores new payloads, which is what a
+-- server whose memory is full (maxmemory with noeviction) must refuse; a
+-- push then fails with the server's OOM error and stores nothing.
+--
 -- KEYS[1] READY     -> <Q>, the stored IDs are pushed at its head
 -- KEYS[6] ITEMS     -> <Q>:items, ID -> payload; an ID here is live
 -- KEYS[9] READY_AT  -> <Q>:ready_at, ID -> when it became ready

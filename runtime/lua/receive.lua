@@ -1,7 +1,13 @@
-#!lua
+#!lua flags=allow-oom
 -- receive: leases one item. With ARGV[2] empty it first makes due delayed
 -- items ready, then takes the oldest ready item; otherwise ARGV[2] is an
 -- ID that BLMOVE has just moved from READY to PROCESSING.
+--
+-- Flags: allow-oom. It moves one ID from READY to PROCESSING and records
+-- its lease, its delivery count and the call's receipt (which lives for
+-- the lease at most): a bounded amount per item that is already stored,
+-- never a payload. So consumers can drain a server whose memory is
+-- full (maxmemory with noeviction).
 --
 -- KEYS[1] READY       -> <Q>, IDs ready to be received
 -- KEYS[2] PROCESSING  -> <Q>:processing, where a received ID waits for its ack
@@ -12,18 +18,34 @@
 -- KEYS[7] ATTEMPTS    -> <Q>:attempts, ID -> deliveries so far
 -- KEYS[8] ERRORS      -> <Q>:errors, ID -> last error
 -- KEYS[9] READY_AT    -> <Q>:ready_at, ID -> when it became ready
--- ARGV[1] -> the lease in ms
+-- KEYS[10] RECEIPT    -> <Q>:rx:<token>, the receipt of this Receive call: the
+--                        attempt and ID it leased, so that the same call sent
+--                        again (go-redis retries a command whose reply was
+--                        lost) hands out the same delivery and counts none
+-- ARGV[1] -> the lease in ms; the receipt lives as long
 -- ARGV[2] -> '' to take the oldest ready item, or the ID that BLMOVE moved
 -- ARGV[3] -> with ARGV[2] '': at most this many due delayed items are made ready
 --
 -- Returns:
---   {1, id, payload, attempt}  the item is leased for this delivery
+--   {1, id, payload, attempt}  the item is leased for this delivery (or was,
+--                              by this call's first run)
 --   {2, dead id}               the entry was not pushed by a reliable queue:
 --                              it is kept as a dead letter under a new ID,
 --                              with itself as payload
 --   {0, ms}                    nothing to lease (an empty queue, or an ID that a
 --                              reclaim put back in the meantime); ms is how long
 --                              until the next delayed item is due, -1 if none
+local RECEIPT = KEYS[10]
+local receipt = redis.call('GET', RECEIPT)
+if receipt then
+  -- This call ran before and its reply was lost: the same delivery again,
+  -- if it still holds its item, and nothing new either way.
+  local attempt, held = string.match(receipt, '^(%d+) (.*)$')
+  if holds(held, attempt) then
+    return {1, held, redis.call('HGET', ITEMS, held), tonumber(attempt)}
+  end
+  return {0, -1}
+end
 local id = ARGV[2]
 if id == '' then
   promoteDue(tonumber(ARGV[3]))
@@ -51,4 +73,5 @@ if not payload then
 end
 local attempt = redis.call('HINCRBY', ATTEMPTS, id, 1)
 redis.call('ZADD', LEASES, now + tonumber(ARGV[1]), id)
+redis.call('SET', RECEIPT, attempt .. ' ' .. id, 'PX', ARGV[1])
 return {1, id, payload, attempt}

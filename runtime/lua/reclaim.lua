@@ -1,10 +1,14 @@
-#!lua
+#!lua flags=allow-oom
 -- reclaim: up to ARGV[3] items of each kind: items whose lease ran out go
 -- back to READY, or to the dead letters once they have had ARGV[2]
 -- deliveries; delayed items that are due become ready; and items in
 -- PROCESSING without a lease (a consumer stopped between BLMOVE and its
 -- lease) get a lease of ARGV[1] ms, so that they come back if nobody
 -- claims them.
+--
+-- Flags: allow-oom. It moves IDs that are stored already and writes a
+-- short error (tens of bytes) per expired lease: bounded by the items that
+-- exist, never a payload. Expired items come back when memory is full too.
 --
 -- KEYS[1] READY       -> <Q>, where expired and due items go
 -- KEYS[2] PROCESSING  -> <Q>:processing, expired items leave it

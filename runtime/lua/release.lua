@@ -1,7 +1,10 @@
-#!lua
+#!lua flags=allow-oom
 -- release: puts back an item that BLMOVE moved to PROCESSING but that was
 -- never leased (the receiver's context ended in between), at the tail of
 -- READY, where it was, without counting a delivery.
+--
+-- Flags: allow-oom. It moves one ID back to READY, where it was, so it
+-- takes no memory the item did not hold before.
 --
 -- KEYS[1] READY       -> <Q>, gets the ID back at its tail
 -- KEYS[2] PROCESSING  -> <Q>:processing, the ID leaves it

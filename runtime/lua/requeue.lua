@@ -1,6 +1,9 @@
-#!lua
+#!lua flags=allow-oom
 -- requeue: moves the oldest dead letters back to READY with their delivery
 -- count and last error reset.
+--
+-- Flags: allow-oom. It moves dead IDs back to READY and deletes their
+-- counts and errors, so it takes no more memory than it frees.
 --
 -- KEYS[1] READY     -> <Q>, where they go
 -- KEYS[5] DEAD      -> <Q>:dead, oldest first
