@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -36,11 +35,6 @@ import (
 // ErrPoolExhausted if none frees up in time.
 
 const pollSlice = 50 * time.Millisecond
-
-// ErrPoolExhausted means a blocking pop (Pop or Receive with a timeout)
-// found all Options.BlockingPoolSize blocking connections in use for its
-// whole timeout, so it never waited on the queue. Nothing was taken.
-var ErrPoolExhausted = errors.New("blocking pool exhausted")
 
 type unblockSupport struct{ state atomic.Int32 } // 0 unknown, 1 yes, 2 no
 

@@ -4,7 +4,7 @@
 // generic typed wrappers Queue[T] and Cache[T] that generated accessors
 // return.
 //
-// Untyped use, as in the original design:
+// Untyped use, as the engine's Python storage layer has it:
 //
 //	ds, err := runtime.New(runtime.Options{URL: "redis://127.0.0.1:6379/0"})
 //	defer ds.Close()

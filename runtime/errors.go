@@ -21,7 +21,10 @@ var (
 	ErrClosed = errors.New("data store is closed")
 	// ErrDecode means a stored value could not be decoded into the payload
 	// type. A queue item that fails to decode is moved to the queue's dead
-	// letters, never dropped; a cache value stays where it is.
+	// letters, or put back where it was when the server refuses that
+	// write; a cache value stays where it is. (Only a server that refuses
+	// both writes, a full one before Redis 7, can lose it, and the error
+	// then says so.)
 	ErrDecode = errors.New("decode")
 	// ErrPayloadTooLarge means a payload is larger than
 	// Options.MaxPayloadBytes. Nothing was written.
@@ -33,6 +36,11 @@ var (
 	// out and a reclaim put the item back (it will be, or has been,
 	// delivered again), or the delivery was already acked or nacked.
 	ErrLeaseLost = errors.New("lease lost")
+	// ErrPoolExhausted means a blocking pop (Pop or Receive with a
+	// timeout) found all Options.BlockingPoolSize blocking connections in
+	// use for its whole timeout, so it never waited on the queue. Nothing
+	// was taken.
+	ErrPoolExhausted = errors.New("blocking pool exhausted")
 )
 
 // Error is the error returned by an operation. Its message starts with

@@ -81,7 +81,7 @@ const (
 )
 
 // reliableKeys returns the keys of the at-least-once queue at queueKey,
-// indexed by the key* constants.
+// indexed by the key* constants (keyspace.Ready …).
 func reliableKeys(queueKey string) []string { return keyspace.ReliableKeys(queueKey) }
 
 // markerKey returns the key that records that id was pushed to the

@@ -188,7 +188,8 @@ type Stats struct {
 }
 
 // Stats counts the queue's items in each state, and the age of the oldest
-// ready item, with one read-only script (one round trip).
+// ready item, with one read-only script: one round trip, once the server
+// has the script (the first call on a server loads it, one more).
 func (q ReliableQueue[T]) Stats(ctx context.Context) (Stats, error) {
 	if q.err != nil {
 		return Stats{}, opError("stats", q.key, q.err)
@@ -690,7 +691,8 @@ func (dl DeadLetters[T]) Requeue(ctx context.Context, n int) (int, error) {
 	return dl.batches(ctx, "requeue", requeueScript, n)
 }
 
-// Purge deletes every dead letter and returns how many it deleted.
+// Purge deletes the dead letters, up to ten million in one call (call it
+// again for more), and returns how many it deleted.
 func (dl DeadLetters[T]) Purge(ctx context.Context) (int, error) {
 	return dl.batches(ctx, "purge", purgeScript, -1)
 }

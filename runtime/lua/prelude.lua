@@ -2,8 +2,8 @@
 -- it between a script's #!lua line and the script's own text, so every
 -- script sees these names.
 --
--- Every script receives the queue's keys in this order (the key* constants
--- of the Go package; TestScriptKeyNames ties the two), all under the
+-- Every script receives the queue's keys in this order (keyspace.Ready …
+-- keyspace.ReadyAt in Go; TestScriptKeyNames ties the two), all under the
 -- queue's hash tag, so no script needs to say KEYS[n]:
 local READY, PROCESSING, LEASES, DELAYED, DEAD, ITEMS, ATTEMPTS, ERRORS, READY_AT =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]

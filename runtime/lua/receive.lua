@@ -35,6 +35,8 @@
 --   {0, ms}                    nothing to lease (an empty queue, or an ID that a
 --                              reclaim put back in the meantime); ms is how long
 --                              until the next delayed item is due, -1 if none
+--                              (always -1 with an ARGV[2] ID: the caller then
+--                              goes back to waiting, which asks again)
 local RECEIPT = KEYS[10]
 local receipt = redis.call('GET', RECEIPT)
 if receipt then
