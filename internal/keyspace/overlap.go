@@ -58,9 +58,8 @@ func (p *Pattern) automaton() *automaton {
 // or "{a}_k:{b}" and "{a}:k_{b}" never meet, which the ends of the whole
 // names cannot tell.
 func separated(a, b *Pattern) bool {
-	cut := func(c byte) bool { return a.escape[c] && b.escape[c] }
-	sa, pa := pieces(a, cut)
-	sb, pb := pieces(b, cut)
+	sa, pa := a.cutBy(b)
+	sb, pb := b.cutBy(a)
 	if sa != sb {
 		return true
 	}
@@ -70,6 +69,34 @@ func separated(a, b *Pattern) bool {
 		}
 	}
 	return false
+}
+
+// cutPieces is a pattern cut at a set of bytes: the bytes in order, and
+// the pieces between them.
+type cutPieces struct {
+	seps   string
+	pieces []piece
+}
+
+// cutBy returns p cut at the bytes of its literal text that both p and q
+// escape, computed once per set of such bytes.
+func (p *Pattern) cutBy(q *Pattern) (string, []piece) {
+	p.cutsMu.Lock()
+	defer p.cutsMu.Unlock()
+	key := p.litSet.and(q.escSet)
+	if p.cuts != nil && p.lastCut == key { // the common case: one way to cut
+		return p.last.seps, p.last.pieces
+	}
+	if p.cuts == nil {
+		p.cuts = map[byteSet]cutPieces{}
+	}
+	c, ok := p.cuts[key]
+	if !ok {
+		c.seps, c.pieces = pieces(p, key.has)
+		p.cuts[key] = c
+	}
+	p.lastCut, p.last = key, c
+	return c.seps, c.pieces
 }
 
 // piece is a part of a pattern between two cuts: the literal text before
@@ -116,8 +143,8 @@ func pieces(p *Pattern, cut func(byte) bool) (string, []piece) {
 // byteSet is a set of bytes.
 type byteSet [4]uint64
 
-func (s *byteSet) add(c byte)      { s[c>>6] |= 1 << (c & 63) }
-func (s *byteSet) has(c byte) bool { return s[c>>6]&(1<<(c&63)) != 0 }
+func (s *byteSet) add(c byte)     { s[c>>6] |= 1 << (c & 63) }
+func (s byteSet) has(c byte) bool { return s[c>>6]&(1<<(c&63)) != 0 }
 func (s byteSet) and(t byteSet) byteSet {
 	return byteSet{s[0] & t[0], s[1] & t[1], s[2] & t[2], s[3] & t[3]}
 }

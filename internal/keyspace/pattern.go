@@ -48,6 +48,17 @@ type Pattern struct {
 
 	autoOnce sync.Once  // for Overlap
 	auto     *automaton // its expansions, once Overlap needs them
+
+	// For Overlap's cheap test (see separated): the bytes the pattern
+	// escapes, the bytes of its literal text that are escaped, and its
+	// pieces for each set of cut bytes asked so far. A schema's patterns
+	// mostly share their separators, so each pattern is cut a few ways at
+	// most, however many patterns it is compared with.
+	escSet, litSet byteSet
+	cutsMu         sync.Mutex
+	cuts           map[byteSet]cutPieces
+	lastCut        byteSet   // the key of the last cut asked for
+	last           cutPieces // and its pieces
 }
 
 // PatternError is a syntax error in a key pattern, at a byte offset.
@@ -169,6 +180,18 @@ func ParsePattern(pattern string) (*Pattern, error) {
 		for i := 0; i < len(l); i++ {
 			if !Verbatim(l[i]) {
 				p.escape[l[i]] = true
+			}
+		}
+	}
+	for c := range 256 {
+		if p.escape[c] {
+			p.escSet.add(byte(c))
+		}
+	}
+	for _, l := range p.literals {
+		for i := 0; i < len(l); i++ {
+			if p.escape[l[i]] {
+				p.litSet.add(l[i])
 			}
 		}
 	}
