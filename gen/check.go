@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"go/token"
 	"maps"
+	"math"
 	"path"
 	"regexp"
 	"slices"
@@ -30,7 +31,7 @@ var packageRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // Check checks a parsed schema and decides every Go name. It reports every
 // problem at once, as an ErrorList.
 func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
-	c := &checker{errs: errs{file: f.Name}, types: map[string]*TypeSpec{}, typePos: map[string]Pos{}, importPaths: map[string]bool{}}
+	c := &checker{errs: errs{file: f.Name}, types: map[string]*TypeSpec{}, typePos: map[string]Pos{}, importPaths: map[string]Pos{}}
 	m := &Model{Schema: path.Base(strings.ReplaceAll(f.Name, `\`, "/"))}
 	if strings.ContainsFunc(m.Schema, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '<' || r == '>' }) || keyTextProblem(m.Schema) != "" {
 		// The name is written into the header comment of every file.
@@ -50,7 +51,7 @@ func Check(f *RawSchema, opts CheckOptions) (*Model, error) {
 
 	for _, t := range m.Types {
 		for _, fl := range t.Fields {
-			c.noteImports(fl.Type)
+			c.noteImports(fl.Type, fl.Pos)
 		}
 	}
 	names := map[string]string{}
@@ -78,7 +79,7 @@ type checker struct {
 	errs        errs
 	types       map[string]*TypeSpec
 	typePos     map[string]Pos
-	importPaths map[string]bool // of external payload and field types
+	importPaths map[string]Pos // of external payload and field types: where each is first used
 	params      []paramUse
 	fieldRefs   []fieldRef
 }
@@ -273,12 +274,24 @@ func (c *checker) cycles(m *Model) {
 	}
 }
 
-func (c *checker) noteImports(t *TypeRef) {
+// noteImports records the import paths that t uses, at pos. Two paths
+// that differ only in case are refused: the go command will not import
+// both into one package ("case-insensitive import collision").
+func (c *checker) noteImports(t *TypeRef, pos Pos) {
 	switch t.Kind {
 	case Slice, Map:
-		c.noteImports(t.Elem)
+		c.noteImports(t.Elem, pos)
 	case External:
-		c.importPaths[t.Path] = true
+		if _, ok := c.importPaths[t.Path]; ok {
+			return
+		}
+		for p, at := range c.importPaths {
+			if strings.EqualFold(p, t.Path) {
+				c.errs.add(pos, "import path %q differs only in case from %q at line %d, column %d; Go cannot import both into one package", t.Path, p, at.Line, at.Col)
+				return
+			}
+		}
+		c.importPaths[t.Path] = pos
 	}
 }
 
@@ -367,7 +380,7 @@ func (c *checker) common(e entry, names map[string]string) (goName string, key *
 		ok = false
 	default:
 		payload = tr
-		c.noteImports(tr)
+		c.noteImports(tr, e.payload.Pos)
 	}
 	return goName, key, params, payload, ok
 }
@@ -451,6 +464,10 @@ func (c *checker) delivery(qd *RawQueue, what string) (*ReliableSettings, bool) 
 			ok = false
 		case n < 1:
 			c.errs.add(qd.MaxDeliveries.Pos, "%s: max_deliveries %d must be at least 1", what, n)
+			ok = false
+		case n > math.MaxInt32:
+			// The declaration holds an int, which is 32 bits on 386 and arm.
+			c.errs.add(qd.MaxDeliveries.Pos, "%s: max_deliveries %d is over %d, the most a 32-bit int holds", what, n, math.MaxInt32)
 			ok = false
 		}
 		r.MaxDeliveries = n
@@ -568,7 +585,8 @@ func (c *checker) notes(pos Pos, r RawReview, what string, keys map[string]Scala
 // do not depend on where in the schema a type is used first.
 func (c *checker) importNames() map[string]string {
 	paths := slices.Sorted(maps.Keys(c.importPaths))
-	taken := map[string]bool{"runtime": true, "time": true, "qs": true, "cs": true, "ds": true}
+	// init may not name an import: it is only ever a function.
+	taken := map[string]bool{"runtime": true, "time": true, "qs": true, "cs": true, "ds": true, "init": true}
 	names := make(map[string]string, len(paths))
 	for _, p := range paths {
 		base := packageName(p)

@@ -20,7 +20,18 @@ func TestAcceptedCompiles(t *testing.T) {
 		{"runtime type as payload", "version: 1\nqueues:\n  q: {payload: github.com/storagegen/storagegen/runtime.Queue}\n",
 			`schema.yaml:3:16: queue "q": payload "github.com/storagegen/storagegen/runtime.Queue" is a type of the storagegen runtime, which generated code already uses; payloads and fields are your own types`},
 		{"import path with a leading dot", "version: 1\nqueues:\n  q: {payload: example.com/.x.T}\n",
-			`schema.yaml:3:16: queue "q": payload "example.com/.x.T" has an invalid import path example.com/.x`},
+			`schema.yaml:3:16: queue "q": payload "example.com/.x.T" has an invalid import path: element ".x" starts or ends with a dot`},
+		{"package named init", "version: 1\nqueues:\n  q: {payload: example.com/init.T}\n", ""},
+		{"Windows device name", "version: 1\nqueues:\n  q: {payload: example.com/con.T}\n",
+			`schema.yaml:3:16: queue "q": payload "example.com/con.T" has an invalid import path: element "con" is a reserved file name on Windows`},
+		{"Windows short name", "version: 1\nqueues:\n  q: {payload: example.com/x~1.T}\n",
+			`schema.yaml:3:16: queue "q": payload "example.com/x~1.T" has an invalid import path: element "x~1" ends in a tilde and digits, which Windows short names use`},
+		{"vendored package", "version: 1\nqueues:\n  q: {payload: example.com/vendor/x.T}\n",
+			`schema.yaml:3:16: queue "q": payload "example.com/vendor/x.T" has an invalid import path: a vendor element: vendored packages cannot be imported by path`},
+		{"paths that differ in case", "version: 1\ntypes:\n  T:\n    fields:\n      a: example.com/m/x.U\nqueues:\n  q: {payload: example.com/m/X.T}\n",
+			`schema.yaml:7:16: import path "example.com/m/X" differs only in case from "example.com/m/x" at line 5, column 7; Go cannot import both into one package`},
+		{"max_deliveries over 32 bits", "version: 1\nqueues:\n  q: {payload: example.com/x.T, delivery: at-least-once, max_deliveries: 9223372036854775807}\n",
+			`schema.yaml:3:74: queue "q": max_deliveries 9223372036854775807 is over 2147483647, the most a 32-bit int holds`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := Load("schema.yaml", []byte(tc.src), CheckOptions{DefaultPackage: "out"})

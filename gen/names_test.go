@@ -54,7 +54,7 @@ func TestParseTypeExpr(t *testing.T) {
 		{"map[int]string", "", "is a map whose key is not string; JSON object keys are strings, use map[string]T"},
 		{"example.com/engine/nodes", "", "names a package but no type; write import/path.Type"},
 		{"example.com/engine/nodes.output", "", "names type output, which is not an exported Go identifier"},
-		{"example.com//nodes.Output", "", "has an invalid import path example.com//nodes"},
+		{"example.com//nodes.Output", "", "has an invalid import path: an empty element (a leading, trailing or double /)"},
 		{"time.Duration", "", "is not a known type; want " + allowedTypes},
 		{"int8", "", "is not a known type; want " + allowedTypes},
 		{"*NodeOutput", "", "is not a known type; want " + allowedTypes},

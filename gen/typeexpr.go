@@ -71,14 +71,47 @@ func parseExternal(s string) (*TypeRef, string) {
 		return nil, "is a type of the storagegen runtime, which generated code already uses; payloads and fields are your own types"
 	}
 	for seg := range strings.SplitSeq(path, "/") {
-		if seg == "" || seg[0] == '.' || seg[len(seg)-1] == '.' || strings.ContainsFunc(seg, func(r rune) bool {
-			return !(r == '-' || r == '.' || r == '_' || r == '~' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
-		}) {
-			return nil, "has an invalid import path " + path
+		if why := badPathElement(seg); why != "" {
+			return nil, "has an invalid import path: " + why
 		}
 	}
 	return &TypeRef{Kind: External, Path: path, Name: name}, ""
 }
+
+// badPathElement says why seg cannot be an element of an import path, as
+// the go command decides it (golang.org/x/mod/module's CheckImportPath),
+// or "". The message quotes seg only when it is plain ASCII, which the
+// rules make sure of before.
+func badPathElement(seg string) string {
+	switch {
+	case seg == "":
+		return "an empty element (a leading, trailing or double /)"
+	case strings.ContainsFunc(seg, func(r rune) bool {
+		return !(r == '-' || r == '.' || r == '_' || r == '~' || r == '+' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}):
+		return "an element may hold only ASCII letters, digits and - . _ ~ +"
+	case seg[0] == '.' || seg[len(seg)-1] == '.':
+		return fmt.Sprintf("element %q starts or ends with a dot", seg)
+	case seg == "vendor":
+		return "a vendor element: vendored packages cannot be imported by path"
+	}
+	short, _, _ := strings.Cut(seg, ".")
+	if i := strings.LastIndexByte(short, '~'); i >= 0 && i < len(short)-1 && strings.Trim(short[i+1:], "0123456789") == "" {
+		return fmt.Sprintf("element %q ends in a tilde and digits, which Windows short names use", seg)
+	}
+	for _, r := range windowsReserved {
+		if strings.EqualFold(short, r) {
+			return fmt.Sprintf("element %q is a reserved file name on Windows", seg)
+		}
+	}
+	return ""
+}
+
+// windowsReserved are names Windows gives to devices, with or without an
+// extension, which the go command refuses as path elements.
+var windowsReserved = []string{"CON", "PRN", "AUX", "NUL",
+	"COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
+	"LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9"}
 
 // packageName is the name an import path's package most likely has: its
 // last element, or the one before a major version element (/v2), in
