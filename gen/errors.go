@@ -41,8 +41,11 @@ type errs struct {
 	list ErrorList
 }
 
+// add records a problem at pos. The message is made one line (OneLine),
+// whatever schema text it quotes, so that each error is exactly one line
+// of the report.
 func (e *errs) add(pos Pos, format string, args ...any) {
-	e.list = append(e.list, &Error{File: e.file, Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	e.list = append(e.list, &Error{File: e.file, Pos: pos, Msg: OneLine(fmt.Sprintf(format, args...))})
 }
 
 // err returns the sorted, de-duplicated list, or nil.

@@ -39,6 +39,38 @@ func hiddenRune(r rune) string {
 	return ""
 }
 
+// OneLine returns s fit to stand inside one line of a report: a newline
+// as \n, and every rune hiddenRune refuses (and tab) as \xNN or \uNNNN.
+// Messages quote schema text (a placeholder's body, an allow_breaking
+// reason), and a report line is read by programs too: a raw newline
+// followed by "::error" would be a GitHub Actions workflow command of its
+// own.
+func OneLine(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\n' || r == '\t' || r == utf8.RuneError || hiddenRune(r) != "" }) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == utf8.RuneError:
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+			} else {
+				b.WriteRune(r)
+			}
+		case r < 0x80 && (r == '\t' || hiddenRune(r) != ""):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case hiddenRune(r) != "":
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 // textProblem says what makes doc text unusable, with where it stands in
 // the text, or "". Docs may span lines.
 func textProblem(s string) string {

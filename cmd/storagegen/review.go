@@ -164,7 +164,7 @@ func runDiff(args []string, stdout, stderr io.Writer) int {
 			if c.Allowed != "" {
 				line += " (allowed: " + c.Allowed + ")"
 			}
-			fmt.Fprintln(stdout, line)
+			fmt.Fprintln(stdout, gen.OneLine(line)) // schema text in a message stays on its line
 		}
 		fmt.Fprintf(stdout, "storagegen diff: %s\n", summary)
 	}
@@ -269,7 +269,7 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "storagegen lint: %s\n", summary)
 	default:
 		for _, f := range findings {
-			fmt.Fprintf(stdout, "%s:%d:%d: %s [%s] %s: %s\n\tfix: %s\n", *schema, f.Pos.Line, f.Pos.Col, f.Severity, f.Rule, f.Subject, f.Message, f.Fix)
+			fmt.Fprintf(stdout, "%s\n\tfix: %s\n", gen.OneLine(fmt.Sprintf("%s:%d:%d: %s [%s] %s: %s", *schema, f.Pos.Line, f.Pos.Col, f.Severity, f.Rule, f.Subject, f.Message)), gen.OneLine(f.Fix))
 		}
 		fmt.Fprintf(stdout, "storagegen lint: %s\n", summary)
 	}

@@ -166,3 +166,41 @@ func TestReviewFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestNoWorkflowCommandInjection: schema text with newlines (a placeholder
+// body in a bad key, an allow_breaking reason) never starts a line of
+// its own in any report, so a CI log cannot be made to carry a GitHub
+// Actions workflow command such as ::error or ::stop-commands::.
+func TestNoWorkflowCommandInjection(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	badSrc := "version: 1\ntypes:\n  T: {fields: {a: string}}\ncaches:\n  c: {key: \"x:{a\\n::error file=README.md,line=1::all checks passed\\n::stop-commands::zz}\", payload: T, ttl: 1h}\n"
+	old := filepath.Join(dir, "old.yaml")
+	cur := filepath.Join(dir, "new.yaml")
+	oldSrc := "version: 1\nprefix: \"p:\"\ntypes:\n  T: {fields: {a: string}}\ncaches:\n  c: {key: \"c:{id}\", payload: T, ttl: 1h, doc: d}\n"
+	newSrc := strings.Replace(oldSrc, `key: "c:{id}"`, `key: "c2:{id}", allow_breaking: "moved\n::warning file=README.md,line=1::Security review passed\n::stop-commands::x"`, 1)
+	for name, src := range map[string]string{bad: badSrc, old: oldSrc, cur: newSrc} {
+		if err := os.WriteFile(name, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := [][]string{
+		{"-check", "-schema", bad, "-out", filepath.Join(dir, "out")},
+		{"lint", "-schema", bad},
+		{"lint", "-schema", bad, "-format", "github"},
+		{"diff", "-against", old, "-schema", bad, "-format", "github"},
+		{"diff", "-against", old, "-schema", cur},
+		{"diff", "-against", old, "-schema", cur, "-format", "github"},
+		{"lint", "-schema", cur},
+	}
+	for _, args := range runs {
+		_, stdout, stderr := runCmd(t, args...)
+		for _, line := range strings.Split(stdout+stderr, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "::") && !strings.HasPrefix(line, "::error file="+filepath.ToSlash(bad)) &&
+				!strings.HasPrefix(line, "::warning file="+filepath.ToSlash(cur)) && !strings.HasPrefix(line, "::notice file=") &&
+				!strings.HasPrefix(line, "::error file="+filepath.ToSlash(cur)) {
+				t.Errorf("storagegen %s: a line of its own from schema text: %q", strings.Join(args, " "), line)
+			}
+		}
+	}
+}
