@@ -133,6 +133,11 @@ func TestLintRules(t *testing.T) {
 		{"empty-prefix ignored at the top", strings.Replace(clean, "prefix: \"flow:\"\n", "lint_ignore: [empty-prefix]\n", 1), "", nil},
 		{"long-key", strings.Replace(clean, `"c:{id}"`, `"c:{a}:{b}:{c}:{d}"`, 1), "", []string{"long-key warning 6"}},
 		{"at-most-once", strings.Replace(clean, ", delivery: at-least-once", "", 1), "", []string{"at-most-once info 4"}},
+		{"missing-doc: only spaces", strings.Replace(clean, "doc: d, ttl", `doc: "   ", ttl`, 1), "", []string{"missing-doc warning 6"}},
+		{"id-separator not after an int", strings.Replace(clean, `"c:{id}"`, `"c:{id:int}_x"`, 1), "", nil},
+		// flow:cache:c: + three UUIDs with two colons is 123 bytes.
+		{"long-key: 128 bytes", strings.Replace(clean, `"c:{id}"`, `"c:{a}:{b}:{c}:abcd"`, 1), "", nil},
+		{"long-key: 129 bytes", strings.Replace(clean, `"c:{id}"`, `"c:{a}:{b}:{c}:abcde"`, 1), "", []string{"long-key warning 6"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			disabled := map[string]bool{}
