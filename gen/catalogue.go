@@ -21,8 +21,11 @@ func Catalogue(m *Model) []byte {
 			w("\nNone.\n")
 		}
 	}
-	entry := func(name, doc string) {
-		w("\n### %s\n\n", name)
+	// Each entry's heading names its kind, so that its anchor (GitHub's
+	// #queue-jobs, #type-jobs) is unique: a queue and a type, or a type
+	// and a section, may share a name.
+	entry := func(kind, name, doc string) {
+		w("\n### %s `%s`\n\n", kind, name)
 		if doc = strings.TrimSpace(doc); doc != "" {
 			w("%s\n\n", mdText(doc))
 		}
@@ -35,7 +38,7 @@ func Catalogue(m *Model) []byte {
 
 	section("Queues", len(m.Queues))
 	for _, q := range m.Queues {
-		entry(q.Name, q.Doc)
+		entry("Queue", q.Name, q.Doc)
 		w("%s", commonRows("Queues."+q.GoName, q.Key, keyspace.QueueKey(m.Prefix, q.Key.Template()), keyspace.QueueKey(m.Prefix, exampleName(q.Key)), q.Params, q.Payload))
 		if r := q.Reliable; r != nil {
 			w("| delivery | at-least-once: lease %s, at most %d %s, dedupe window %s |\n",
@@ -48,7 +51,7 @@ func Catalogue(m *Model) []byte {
 
 	section("Caches", len(m.Caches))
 	for _, c := range m.Caches {
-		entry(c.Name, c.Doc)
+		entry("Cache", c.Name, c.Doc)
 		ttl := "none: entries never expire"
 		if !c.NoExpiry {
 			ttl = durationText(c.TTL)
@@ -59,7 +62,7 @@ func Catalogue(m *Model) []byte {
 
 	section("Types", len(m.Types))
 	for _, t := range m.Types {
-		entry(t.Name, t.Doc)
+		entry("Type", t.Name, t.Doc)
 		w("| JSON name | Go field | type | optional | doc |\n| --- | --- | --- | --- | --- |\n")
 		for _, f := range t.Fields {
 			opt := "no"
@@ -131,7 +134,7 @@ func placeholderList(ps []*Param) string {
 
 // typeLink writes a type as one code span, or, when it ends in a declared
 // type, as a code span of the slices and maps around it followed by a link
-// to that type's section: `[]map[string]`[Node](#node). Two code spans are
+// to that type's section: `[]map[string]`[Node](#type-node). Two code spans are
 // never adjacent, since two backticks in a row would open a different span.
 func typeLink(t *TypeRef) string {
 	var outer strings.Builder
@@ -145,7 +148,7 @@ func typeLink(t *TypeRef) string {
 	if t.Kind != Declared {
 		return "`" + outer.String() + t.String() + "`"
 	}
-	link := fmt.Sprintf("[%s](#%s)", t.Name, strings.ToLower(t.Name))
+	link := fmt.Sprintf("[%s](#type-%s)", t.Name, strings.ToLower(t.Name))
 	if outer.Len() == 0 {
 		return link
 	}

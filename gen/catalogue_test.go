@@ -35,7 +35,7 @@ caches:
 		t.Fatal(err)
 	}
 	cat := string(Catalogue(m))
-	for _, want := range []string{"`map[string]any`", "`[]`[Node](#node)", "`map[string][]`[Node](#node)", "`[]map[string][]int64`",
+	for _, want := range []string{"`map[string]any`", "`[]`[Node](#type-node)", "`map[string][]`[Node](#type-node)", "`[]map[string][]int64`",
 		"| key | `flow:queue:{edge:<source_id>:<n:int>}` |", "| dead letters | `flow:queue:{edge:<source_id>:<n:int>}:dead` |", "| key | `flow:cache:<node_id>_output` |"} {
 		if !strings.Contains(cat, want) {
 			t.Errorf("catalogue lacks %s", want)
