@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -44,6 +45,31 @@ func newConnection(o Options, ro *redis.Options) *Connection {
 	}
 	c.closing, c.close = context.WithCancel(context.Background())
 	return c
+}
+
+// retryWindow is how long go-redis may go on sending one command again
+// after losing its reply: every try waits out the write and read
+// timeouts and a back-off. With no timeouts (-1, -2) it is taken as a
+// minute: a receipt (reliable.go) must outlive it, and cannot live forever.
+func (c *Connection) retryWindow() time.Duration {
+	o := c.opts
+	if c.own != nil {
+		o = c.own.Options()
+	}
+	timeout := func(d time.Duration) time.Duration {
+		switch {
+		case d == 0:
+			return 3 * time.Second // go-redis's default
+		case d < 0:
+			return time.Minute
+		}
+		return d
+	}
+	tries := max(o.MaxRetries, 0) + 1
+	if o.MaxRetries == 0 {
+		tries = 4 // go-redis's default: 3 retries
+	}
+	return min(time.Duration(tries)*(timeout(o.ReadTimeout)+timeout(o.WriteTimeout)+max(o.MaxRetryBackoff, 512*time.Millisecond)), 2*time.Minute)
 }
 
 // acquire returns the command client for one operation and registers the

@@ -307,6 +307,14 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 			return fail(err)
 		}
 		l, ok, due, err := r.take(ctx, cl, receipt, "")
+		if err != nil && !isServerError(err) {
+			// The script may have run with its reply lost for good (the
+			// context ended, or the server stalled past every retry):
+			// undo the delivery it may have counted, by its receipt.
+			sctx, cancel := settleContext(ctx)
+			err = errors.Join(err, r.release(sctx, cl, receipt, ""))
+			cancel()
+		}
 		if ok || err != nil {
 			return l, ok, err
 		}
@@ -343,11 +351,14 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		id := string(item)
 		sctx, cancel := settleContext(ctx)
 		if ctx.Err() != nil {
-			err := releaseScript.run(sctx, r.ds.Connection, cl, r.keys, id).Err()
+			err := r.release(sctx, cl, receipt, id)
 			cancel()
 			return fail(errors.Join(ctx.Err(), err))
 		}
 		l, ok, _, err = r.take(sctx, cl, receipt, id)
+		if err != nil && !isServerError(err) {
+			err = errors.Join(err, r.release(sctx, cl, receipt, id))
+		}
 		cancel()
 		if ok || err != nil {
 			return l, ok, err
@@ -356,12 +367,39 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 	}
 }
 
+// receiptTTL is how long a Receive call's receipt lives: the lease, plus
+// the time go-redis may take to send the call again after losing its
+// reply, so that a late retry still finds it.
+func (r *reliable) receiptTTL() time.Duration { return r.lease + r.ds.Connection.retryWindow() }
+
+// release gives back what the Receive call with receipt took but never
+// handed out: the item BLMOVE moved (id), or the delivery its receipt
+// records, and makes sure a late run of the call takes nothing. It tries
+// again on network errors until ctx ends (a settle context: a stalled
+// server gets that long to come back). It reports only errors, not
+// whether there was anything.
+func (r *reliable) release(ctx context.Context, cl redis.UniversalClient, receipt, id string) error {
+	for {
+		err := releaseScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receipt), id, r.receiptTTL().Milliseconds()).Err()
+		if err == nil || isServerError(err) || ctx.Err() != nil {
+			if err != nil {
+				return opError("release", r.key, mapErr(err))
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // take runs the receive script with the receipt key of the Receive call:
 // for id "" on the oldest ready item (after making due delayed items
 // ready), or for an item BLMOVE has moved. When it leases nothing, due is
 // how long until the next delayed item is due, or -1 when none is delayed.
 func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receipt, id string) (l leased, ok bool, due time.Duration, err error) {
-	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receipt), r.lease.Milliseconds(), id, reclaimBatch).Slice()
+	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receipt), r.lease.Milliseconds(), id, reclaimBatch, r.receiptTTL().Milliseconds()).Slice()
 	if err != nil {
 		return leased{}, false, -1, opError("receive", r.key, mapErr(err))
 	}

@@ -130,7 +130,7 @@ func TestReleaseKeepsReadyOrder(t *testing.T) {
 		moved = append(moved, id)
 	}
 	for _, id := range moved {
-		if n, err := releaseScript.run(bg, ds.Connection, raw, k, id).Int(); err != nil || n != 1 {
+		if n, err := releaseScript.run(bg, ds.Connection, raw, append(k, receiptKey(q.Key(), "unused"+id)), id, 60000).Int(); err != nil || n != 1 {
 			t.Fatalf("release = %d, %v", n, err)
 		}
 	}

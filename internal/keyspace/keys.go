@@ -91,11 +91,13 @@ var MarkerPart = Part{"marker", ":id:<ID>", "STRING", "marks a pushed ID for the
 // markerInfix comes between the queue key and the ID in a marker key.
 const markerInfix = ":id:"
 
-// ReceiptPart is the key, one per Receive call that leased an item, that
-// an at-least-once queue keeps for the lease (PX), so that the receive
-// script that go-redis sends again after losing its reply hands out the
-// same delivery instead of leasing, and counting, another.
-var ReceiptPart = Part{"receipt", ":rx:<token>", "STRING", "the delivery one Receive call leased (attempt and ID), for the lease (PX), so that a retried receive returns it again"}
+// ReceiptPart is the key, one per Receive call that leased an item (or
+// gave up), that an at-least-once queue keeps for the lease and go-redis's
+// retry window (PX), so that the receive script that go-redis sends again
+// after losing its reply hands out the same delivery instead of leasing,
+// and counting, another, and so that a call the caller gave up on can be
+// undone.
+var ReceiptPart = Part{"receipt", ":rx:<token>", "STRING", "the delivery one Receive call leased (attempt, ready time and ID), or released, for the lease and the retry window (PX)"}
 
 // receiptInfix comes between the queue key and the token in a receipt key.
 const receiptInfix = ":rx:"

@@ -5,7 +5,7 @@
 --
 -- Flags: allow-oom. It moves one ID from READY to PROCESSING and records
 -- its lease, its delivery count and the call's receipt (which lives for
--- the lease at most): a bounded amount per item that is already stored,
+-- ARGV[4] ms, until ack or nack deletes it): a bounded amount per item that is already stored,
 -- never a payload. So consumers can drain a server whose memory is
 -- full (maxmemory with noeviction).
 --
@@ -19,12 +19,15 @@
 -- KEYS[8] ERRORS      -> <Q>:errors, ID -> last error
 -- KEYS[9] READY_AT    -> <Q>:ready_at, ID -> when it became ready
 -- KEYS[10] RECEIPT    -> <Q>:rx:<token>, the receipt of this Receive call: the
---                        attempt and ID it leased, so that the same call sent
---                        again (go-redis retries a command whose reply was
---                        lost) hands out the same delivery and counts none
--- ARGV[1] -> the lease in ms; the receipt lives as long
+--                        attempt, ready time and ID it leased, so that the same
+--                        call sent again (go-redis retries a command whose reply
+--                        was lost) hands out the same delivery, with a lease
+--                        from now, and counts none, and release can undo it
+-- ARGV[1] -> the lease in ms
 -- ARGV[2] -> '' to take the oldest ready item, or the ID that BLMOVE moved
 -- ARGV[3] -> with ARGV[2] '': at most this many due delayed items are made ready
+-- ARGV[4] -> how long the receipt lives, in ms: the lease plus the time
+--            go-redis may take to send the call again
 --
 -- Returns:
 --   {1, id, payload, attempt}  the item is leased for this delivery (or was,
@@ -39,11 +42,17 @@
 --                              goes back to waiting, which asks again)
 local RECEIPT = KEYS[10]
 local receipt = redis.call('GET', RECEIPT)
-if receipt then
+if receipt == 'released' then
+  -- The caller gave up on this call and released it (release.lua): this
+  -- run arrived late, after the release, and takes nothing.
+  return {0, -1}
+elseif receipt then
   -- This call ran before and its reply was lost: the same delivery again,
   -- if it still holds its item, and nothing new either way.
-  local attempt, held = string.match(receipt, '^(%d+) (.*)$')
+  local attempt, at, held = string.match(receipt, '^(%d+) (%d+) (.*)$')
   if holds(held, attempt) then
+    -- The lease starts again now: the caller gets the item only now.
+    redis.call('ZADD', LEASES, now + tonumber(ARGV[1]), held)
     return {1, held, redis.call('HGET', ITEMS, held), tonumber(attempt)}
   end
   return {0, -1}
@@ -57,6 +66,7 @@ if id == '' then
 elseif not redis.call('LPOS', PROCESSING, id) then
   return {0, -1}
 end
+local since = redis.call('HGET', READY_AT, id) or now
 redis.call('HDEL', READY_AT, id)
 local payload = redis.call('HGET', ITEMS, id)
 if not payload then
@@ -75,5 +85,5 @@ if not payload then
 end
 local attempt = redis.call('HINCRBY', ATTEMPTS, id, 1)
 redis.call('ZADD', LEASES, now + tonumber(ARGV[1]), id)
-redis.call('SET', RECEIPT, attempt .. ' ' .. id, 'PX', ARGV[1])
+redis.call('SET', RECEIPT, attempt .. ' ' .. since .. ' ' .. id, 'PX', ARGV[4])
 return {1, id, payload, attempt}

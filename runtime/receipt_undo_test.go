@@ -1,0 +1,179 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/storagegen/storagegen/internal/redistest"
+)
+
+// TestCancelledReceiveBeatsOrphanLease: another consumer's reclaim runs
+// between a waiting Receive's BLMOVE and its lease, and its orphan rule
+// leases the moved ID; the Receive's context then ends. The item must go
+// back to the front of the queue uncounted at once, not sit in flight for
+// a whole lease.
+func TestCancelledReceiveBeatsOrphanLease(t *testing.T) {
+	ds := newStore(t, Options{})
+	other := newStore(t, Options{Prefix: ds.prefix})
+	q := testReliable[string](ds, "orphan-race", 20*time.Second, 0)
+	q2 := testReliable[string](other, "orphan-race", 20*time.Second, 0)
+	if _, err := q.Len(bg); err != nil { // makes the clients
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	armed := new(atomic.Bool)
+	armed.Store(true)
+	ds.Connection.blocking.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: func() {
+		if _, err := q2.Reclaim(bg); err != nil {
+			t.Error(err)
+		}
+	}})
+	errc := make(chan error, 1)
+	go func() { _, _, err := q.Receive(ctx, 10*time.Second); errc <- err }()
+	time.Sleep(100 * time.Millisecond)
+	if err := q.Push(bg, "first"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Receive = %v, want context.Canceled", err)
+	}
+	if st, err := q.Stats(bg); err != nil || st.Ready != 1 || st.InFlight != 0 {
+		t.Fatalf("Stats after the cancelled Receive = %+v, %v; want 1 ready, none in flight", st, err)
+	}
+	d, ok, err := q2.Receive(bg, time.Second)
+	if err != nil || !ok || d.Value != "first" || d.Attempt != 1 {
+		t.Fatalf("next Receive = %v, %v, %v; want first, attempt 1", d, ok, err)
+	}
+	if err := d.Ack(bg); err != nil {
+		t.Fatal(err)
+	}
+	queueState(t, q.Key())
+}
+
+// TestStalledReceiveIsUndone: the server stalls (DEBUG SLEEP) while a
+// Receive's script is on its way, the caller's context ends, and go-redis
+// gives up; the server runs the script when it wakes, and counts a
+// delivery that nobody got. Receive undoes it by the call's receipt, so
+// with max_deliveries 1 the item is received, not dead-lettered unseen.
+func TestStalledReceiveIsUndone(t *testing.T) {
+	srv := startServer(t, "--enable-debug-command", "yes")
+	ds := newStore(t, Options{URL: srv.URL(0) + "?read_timeout=500ms"})
+	q := testReliable[int](ds, "stalled", time.Second, 1)
+	if _, _, err := q.Receive(bg, 0); err != nil { // loads the scripts
+		t.Fatal(err)
+	}
+	if err := q.Push(bg, 42); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: -1, MaxRetries: -1})
+	defer sleeper.Close()
+	if err := sleeper.Ping(bg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	go sleeper.Do(context.Background(), "DEBUG", "SLEEP", "3")
+	time.Sleep(100 * time.Millisecond)
+	rctx, cancel := context.WithTimeout(bg, 700*time.Millisecond)
+	defer cancel()
+	if d, ok, err := q.Receive(rctx, 0); err == nil || ok || d != nil {
+		t.Fatalf("Receive during the stall = %v, %v, %v; want an error", d, ok, err)
+	}
+	time.Sleep(3500 * time.Millisecond) // the server woke, and the lease its script gave ran out
+	if _, err := q.Reclaim(bg); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Dead().Len(bg); err != nil || n != 0 {
+		t.Fatalf("%d dead letters (%v): a delivery nobody saw was counted", n, err)
+	}
+	d, ok, err := q.Receive(bg, time.Second)
+	if err != nil || !ok || d.Value != 42 || d.Attempt != 1 {
+		t.Fatalf("Receive after the stall = %v, %v, %v; want 42, attempt 1", d, ok, err)
+	}
+	if err := d.Ack(bg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLateRetryFindsItsReceipt: the reply to a receive is lost and go-redis
+// sends the script again only after its read timeout, later than the
+// lease (1s). The receipt outlives the lease by go-redis's retry window,
+// so the retry hands out the same delivery, with a lease from now, and
+// counts none: with max_deliveries 1 nothing becomes a dead letter.
+func TestLateRetryFindsItsReceipt(t *testing.T) {
+	proxy, err := redistest.NewProxy(testServerAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	ds := newStore(t, Options{URL: "redis://" + proxy.Addr + "/0"})
+	q := testReliable[int](ds, "late-retry", time.Second, 1)
+	if _, _, err := q.Receive(bg, 0); err != nil { // loads the scripts
+		t.Fatal(err)
+	}
+	if err := q.Push(bg, 7); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Blackhole(true)
+	time.AfterFunc(2*time.Second, func() { proxy.Blackhole(false) })
+	d, ok, err := q.Receive(bg, 0)
+	if err != nil || !ok || d.Value != 7 || d.Attempt != 1 {
+		t.Fatalf("Receive = %v, %v, %v; want 7, attempt 1", d, ok, err)
+	}
+	if err := d.Ack(bg); err != nil {
+		t.Fatalf("Ack of the retried delivery: %v", err)
+	}
+	if n, err := q.Dead().Len(bg); err != nil || n != 0 {
+		t.Fatalf("%d dead letters (%v)", n, err)
+	}
+}
+
+// TestReceiptLifetime: a receipt lives for the lease plus go-redis's
+// retry window, and ack and nack delete it, so none is left behind.
+func TestReceiptLifetime(t *testing.T) {
+	ds := newStore(t, Options{})
+	raw := rawClient(t)
+	q := testReliable[int](ds, "receipts", 2*time.Second, 5)
+	if err := q.PushMany(bg, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	receipts := func() []string {
+		t.Helper()
+		keys, err := raw.Keys(bg, q.Key()+":rx:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	d1, _, err := q.Receive(bg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, _, err := q.Receive(bg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := receipts()
+	if len(keys) != 2 {
+		t.Fatalf("receipts %v, want two", keys)
+	}
+	want := 2*time.Second + ds.Connection.retryWindow()
+	for _, k := range keys {
+		if left := raw.PTTL(bg, k).Val(); left <= want-time.Second || left > want {
+			t.Errorf("receipt %s lives %v more; want (%v, %v]", k, left, want-time.Second, want)
+		}
+	}
+	if err := d1.Ack(bg); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Nack(bg, 0); err != nil {
+		t.Fatal(err)
+	}
+	if keys := receipts(); len(keys) != 0 {
+		t.Errorf("receipts left after ack and nack: %v", keys)
+	}
+}
