@@ -151,7 +151,7 @@ func parseURL(u string, ownTLS bool) (*redis.Options, error) {
 		start = i + len("://")
 	}
 	rest, info, hasInfo := u, "", false
-	if at := strings.LastIndex(u, "@"); at >= start {
+	if at := userinfoEnd(u, start); at >= start {
 		rest, info, hasInfo = u[:start]+u[at+1:], u[start:at], true
 	}
 	bad := func(format string, args ...any) error {
@@ -180,6 +180,24 @@ func parseURL(u string, ownTLS bool) (*redis.Options, error) {
 		ro.Password, _ = user.Password()
 	}
 	return ro, nil
+}
+
+// userinfoEnd returns the index of the '@' that ends u's user info, which
+// begins at start, or -1. A unix socket URL (unix://[user:pass@]/path) has
+// its user info before the path's first '/', and the path may hold an '@'
+// of its own (/tmp/redis@1.sock); every other URL's user info ends at its
+// last '@', so that an unencoded '/', '?' or '#' in a password is still
+// taken for user info, refused, and never shown.
+func userinfoEnd(u string, start int) int {
+	if strings.HasPrefix(u, "unix://") {
+		if strings.HasPrefix(u[start:], "/") {
+			return -1
+		}
+		if i := strings.Index(u[start:], "@/"); i >= 0 {
+			return start + i
+		}
+	}
+	return strings.LastIndex(u, "@")
 }
 
 // shownURL is the URL as errors show it: its user info, if it had one,
