@@ -76,14 +76,14 @@ func TestStalledReceiveIsUndone(t *testing.T) {
 	if err := sleeper.Ping(bg).Err(); err != nil {
 		t.Fatal(err)
 	}
-	go sleeper.Do(context.Background(), "DEBUG", "SLEEP", "3")
+	go sleeper.Do(context.Background(), "DEBUG", "SLEEP", "1.2")
 	time.Sleep(100 * time.Millisecond)
 	rctx, cancel := context.WithTimeout(bg, 700*time.Millisecond)
 	defer cancel()
 	if d, ok, err := q.Receive(rctx, 0); err == nil || ok || d != nil {
 		t.Fatalf("Receive during the stall = %v, %v, %v; want an error", d, ok, err)
 	}
-	time.Sleep(3500 * time.Millisecond) // the server woke, and the lease its script gave ran out
+	time.Sleep(1500 * time.Millisecond) // the server woke, and a lease its script gave would have run out
 	if _, err := q.Reclaim(bg); err != nil {
 		t.Fatal(err)
 	}

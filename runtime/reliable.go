@@ -374,24 +374,16 @@ func (r *reliable) receiptTTL() time.Duration { return r.lease + r.ds.Connection
 
 // release gives back what the Receive call with receipt took but never
 // handed out: the item BLMOVE moved (id), or the delivery its receipt
-// records, and makes sure a late run of the call takes nothing. It tries
-// again on network errors until ctx ends (a settle context: a stalled
-// server gets that long to come back). It reports only errors, not
-// whether there was anything.
+// records, and makes sure a late run of the call takes nothing. It is one
+// call, which go-redis retries as it does any, under ctx (a settle
+// context), so a server that stalled gets go-redis's retry window to come
+// back, and a cut network costs the caller no more than any call does. It
+// reports only errors, not whether there was anything.
 func (r *reliable) release(ctx context.Context, cl redis.UniversalClient, receipt, id string) error {
-	for {
-		err := releaseScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receipt), id, r.receiptTTL().Milliseconds()).Err()
-		if err == nil || isServerError(err) || ctx.Err() != nil {
-			if err != nil {
-				return opError("release", r.key, mapErr(err))
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := releaseScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receipt), id, r.receiptTTL().Milliseconds()).Err(); err != nil {
+		return opError("release", r.key, mapErr(err))
 	}
+	return nil
 }
 
 // take runs the receive script with the receipt key of the Receive call:
