@@ -43,7 +43,8 @@ caches:
 		{"yaml syntax in a sequence", "version: 1\ntypes:\n  T:\n    fields: [a, b\n\nqueues: {}\n", []string{"schema.yaml:4:1: YAML syntax: did not find expected ',' or ']'"}},
 		{"yaml bad key", "version: 1\nqueues:\n  a: b\n c: d\n", []string{"schema.yaml:4:2: YAML syntax: did not find expected key"}},
 		{"yaml scanner", "a: b\nc\nd: e\n", []string{"schema.yaml:2:1: YAML syntax: could not find expected ':'"}},
-		{"yaml indentation", "version: 1\n  bad: indent\n", []string{"schema.yaml:2:1: YAML syntax: mapping values are not allowed in this context"}},
+		{"yaml indentation", "version: 1\n  bad: indent\n", []string{"schema.yaml:2:3: YAML syntax: mapping values are not allowed in this context; is this line indented deeper than the key above it? Keys of one mapping line up"}},
+		{"ttl indented under a scalar", "version: 1\ntypes:\n  T: {fields: {a: string}}\ncaches:\n  c:\n    key: \"c:{id}\"\n    payload: T\n    doc: hello\n      ttl: 1h\n", []string{"schema.yaml:9:7: YAML syntax: mapping values are not allowed in this context; is this line indented deeper than the key above it? Keys of one mapping line up"}},
 		// The library reports this at the line where the cache's mapping
 		// starts (its first key, line 8); the ttl is on line 17.
 		{"yaml mis-indented ttl", `version: 1

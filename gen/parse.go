@@ -186,11 +186,17 @@ func (p *parser) yamlError(src []byte, err error) {
 			if yamlParserProblems[m[2]] {
 				n++
 			}
-			pos := Pos{n, 1}
-			if yamlBlockProblems[m[2]] {
+			pos, hint := Pos{n, 1}, ""
+			switch {
+			case yamlBlockProblems[m[2]]:
 				pos = blockProblemLine(src, n, m[2])
+			case m[2] == "mapping values are not allowed in this context":
+				// The scanner's line is right; its column is the line's
+				// indentation, which is most often what is wrong.
+				pos = Pos{n, lineIndent(src, n) + 1}
+				hint = "; is this line indented deeper than the key above it? Keys of one mapping line up"
 			}
-			p.errs.add(pos, "YAML syntax: %s", m[2])
+			p.errs.add(pos, "YAML syntax: %s%s", m[2], hint)
 			return
 		}
 	}
@@ -224,8 +230,17 @@ func blockProblemLine(src []byte, from int, problem string) Pos {
 			lo = mid + 1
 		}
 	}
-	indent := len(lines[hi-1]) - len(bytes.TrimLeft(lines[hi-1], " \t"))
-	return Pos{hi, indent + 1}
+	return Pos{hi, lineIndent(src, hi) + 1}
+}
+
+// lineIndent returns the number of blanks that start line n (1-based) of
+// src, or 0 when there is no such line.
+func lineIndent(src []byte, n int) int {
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	if n < 1 || n > len(lines) {
+		return 0
+	}
+	return len(lines[n-1]) - len(bytes.TrimLeft(lines[n-1], " \t"))
 }
 
 // firstYAMLError returns the text of the first error in decoding every
