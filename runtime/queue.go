@@ -257,7 +257,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 // next; only if that fails too are they lost, and the error says so.
 func (ds *DataStore) deadLetter(ctx context.Context, cl redis.UniversalClient, key string, bad []any, refusal error) error {
 	dead := DeadKey(key)
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	wctx, cancel := settleContext(ctx)
 	defer cancel()
 	// An at-most-once queue's dead key is where reliableKeys puts DEAD.
 	derr := deadLetterScript.run(wctx, ds.Connection, cl, reliableKeys(key), bad...).Err()
