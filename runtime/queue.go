@@ -121,9 +121,10 @@ func (q Queue[T]) Len(ctx context.Context) (int64, error) {
 	return q.ds.llen(ctx, q.key)
 }
 
-// QueueStore is the untyped queue API, as the engine's Python QueueStore has it: queues by
-// name, payloads as any JSON-encodable value. The name is used as given
-// (no escaping); it may not contain { } * ? [ ] \ or control bytes.
+// QueueStore is the untyped queue API, as the engine's Python QueueStore
+// has it: queues by name, payloads as any JSON-encodable value. The name
+// is used as given (no escaping); it may not contain { } * ? [ ] \ or
+// control bytes.
 type QueueStore struct{ ds *DataStore }
 
 // Push appends v to the queue called name.
