@@ -119,9 +119,10 @@ func (c Cache[T]) TTL(ctx context.Context) (time.Duration, error) {
 	return c.ds.ttl(ctx, c.key)
 }
 
-// CacheStore is the untyped cache API, as the engine's Python CacheStore has it: entries by
-// key, values as any JSON-encodable value. The key is used as given (no
-// escaping); it may not contain { } * ? [ ] \ or control bytes.
+// CacheStore is the untyped cache API, as the engine's Python CacheStore
+// has it: entries by key, values as any JSON-encodable value. The key is
+// used as given (no escaping); it may not contain { } * ? [ ] \ or control
+// bytes.
 type CacheStore struct{ ds *DataStore }
 
 // Set stores v under key. ttl > 0 expires it after ttl (truncated to whole

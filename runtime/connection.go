@@ -139,8 +139,8 @@ func (c *Connection) call(op, key string, fn func(redis.UniversalClient) error) 
 	return opError(op, key, mapErr(fn(cl)))
 }
 
-// Ping connects if needed and checks that the server answers (ensure_connection
-// in the original untyped API). It is never required
+// Ping connects if needed and checks that the server answers, as the
+// Python storage layer's ensure_connection does. It is never required
 // before other calls; its errors read "storagegen: ping: …".
 func (c *Connection) Ping(ctx context.Context) error {
 	return c.call("ping", "", func(cl redis.UniversalClient) error { return cl.Ping(ctx).Err() })

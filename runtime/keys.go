@@ -95,7 +95,3 @@ func receiptKey(queueKey, token string) string { return keyspace.ReceiptKey(queu
 // checkName reports whether a name given to the untyped QueueStore or
 // CacheStore is usable as a key part.
 func checkName(name string) error { return keyspace.CheckName(name) }
-
-// verbatim reports the bytes that escaping never touches: letters, digits,
-// '-' and '.'.
-func verbatim(b byte) bool { return keyspace.Verbatim(b) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/storagegen/storagegen/internal/keyspace"
 	"github.com/storagegen/storagegen/internal/redistest"
 )
 
@@ -48,7 +49,7 @@ func newStore(t testing.TB, opts Options) *DataStore {
 
 func testPrefix(t testing.TB) string {
 	return "test:" + strings.Map(func(r rune) rune {
-		if r < 0x80 && (r == '_' || r == '-' || verbatim(byte(r))) {
+		if r < 0x80 && (r == '_' || r == '-' || keyspace.Verbatim(byte(r))) {
 			return r
 		}
 		return '.'

@@ -121,9 +121,10 @@ func (q Queue[T]) Len(ctx context.Context) (int64, error) {
 	return q.ds.llen(ctx, q.key)
 }
 
-// QueueStore is the untyped queue API, as the engine's Python QueueStore has it: queues by
-// name, payloads as any JSON-encodable value. The name is used as given
-// (no escaping); it may not contain { } * ? [ ] \ or control bytes.
+// QueueStore is the untyped queue API, as the engine's Python QueueStore
+// has it: queues by name, payloads as any JSON-encodable value. The name
+// is used as given (no escaping); it may not contain { } * ? [ ] \ or
+// control bytes.
 type QueueStore struct{ ds *DataStore }
 
 // Push appends v to the queue called name.
@@ -257,7 +258,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 // next; only if that fails too are they lost, and the error says so.
 func (ds *DataStore) deadLetter(ctx context.Context, cl redis.UniversalClient, key string, bad []any, refusal error) error {
 	dead := DeadKey(key)
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	wctx, cancel := settleContext(ctx)
 	defer cancel()
 	// An at-most-once queue's dead key is where reliableKeys puts DEAD.
 	derr := deadLetterScript.run(wctx, ds.Connection, cl, reliableKeys(key), bad...).Err()

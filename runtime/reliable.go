@@ -22,8 +22,8 @@ import (
 // records the ID, so a push that go-redis retries after a lost reply is
 // stored once (go-redis sends a command again when its reply is lost).
 // Receive moves an ID from the ready list to the processing list and leases
-// it: one script when items are waiting, BLMOVE and then the lease script
-// when it has to wait. A delivery that is not acked before its lease runs
+// it: one script when items are waiting, BLMOVE and then the same script
+// for the moved ID when it has to wait. A delivery that is not acked before its lease runs
 // out is reclaimed: put back, or made a dead letter after MaxDeliveries.
 // Reclaiming is done by Receive itself, at most once per reclaimInterval per
 // queue and DataStore, and by Reclaim. Delayed items become ready when they

@@ -19,8 +19,9 @@ import (
 //     that was not declared;
 //   - touches only the keys passed in KEYS: the queue's keys in the order
 //     of reliableKeys, which lua/prelude.lua names (READY … READY_AT), then,
-//     for push, one marker key per item; all of them share the queue's
-//     hash tag, so they are in one cluster slot;
+//     for push, one marker key per item, and for receive, release, ack and
+//     nack, the receipt of the Receive call (RECEIPT); all of them share
+//     the queue's hash tag, so they are in one cluster slot;
 //   - reads the time from the server (TIME), never from the client, whose
 //     clock may be off.
 //

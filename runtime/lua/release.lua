@@ -56,8 +56,9 @@ if since then
   redis.call('HSET', READY_AT, id, since)
 else
   redis.call('HSETNX', READY_AT, id, now)
+  since = redis.call('HGET', READY_AT, id)
 end
-local since = tonumber(redis.call('HGET', READY_AT, id))
+since = tonumber(since)
 -- READY stays in order of READY_AT from its tail: items released a moment
 -- ago that became ready before this one stay behind it. There are as many
 -- as there were receivers releasing at once; 100 bounds the walk.
