@@ -34,6 +34,9 @@ type Connection struct {
 	closing context.Context // done once Close has begun
 	close   context.CancelFunc
 
+	retryOnce sync.Once     // computes retry, from the command client's options
+	retry     time.Duration // retryWindow
+
 	unblock        unblockSupport
 	shebangRefused atomic.Bool // the server refused #!lua (scripts.go)
 }
@@ -48,28 +51,31 @@ func newConnection(o Options, ro *redis.Options) *Connection {
 }
 
 // retryWindow is how long go-redis may go on sending one command again
-// after losing its reply: every try waits out the write and read
-// timeouts and a back-off. With no timeouts (-1, -2) it is taken as a
-// minute: a receipt (reliable.go) must outlive it, and cannot live forever.
+// after losing its reply: every try waits out the write and read timeouts
+// and a back-off. It is read from the options of the command client as
+// go-redis filled them in (defaults applied: in v9.23, 5 s timeouts, 3
+// retries and a back-off of up to 1 s, so about 44 s). A timeout of zero
+// or less there means none, taken as a minute: a receipt (reliable.go)
+// must outlive the window, and cannot live forever. The clients must have
+// been made (acquire).
 func (c *Connection) retryWindow() time.Duration {
-	o := c.opts
-	if c.own != nil {
-		o = c.own.Options()
-	}
-	timeout := func(d time.Duration) time.Duration {
-		switch {
-		case d == 0:
-			return 3 * time.Second // go-redis's default
-		case d < 0:
-			return time.Minute
+	c.retryOnce.Do(func() {
+		cl, ok := c.client.(*redis.Client)
+		if !ok {
+			c.retry = 2 * time.Minute
+			return
 		}
-		return d
-	}
-	tries := max(o.MaxRetries, 0) + 1
-	if o.MaxRetries == 0 {
-		tries = 4 // go-redis's default: 3 retries
-	}
-	return min(time.Duration(tries)*(timeout(o.ReadTimeout)+timeout(o.WriteTimeout)+max(o.MaxRetryBackoff, 512*time.Millisecond)), 2*time.Minute)
+		o := cl.Options()
+		timeout := func(d time.Duration) time.Duration {
+			if d <= 0 {
+				return time.Minute
+			}
+			return d
+		}
+		tries := time.Duration(max(o.MaxRetries, 0) + 1)
+		c.retry = min(tries*(timeout(o.ReadTimeout)+timeout(o.WriteTimeout)+max(o.MaxRetryBackoff, 0)), 2*time.Minute)
+	})
+	return c.retry
 }
 
 // acquire returns the command client for one operation and registers the

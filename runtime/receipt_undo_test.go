@@ -177,3 +177,31 @@ func TestReceiptLifetime(t *testing.T) {
 		t.Errorf("receipts left after ack and nack: %v", keys)
 	}
 }
+
+// TestRetryWindow: the receipt's extra life is go-redis's retry window as
+// the command client's options say, defaults applied (v9.23: 5s read and
+// write timeouts, 3 retries, back-off up to 1s), a minute for a timeout
+// turned off, and two minutes at most.
+func TestRetryWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts *redis.Options
+		want time.Duration
+	}{
+		{"defaults", &redis.Options{}, 4 * (5*time.Second + 5*time.Second + time.Second)},
+		{"no retries", &redis.Options{MaxRetries: -1, ReadTimeout: time.Second}, time.Second + time.Second + time.Second},
+		{"no read timeout", &redis.Options{ReadTimeout: -1}, 2 * time.Minute},
+		{"short", &redis.Options{ReadTimeout: 300 * time.Millisecond, MaxRetries: 1, MaxRetryBackoff: 100 * time.Millisecond}, 2 * (300*time.Millisecond + 300*time.Millisecond + 100*time.Millisecond)},
+	} {
+		tc.opts.Addr = testServerAddr(t)
+		cl := redis.NewClient(tc.opts)
+		ds := newStore(t, Options{Client: cl})
+		if err := ds.Connection.Ping(bg); err != nil { // makes the clients
+			t.Fatal(err)
+		}
+		if got := ds.Connection.retryWindow(); got != tc.want {
+			t.Errorf("%s: retry window %v, want %v", tc.name, got, tc.want)
+		}
+		cl.Close()
+	}
+}
