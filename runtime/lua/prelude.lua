@@ -1,6 +1,7 @@
--- The prelude of every script of an at-least-once queue. scripts.go puts
--- it between a script's #!lua line and the script's own text, so every
--- script sees these names.
+-- The prelude of every script: those of an at-least-once queue, and
+-- deadletter.lua, which an at-most-once queue uses with the same keys.
+-- scripts.go puts it between a script's #!lua line and the script's own
+-- text, so every script sees these names.
 --
 -- Every script receives the queue's keys in this order (keyspace.Ready …
 -- keyspace.ReadyAt in Go; TestScriptKeyNames ties the two), all under the
