@@ -51,10 +51,12 @@ func newConnection(o Options, ro *redis.Options) *Connection {
 }
 
 // retryWindow is how long go-redis may go on sending one command again
-// after losing its reply: every try waits out the write and read timeouts
-// and a back-off. It is read from the options of the command client as
-// go-redis filled them in (defaults applied: in v9.23, 5 s timeouts, 3
-// retries and a back-off of up to 1 s, so about 44 s). A timeout of zero
+// after losing its reply: every try may wait for a pooled connection,
+// dial one, and wait out the write and read timeouts, then a back-off. It
+// is read from the options of the command client as go-redis filled them
+// in (defaults applied: in v9.23, a 6 s pool timeout, a 5 s dial timeout,
+// 5 s read and write timeouts, 3 retries and a back-off of up to 1 s, so
+// 88 s). A timeout of zero
 // or less there means none, taken as a minute: a receipt (reliable.go)
 // must outlive the window, and cannot live forever. The clients must have
 // been made (acquire).
@@ -73,7 +75,8 @@ func (c *Connection) retryWindow() time.Duration {
 			return d
 		}
 		tries := time.Duration(max(o.MaxRetries, 0) + 1)
-		c.retry = min(tries*(timeout(o.ReadTimeout)+timeout(o.WriteTimeout)+max(o.MaxRetryBackoff, 0)), 2*time.Minute)
+		try := timeout(o.PoolTimeout) + timeout(o.DialTimeout) + timeout(o.WriteTimeout) + timeout(o.ReadTimeout) + max(o.MaxRetryBackoff, 0)
+		c.retry = min(tries*try, 2*time.Minute)
 	})
 	return c.retry
 }

@@ -101,7 +101,8 @@ func TestStalledReceiveIsUndone(t *testing.T) {
 
 // TestLateRetryFindsItsReceipt: the reply to a receive is lost and go-redis
 // sends the script again only after its read timeout, later than the
-// lease (1s). The receipt outlives the lease by go-redis's retry window,
+// lease (1s), with no other consumer reclaiming in between (a reclaim
+// would count the delivery, the README's one exception). The receipt outlives the lease by go-redis's retry window,
 // so the retry hands out the same delivery, with a lease from now, and
 // counts none: with max_deliveries 1 nothing becomes a dead letter.
 func TestLateRetryFindsItsReceipt(t *testing.T) {
@@ -179,19 +180,20 @@ func TestReceiptLifetime(t *testing.T) {
 }
 
 // TestRetryWindow: the receipt's extra life is go-redis's retry window as
-// the command client's options say, defaults applied (v9.23: 5s read and
-// write timeouts, 3 retries, back-off up to 1s), a minute for a timeout
-// turned off, and two minutes at most.
+// the command client's options say, defaults applied (v9.23: 6s pool
+// timeout, 5s dial, read and write timeouts, 3 retries, back-off up to
+// 1s), a minute for a timeout turned off, and two minutes at most.
 func TestRetryWindow(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts *redis.Options
 		want time.Duration
 	}{
-		{"defaults", &redis.Options{}, 4 * (5*time.Second + 5*time.Second + time.Second)},
-		{"no retries", &redis.Options{MaxRetries: -1, ReadTimeout: time.Second}, time.Second + time.Second + time.Second},
+		{"defaults", &redis.Options{}, 4 * (6*time.Second + 5*time.Second + 5*time.Second + 5*time.Second + time.Second)},
+		{"no retries", &redis.Options{MaxRetries: -1, ReadTimeout: time.Second, DialTimeout: time.Second}, 2*time.Second + time.Second + time.Second + time.Second + time.Second},
 		{"no read timeout", &redis.Options{ReadTimeout: -1}, 2 * time.Minute},
-		{"short", &redis.Options{ReadTimeout: 300 * time.Millisecond, MaxRetries: 1, MaxRetryBackoff: 100 * time.Millisecond}, 2 * (300*time.Millisecond + 300*time.Millisecond + 100*time.Millisecond)},
+		{"short", &redis.Options{ReadTimeout: 300 * time.Millisecond, DialTimeout: 200 * time.Millisecond, PoolTimeout: 400 * time.Millisecond, MaxRetries: 1, MaxRetryBackoff: 100 * time.Millisecond},
+			2 * (400*time.Millisecond + 200*time.Millisecond + 300*time.Millisecond + 300*time.Millisecond + 100*time.Millisecond)},
 	} {
 		tc.opts.Addr = testServerAddr(t)
 		cl := redis.NewClient(tc.opts)

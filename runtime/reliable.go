@@ -287,10 +287,12 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		return leased{}, false, opError("receive", r.key, mapErr(err))
 	}
 	deadline := time.Now().Add(timeout)
-	// The receive script records what this call leased under a token of
-	// its own, so that when go-redis sends the script again after losing
-	// its reply, the same delivery comes back and no other is counted.
-	receipt := receiptKey(r.key, rand.Text())
+	// Each run of the receive script (each take) records what it leased
+	// under a token of its own, so that when go-redis sends that script
+	// again after losing its reply, the same delivery comes back and no
+	// other is counted. A token per take, not per Receive: a receipt whose
+	// delivery was reclaimed meanwhile must not stop the next take.
+	newReceipt := func() string { return receiptKey(r.key, rand.Text()) }
 	// The dedicated connection for BLMOVE is taken when the first wait
 	// begins and kept for every slice of this Receive.
 	var bc *blockConn
@@ -306,11 +308,13 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		if err := r.maybeReclaim(ctx, cl, cnt); err != nil {
 			return fail(err)
 		}
+		receipt := newReceipt()
 		l, ok, due, err := r.take(ctx, cl, receipt, "")
-		if err != nil && !isServerError(err) {
+		if err != nil {
 			// The script may have run with its reply lost for good (the
-			// context ended, or the server stalled past every retry):
-			// undo the delivery it may have counted, by its receipt.
+			// context ended, the server stalled past every retry, or the
+			// last retry met a server error such as LOADING): undo the
+			// delivery it may have counted, by its receipt.
 			sctx, cancel := settleContext(ctx)
 			err = errors.Join(err, r.release(sctx, cl, receipt, ""))
 			cancel()
@@ -350,13 +354,14 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 		// here, reclaim gives the item a lease, and then it comes back.)
 		id := string(item)
 		sctx, cancel := settleContext(ctx)
+		receipt = newReceipt()
 		if ctx.Err() != nil {
 			err := r.release(sctx, cl, receipt, id)
 			cancel()
 			return fail(errors.Join(ctx.Err(), err))
 		}
 		l, ok, _, err = r.take(sctx, cl, receipt, id)
-		if err != nil && !isServerError(err) {
+		if err != nil {
 			err = errors.Join(err, r.release(sctx, cl, receipt, id))
 		}
 		cancel()

@@ -30,6 +30,15 @@ local function holds(id, attempt)
   return redis.call('HGET', ATTEMPTS, id) == attempt and redis.call('ZSCORE', LEASES, id) ~= false
 end
 
+-- delivered reports whether a receive script leased id (and it is still
+-- out): it has a lease and no ready time, which the receive script
+-- deletes as it leases. An ID that BLMOVE moved keeps its ready time,
+-- also after a reclaim gave it a lease because nobody leased it (an
+-- orphan), so it is not delivered.
+local function delivered(id)
+  return redis.call('ZSCORE', LEASES, id) ~= false and redis.call('HEXISTS', READY_AT, id) == 0
+end
+
 -- makeReady puts id at the head of READY, to be received after every item
 -- already there, and records when it became ready. READY_AT grows in the
 -- same order as READY, so the tail of READY is always the oldest item.

@@ -50,7 +50,7 @@ elseif receipt then
   -- This call ran before and its reply was lost: the same delivery again,
   -- if it still holds its item, and nothing new either way.
   local attempt, at, held = string.match(receipt, '^(%d+) (%d+) (.*)$')
-  if holds(held, attempt) then
+  if holds(held, attempt) and delivered(held) then
     -- The lease starts again now: the caller gets the item only now.
     redis.call('ZADD', LEASES, now + tonumber(ARGV[1]), held)
     return {1, held, redis.call('HGET', ITEMS, held), tonumber(attempt)}
@@ -63,7 +63,9 @@ if id == '' then
   id = redis.call('RPOP', READY)
   if not id then return {0, nextDue()} end
   redis.call('LPUSH', PROCESSING, id)
-elseif not redis.call('LPOS', PROCESSING, id) then
+elseif not redis.call('LPOS', PROCESSING, id) or delivered(id) then
+  -- A reclaim put it back in the meantime, or it is already delivered to
+  -- another receiver: this step came too late.
   return {0, -1}
 end
 local since = redis.call('HGET', READY_AT, id) or now

@@ -37,7 +37,7 @@ if receipt == 'released' then return 0 end
 redis.call('SET', RECEIPT, 'released', 'PX', ARGV[2])
 if receipt then
   local attempt, at, held = string.match(receipt, '^(%d+) (%d+) (.*)$')
-  if not holds(held, attempt) then return 0 end
+  if not (holds(held, attempt) and delivered(held)) then return 0 end
   id, since = held, at
   if tonumber(attempt) <= 1 then
     redis.call('HDEL', ATTEMPTS, id)
@@ -47,7 +47,9 @@ if receipt then
   redis.call('ZREM', LEASES, id)
   redis.call('LREM', PROCESSING, 1, id)
 else
-  if id == '' or redis.call('LREM', PROCESSING, 1, id) == 0 then return 0 end
+  -- Only an ID that no receive script leased since BLMOVE moved it: a
+  -- late release must never take back another receiver's delivery.
+  if id == '' or delivered(id) or redis.call('LREM', PROCESSING, 1, id) == 0 then return 0 end
   -- A reclaim's orphan rule may have leased the ID meanwhile: that was
   -- never a delivery, so the lease goes with it.
   redis.call('ZREM', LEASES, id)
