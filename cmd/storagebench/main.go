@@ -68,7 +68,6 @@ type config struct {
 	n, c     int
 	rounds   int
 	jsonFile string
-	only     *regexp.Regexp
 	timeout  time.Duration
 }
 
@@ -107,7 +106,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usage("-only: %v", err)
 	}
-	cfg.only = re
+	var selected []workload
+	for _, w := range workloads(cfg) {
+		if re.MatchString(w.id) || re.MatchString(w.name) {
+			selected = append(selected, w)
+		}
+	}
+	if len(selected) == 0 {
+		return usage("-only %q matches no workload", only)
+	}
 
 	var srv *redistest.Server
 	if cfg.url == "" {
@@ -123,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.url = srv.URL(0)
 	}
 
-	res, err := bench(cfg, srv, newProgress(stderr))
+	res, err := bench(cfg, selected, srv, newProgress(stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "storagebench: %v\n", err)
 		return 1
@@ -143,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // bench runs every selected workload and, when it may, redis-benchmark.
-func bench(cfg config, srv *redistest.Server, prog *progress) (*results, error) {
+func bench(cfg config, selected []workload, srv *redistest.Server, prog *progress) (*results, error) {
 	ropts, err := redis.ParseURL(cfg.url)
 	if err != nil {
 		return nil, fmt.Errorf("-redis: %v", err) // go-redis does not echo passwords in its parse errors
@@ -179,16 +186,6 @@ func bench(cfg config, srv *redistest.Server, prog *progress) (*results, error) 
 	}
 	defer b.clear(context.Background())
 
-	ws := workloads(cfg)
-	var selected []workload
-	for _, w := range ws {
-		if cfg.only.MatchString(w.id) || cfg.only.MatchString(w.name) {
-			selected = append(selected, w)
-		}
-	}
-	if len(selected) == 0 {
-		return nil, fmt.Errorf("-only %q matches no workload", cfg.only)
-	}
 	for i, w := range selected {
 		if w.notBuilt != "" {
 			res.Workloads = append(res.Workloads, workloadResult{ID: w.id, Name: w.name, NotBuilt: w.notBuilt})
