@@ -29,10 +29,10 @@ type message struct {
 
 func newMessage() message {
 	return message{
-		RunID: "run-2f9c1a7e-5b3d-4e8a-9c0f-1d2e3f4a5b6c", Source: "node_extract", Target: "node_transform",
+		RunID: "run-2f9c1a7e", Source: "node_extract", Target: "node_transform",
 		Attempt: 1, CreatedAt: time.Date(2026, 11, 26, 9, 30, 0, 123456789, time.UTC),
-		Tags:   []string{"etl", "nightly"},
-		Output: map[string]string{"rows": "1024", "uri": "s3://bucket/out/part-0001.parquet"},
+		Tags:   []string{"etl"},
+		Output: map[string]string{"rows": "1024", "uri": "s3://out/p1.parquet"},
 	}
 }
 
