@@ -1,0 +1,269 @@
+// Command storagebench measures the typed layer (runtime.Queue[T],
+// runtime.Cache[T], runtime.ReliableQueue[T]) beside plain go-redis code
+// doing the same work: the same ~200-byte JSON payload of a struct type,
+// the same codec (github.com/go-json-experiment/json), the same server and
+// the same concurrency and pool sizes. It is the yardstick of the speed
+// work: the ratios it prints are what the targets are stated in.
+//
+// Usage:
+//
+//	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m]
+//
+// Flags:
+//
+//	-redis URL     the server; default $REDIS_URL, else a redis-server that
+//	               storagebench starts on a free 127.0.0.1 port and stops
+//	               (apt-get install redis-server if there is none)
+//	-n N           items per workload, side and round (default 20000)
+//	-c N           goroutines of the concurrent workloads, and the pool
+//	               size of both sides (default 64)
+//	-rounds N      rounds; each runs typed and plain once, alternating
+//	               which goes first (default 3)
+//	-json FILE     also write the results as JSON
+//	-only REGEXP   run only the workloads whose id or name matches
+//	-timeout D     longest one side of one round may take (default 2m)
+//
+// Every workload runs its typed and plain side once per round, with the
+// keys cleared before each run; the figures are medians over the rounds,
+// and the ratio is the median of the rounds' typed ÷ plain ratios. Per
+// workload it prints items per second for each side, the typed side's
+// p50/p99 latency per call (where a call is one operation), allocations
+// per item on the client (runtime.MemStats.Mallocs), and the server's
+// time per item summed from INFO commandstats (see serverUsec). When
+// redis-benchmark is on PATH and storagebench started the server, its
+// -P 16 figures for LPUSH, GET and SET on the same server follow, as the
+// ceiling.
+//
+// All keys it writes start with "storagebench:", and it deletes them
+// before each run and at the end; on a server of your own (-redis), they
+// are the only keys it touches. It exits 0 when every run finished, 1 on
+// an error (including a run over -timeout), 2 for bad flags or when no
+// server can be had; never because of a ratio.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	goruntime "runtime"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/storagegen/storagegen/internal/redistest"
+	"github.com/storagegen/storagegen/runtime"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// config is what the flags say.
+type config struct {
+	url      string
+	n, c     int
+	rounds   int
+	jsonFile string
+	timeout  time.Duration
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("storagebench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	var only string
+	fs.StringVar(&cfg.url, "redis", os.Getenv("REDIS_URL"), "server URL; default $REDIS_URL, else a redis-server started on a free loopback port")
+	fs.IntVar(&cfg.n, "n", 20000, "items per workload, side and round")
+	fs.IntVar(&cfg.c, "c", 64, "goroutines of the concurrent workloads, and the pool size of both sides")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds, each running typed and plain once")
+	fs.StringVar(&cfg.jsonFile, "json", "", "also write the results as JSON to `FILE`")
+	fs.StringVar(&only, "only", "", "run only the workloads whose id or name matches `REGEXP`")
+	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "longest one side of one round may take")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "storagebench: "+format+"\n", a...)
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usage("unexpected argument %q", fs.Arg(0))
+	case cfg.n < 1 || cfg.n > 10_000_000:
+		return usage("-n %d: want 1 to 10,000,000", cfg.n)
+	case cfg.c < 1 || cfg.c > 10_000:
+		return usage("-c %d: want 1 to 10,000", cfg.c)
+	case cfg.rounds < 1 || cfg.rounds > 100:
+		return usage("-rounds %d: want 1 to 100", cfg.rounds)
+	case cfg.timeout <= 0:
+		return usage("-timeout %v: want a positive duration", cfg.timeout)
+	}
+	re, err := regexp.Compile(only)
+	if err != nil {
+		return usage("-only: %v", err)
+	}
+	var selected []workload
+	for _, w := range workloads(cfg) {
+		if re.MatchString(w.id) || re.MatchString(w.name) {
+			selected = append(selected, w)
+		}
+	}
+	if len(selected) == 0 {
+		return usage("-only %q matches no workload", only)
+	}
+
+	var srv *redistest.Server
+	if cfg.url == "" {
+		srv, err = redistest.Start()
+		if errors.Is(err, redistest.ErrNoServer) {
+			return usage("redis-server is not on PATH: install it (apt-get install redis-server) or pass -redis URL")
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "storagebench: starting redis-server: %v\n", err)
+			return 1
+		}
+		defer srv.Close()
+		cfg.url = srv.URL(0)
+	}
+
+	res, err := bench(cfg, selected, srv, newProgress(stderr))
+	if err != nil {
+		fmt.Fprintf(stderr, "storagebench: %v\n", err)
+		return 1
+	}
+	writeTable(stdout, res)
+	if cfg.jsonFile != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err == nil {
+			err = os.WriteFile(cfg.jsonFile, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "storagebench: -json: %v\n", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// bench runs every selected workload and, when it may, redis-benchmark.
+func bench(cfg config, selected []workload, srv *redistest.Server, prog *progress) (*results, error) {
+	ropts, err := redis.ParseURL(cfg.url)
+	if err != nil {
+		return nil, fmt.Errorf("-redis: %v", err) // go-redis does not echo passwords in its parse errors
+	}
+	ropts.PoolSize = cfg.c
+	plain := redis.NewClient(ropts)
+	defer plain.Close()
+	ds, err := runtime.New(runtime.Options{URL: cfg.url, PoolSize: cfg.c, BlockingPoolSize: cfg.c})
+	if err != nil {
+		return nil, err
+	}
+	defer ds.Close()
+
+	ctx := context.Background()
+	info, err := plain.Info(ctx, "server").Result()
+	if err != nil {
+		return nil, fmt.Errorf("INFO server: %w", err)
+	}
+	res := &results{
+		Date:       time.Now().UTC().Format(time.RFC3339),
+		Go:         goruntime.Version() + " " + goruntime.GOOS + "/" + goruntime.GOARCH,
+		GOMAXPROCS: goruntime.GOMAXPROCS(0),
+		NumCPU:     goruntime.NumCPU(),
+		Redis:      infoField(info, "redis_version"),
+		Server:     ropts.Addr,
+		OwnServer:  srv != nil,
+		N:          cfg.n, C: cfg.c, Rounds: cfg.rounds,
+		PoolSize: cfg.c,
+	}
+	b := &env{cfg: cfg, ds: ds, rdb: plain, msg: newMessage()}
+	if err := b.clear(ctx); err != nil {
+		return nil, err
+	}
+	defer b.clear(context.Background())
+
+	for i, w := range selected {
+		if w.notBuilt != "" {
+			res.Workloads = append(res.Workloads, workloadResult{ID: w.id, Name: w.name, NotBuilt: w.notBuilt})
+			continue
+		}
+		wr := workloadResult{ID: w.id, Name: w.name, Items: cfg.n, PerCall: w.perCall}
+		for r := range cfg.rounds {
+			sides := []struct {
+				name string
+				fn   sideFunc
+				out  *sideResult
+			}{{"typed", w.typed, &wr.Typed}, {"plain", w.plain, &wr.Plain}}
+			if r%2 == 1 {
+				sides[0], sides[1] = sides[1], sides[0]
+			}
+			var perRound [2]float64
+			for _, s := range sides {
+				prog.show("[%d/%d] %s: %s, round %d/%d", i+1, len(selected), w.id, s.name, r+1, cfg.rounds)
+				m, err := b.runSide(ctx, w, s.fn)
+				if err != nil {
+					prog.done()
+					return nil, fmt.Errorf("%s %s round %d: %w", w.id, s.name, r+1, err)
+				}
+				s.out.add(m)
+				if s.name == "typed" {
+					perRound[0] = m.opsPerSec()
+				} else {
+					perRound[1] = m.opsPerSec()
+				}
+			}
+			wr.Ratios = append(wr.Ratios, perRound[0]/perRound[1])
+		}
+		wr.finish()
+		res.Workloads = append(res.Workloads, wr)
+	}
+	if srv != nil {
+		prog.show("redis-benchmark")
+		res.RedisBenchmark = redisBenchmark(ctx, srv, cfg)
+	} else {
+		res.RedisBenchmark = &redisBenchmarkResult{Skipped: "the server is not one storagebench started, and redis-benchmark writes keys outside storagebench: (mylist, key:__rand_int__)"}
+	}
+	prog.done()
+	return res, nil
+}
+
+// progress writes one line per step to stderr, overwriting it with \r when
+// stderr is a terminal.
+type progress struct {
+	w    io.Writer
+	tty  bool
+	last int
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progress) show(format string, a ...any) {
+	line := "storagebench: " + fmt.Sprintf(format, a...)
+	if !p.tty {
+		fmt.Fprintln(p.w, line)
+		return
+	}
+	pad := max(p.last-len(line), 0)
+	fmt.Fprint(p.w, "\r"+line+strings.Repeat(" ", pad))
+	p.last = len(line)
+}
+
+// done clears a terminal's progress line.
+func (p *progress) done() {
+	if p.tty && p.last > 0 {
+		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", p.last)+"\r")
+		p.last = 0
+	}
+}

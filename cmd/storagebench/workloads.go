@@ -1,0 +1,409 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/storagegen/storagegen/runtime"
+)
+
+// message is the payload: a struct of the kind the engine passes between
+// nodes, about 200 bytes of JSON.
+type message struct {
+	RunID     string            `json:"run_id"`
+	Source    string            `json:"source"`
+	Target    string            `json:"target"`
+	Seq       int64             `json:"seq"`
+	Attempt   int               `json:"attempt"`
+	CreatedAt time.Time         `json:"created_at"`
+	Tags      []string          `json:"tags"`
+	Output    map[string]string `json:"output"`
+}
+
+func newMessage() message {
+	return message{
+		RunID: "run-2f9c1a7e", Source: "node_extract", Target: "node_transform",
+		Attempt: 1, CreatedAt: time.Date(2026, 11, 26, 9, 30, 0, 123456789, time.UTC),
+		Tags:   []string{"etl"},
+		Output: map[string]string{"rows": "1024", "uri": "s3://out/p1.parquet"},
+	}
+}
+
+// The typed side's declarations, as generated code would declare them.
+var (
+	queueDecl = &runtime.QueueDecl{Name: "bench", Prefix: keyPrefix, Key: runtime.MustKeyPattern("edge:{source}:{target}")}
+	cacheDecl = &runtime.CacheDecl{Name: "bench", Prefix: keyPrefix, Key: runtime.MustKeyPattern("output:{node}:{attempt:int}"), TTL: time.Hour}
+)
+
+// The plain side's keys.
+const (
+	plainQueue  = keyPrefix + "plain:queue"
+	plainCache  = keyPrefix + "plain:cache:"
+	batchSize   = 100         // of PushMany, PopMany and the plain pipeline
+	waitTimeout = time.Second // of blocking pops; go-redis sends no less than 1s anyway
+)
+
+func (e *env) queue() runtime.Queue[message] {
+	return runtime.NewQueue[message](e.ds, queueDecl, "node_extract", "node_transform")
+}
+
+func (e *env) cache(i int) runtime.Cache[message] {
+	return runtime.NewCache[message](e.ds, cacheDecl, "node_transform", i)
+}
+
+func plainKey(i int) string { return plainCache + "node_transform:" + strconv.Itoa(i) }
+
+// item returns the i-th payload: the message with its sequence number.
+func (e *env) item(i int) message {
+	m := e.msg
+	m.Seq = int64(i)
+	return m
+}
+
+// workload is one row of the table.
+type workload struct {
+	id, name     string
+	perCall      bool   // each call is one operation, so its latency is shown
+	notBuilt     string // why there is nothing to run yet
+	typed, plain sideFunc
+}
+
+func workloads(cfg config) []workload {
+	c := cfg.c
+	gs := fmt.Sprintf("%d goroutines", c)
+	return []workload{
+		{id: "push-1", name: "Push, 1 goroutine", perCall: true, typed: typedPush(1), plain: plainPush(1)},
+		{id: "pop-1", name: "Pop, 1 goroutine", perCall: true, typed: typedPop(1), plain: plainPop(1)},
+		{id: "set-1", name: "Set, 1 goroutine", perCall: true, typed: typedSet(1), plain: plainSet(1)},
+		{id: "get-1", name: "Get, 1 goroutine", perCall: true, typed: typedGet(1), plain: plainGet(1)},
+		{id: "push-c", name: "Push, " + gs, perCall: true, typed: typedPush(c), plain: plainPush(c)},
+		{id: "pop-c", name: "Pop, " + gs, perCall: true, typed: typedPop(c), plain: plainPop(c)},
+		{id: "set-c", name: "Set, " + gs, perCall: true, typed: typedSet(c), plain: plainSet(c)},
+		{id: "get-c", name: "Get, " + gs, perCall: true, typed: typedGet(c), plain: plainGet(c)},
+		{id: "pushmany", name: "PushMany(100) vs pipeline of 100 LPUSH, 1 goroutine", perCall: true, typed: typedPushMany, plain: plainPipeline},
+		{id: "drain", name: "drain: PopMany(100) vs BRPOP, " + gs, typed: typedDrain(c), plain: plainDrain(c, false)},
+		{id: "consume", name: "at-least-once Consume vs BRPOP, " + gs, typed: typedConsume(c), plain: plainDrain(c, true)},
+		{id: "get-local", name: "Get with the local cache, " + gs, notBuilt: "not built"},
+	}
+}
+
+// Push: one item a call.
+
+func typedPush(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		q := e.queue()
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			return 1, q.Push(ctx, e.item(i))
+		})
+	}
+}
+
+func plainPush(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			b, err := json.Marshal(e.item(i))
+			if err != nil {
+				return 0, err
+			}
+			return 1, e.rdb.LPush(ctx, plainQueue, b).Err()
+		})
+	}
+}
+
+// Pop: a blocking pop a call, from a queue filled beforehand.
+
+func typedPop(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		q := e.queue()
+		if err := typedFill(ctx, e, q.PushMany); err != nil {
+			return err
+		}
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			_, ok, err := q.Pop(ctx, waitTimeout)
+			return 1, wantItem(ok, err)
+		})
+	}
+}
+
+func plainPop(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		if err := plainFill(ctx, e); err != nil {
+			return err
+		}
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			return 1, plainPopOne(ctx, e)
+		})
+	}
+}
+
+// plainPopOne pops and decodes one item with BRPOP.
+func plainPopOne(ctx context.Context, e *env) error {
+	kv, err := e.rdb.BRPop(ctx, waitTimeout, plainQueue).Result()
+	if err != nil {
+		return wantItem(false, err)
+	}
+	var v message
+	return json.Unmarshal([]byte(kv[1]), &v)
+}
+
+func wantItem(ok bool, err error) error {
+	if errors.Is(err, redis.Nil) || (err == nil && !ok) {
+		return errors.New("the queue was empty before its last item")
+	}
+	return err
+}
+
+// typedFill pushes n items with push, 100 a call.
+func typedFill(ctx context.Context, e *env, push func(context.Context, ...message) error) error {
+	batch := make([]message, 0, batchSize)
+	for i := range e.cfg.n {
+		batch = append(batch, e.item(i))
+		if len(batch) == batchSize || i == e.cfg.n-1 {
+			if err := push(ctx, batch...); err != nil {
+				return fmt.Errorf("fill: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	return nil
+}
+
+// plainFill pushes n encoded items onto the plain queue, in pipelines of
+// 100 LPUSH.
+func plainFill(ctx context.Context, e *env) error {
+	for start := 0; start < e.cfg.n; start += batchSize {
+		if _, err := pushPipeline(ctx, e, start); err != nil {
+			return fmt.Errorf("fill: %w", err)
+		}
+	}
+	return nil
+}
+
+// pushPipeline sends items start… (at most 100) as one pipeline of LPUSH.
+func pushPipeline(ctx context.Context, e *env, start int) (int, error) {
+	end := min(start+batchSize, e.cfg.n)
+	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := start; i < end; i++ {
+			b, err := json.Marshal(e.item(i))
+			if err != nil {
+				return err
+			}
+			p.LPush(ctx, plainQueue, b)
+		}
+		return nil
+	})
+	return end - start, err
+}
+
+// Set and Get: one key per item, as node outputs are.
+
+func typedSet(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			return 1, e.cache(i).Set(ctx, e.item(i))
+		})
+	}
+}
+
+func plainSet(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			return 1, plainSetOne(ctx, e, e.rdb, i)
+		})
+	}
+}
+
+func plainSetOne(ctx context.Context, e *env, c redis.Cmdable, i int) error {
+	b, err := json.Marshal(e.item(i))
+	if err != nil {
+		return err
+	}
+	return c.Set(ctx, plainKey(i), b, cacheDecl.TTL).Err()
+}
+
+func typedGet(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		for i := range e.cfg.n {
+			if err := e.cache(i).Set(ctx, e.item(i)); err != nil {
+				return fmt.Errorf("fill: %w", err)
+			}
+		}
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			_, ok, err := e.cache(i).Get(ctx)
+			return 1, wantValue(ok, err)
+		})
+	}
+}
+
+func plainGet(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		for start := 0; start < e.cfg.n; start += batchSize {
+			_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i := start; i < min(start+batchSize, e.cfg.n); i++ {
+					if err := plainSetOne(ctx, e, p, i); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("fill: %w", err)
+			}
+		}
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			b, err := e.rdb.Get(ctx, plainKey(i)).Bytes()
+			if err != nil {
+				return 1, wantValue(false, err)
+			}
+			var v message
+			return 1, json.Unmarshal(b, &v)
+		})
+	}
+}
+
+func wantValue(ok bool, err error) error {
+	if errors.Is(err, redis.Nil) || (err == nil && !ok) {
+		return errors.New("a key set beforehand was missing")
+	}
+	return err
+}
+
+// PushMany(100) against a pipeline of 100 LPUSH, one goroutine.
+
+func typedPushMany(ctx context.Context, e *env, m *meter) error {
+	q := e.queue()
+	calls := (e.cfg.n + batchSize - 1) / batchSize
+	batch := make([]message, 0, batchSize)
+	return m.calls(ctx, 1, calls, func(ctx context.Context, c int) (int, error) {
+		batch = batch[:0]
+		for i := c * batchSize; i < min((c+1)*batchSize, e.cfg.n); i++ {
+			batch = append(batch, e.item(i))
+		}
+		return len(batch), q.PushMany(ctx, batch...)
+	})
+}
+
+func plainPipeline(ctx context.Context, e *env, m *meter) error {
+	calls := (e.cfg.n + batchSize - 1) / batchSize
+	return m.calls(ctx, 1, calls, func(ctx context.Context, c int) (int, error) {
+		return pushPipeline(ctx, e, c*batchSize)
+	})
+}
+
+// Draining a filled queue with g goroutines, until the last item is in
+// hand.
+
+func typedDrain(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		q := e.queue()
+		if err := typedFill(ctx, e, q.PushMany); err != nil {
+			return err
+		}
+		return m.drain(ctx, g, e.cfg.n, func(ctx context.Context) (int, error) {
+			vs, err := q.PopMany(ctx, batchSize, waitTimeout)
+			return len(vs), err
+		})
+	}
+}
+
+// plainDrain is BRPOP at g goroutines, each item decoded. For the
+// comparison with Consume, the server's time counts the fill too (push to
+// ack on the typed side).
+func plainDrain(g int, countFill bool) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		if countFill {
+			if err := m.serverSnapshot(ctx); err != nil {
+				return err
+			}
+		}
+		if err := plainFill(ctx, e); err != nil {
+			return err
+		}
+		return m.drain(ctx, g, e.cfg.n, func(ctx context.Context) (int, error) {
+			kv, err := e.rdb.BRPop(ctx, waitTimeout, plainQueue).Result()
+			if errors.Is(err, redis.Nil) {
+				return 0, nil // timed out on an empty queue: try again
+			}
+			if err != nil {
+				return 0, err
+			}
+			var v message
+			return 1, json.Unmarshal([]byte(kv[1]), &v)
+		})
+	}
+}
+
+// typedConsume pushes n items to an at-least-once queue (PushMany of 100)
+// and runs Consume with Concurrency g and a handler that returns nil,
+// until all are acked. The server's time counts push to ack.
+func typedConsume(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		q := runtime.NewReliableQueue[message](e.ds, queueDecl, "node_extract", "consume")
+		if err := m.serverSnapshot(ctx); err != nil {
+			return err
+		}
+		if err := typedFill(ctx, e, q.PushMany); err != nil {
+			return err
+		}
+		var cnt runtime.Counters
+		cctx, stopConsume := context.WithCancel(ctx)
+		defer stopConsume()
+		if err := m.begin(ctx); err != nil {
+			return err
+		}
+		done := make(chan error, 1)
+		go func() {
+			done <- q.Consume(cctx, func(context.Context, *runtime.Delivery[message]) error { return nil }, runtime.ConsumeOptions{
+				Concurrency: g, BlockTimeout: waitTimeout, Counters: &cnt,
+				Logger: slog.New(slog.DiscardHandler),
+			})
+		}()
+		// Acks are counted after the handler returns, so poll the counter;
+		// a millisecond's resolution is far below a run's length.
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		want := int64(e.cfg.n)
+		var stop time.Time
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				stopConsume()
+				<-done
+				return ctx.Err()
+			case err := <-done:
+				return fmt.Errorf("consume returned early: %v", err)
+			case now := <-tick.C:
+				m.items.Store(cnt.Acked.Load())
+				if cnt.Acked.Load() >= want {
+					stop = now
+					break wait
+				}
+			}
+		}
+		stopConsume()
+		if err := <-done; err != nil {
+			return fmt.Errorf("consume: %w", err)
+		}
+		if f := cnt.Nacked.Load() + cnt.DeadLettered.Load(); f > 0 {
+			return fmt.Errorf("consume: %d deliveries failed", f)
+		}
+		return m.end(ctx, stop, e.cfg.n, int(cnt.Received.Load()), nil)
+	}
+}
+
+// mustEncode is the payload's encoding, for its size.
+func mustEncode(m message) []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
