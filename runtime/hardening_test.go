@@ -434,6 +434,18 @@ type cancelAfterBLMOVE struct {
 	cancel  context.CancelFunc
 }
 
+// cancelAfterNextBLMOVE arms ds's blocking client so that, right after
+// the next BLMOVE returns, between runs and then the returned context is
+// cancelled: a Receive on it ends between BLMOVE and the lease.
+func cancelAfterNextBLMOVE(t *testing.T, ds *DataStore, between func()) context.Context {
+	ctx, cancel := context.WithCancel(bg)
+	t.Cleanup(cancel)
+	armed := new(atomic.Bool)
+	armed.Store(true)
+	ds.Connection.blocking.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: between})
+	return ctx
+}
+
 func (h cancelAfterBLMOVE) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h cancelAfterBLMOVE) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
@@ -461,18 +473,10 @@ func TestReleasedItemKeepsItsPlace(t *testing.T) {
 	if _, err := q.Len(bg); err != nil { // makes the clients
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(bg)
-	defer cancel()
-	armed := new(atomic.Bool)
-	armed.Store(true)
-	ds.Connection.blocking.AddHook(cancelAfterBLMOVE{
-		armed: armed,
-		between: func() {
-			if err := q.Push(bg, "second"); err != nil {
-				t.Error(err)
-			}
-		},
-		cancel: cancel,
+	ctx := cancelAfterNextBLMOVE(t, ds, func() {
+		if err := q.Push(bg, "second"); err != nil {
+			t.Error(err)
+		}
 	})
 	errc := make(chan error, 1)
 	go func() {

@@ -41,15 +41,35 @@ func (h *lateRetryAfterReclaim) ProcessHook(next redis.ProcessHook) redis.Proces
 // is reclaimed, and go-redis's retry then finds a receipt that no longer
 // holds. The Receive must go on taking items (a receipt per take, not per
 // call): no item is left in processing without a lease.
-func TestStaleReceiptDoesNotStrand(t *testing.T) {
+// lateRetryPair returns a DataStore whose receive scripts go through hook,
+// another on the same server and prefix (another consumer), and the queue
+// name on each.
+func lateRetryPair(t *testing.T, name string, lease time.Duration, maxDeliveries int) (*lateRetryAfterReclaim, ReliableQueue[int], ReliableQueue[int]) {
 	hook := &lateRetryAfterReclaim{}
 	cl := redis.NewClient(&redis.Options{Addr: testServerAddr(t)})
 	cl.AddHook(hook)
-	defer cl.Close()
+	t.Cleanup(func() { cl.Close() })
 	ds := newStore(t, Options{Client: cl})
 	other := newStore(t, Options{Prefix: ds.prefix})
-	q := testReliable[int](ds, "stale", 10*time.Second, 5)
-	q2 := testReliable[int](other, "stale", 10*time.Second, 5)
+	return hook, testReliable[int](ds, name, lease, maxDeliveries), testReliable[int](other, name, lease, maxDeliveries)
+}
+
+// expireLeases makes every lease of the queue at key run out now, as if
+// its time had passed.
+func expireLeases(t *testing.T, raw *redis.Client, key string) {
+	t.Helper()
+	leases := reliableKeys(key)[keyLeases]
+	ids, err := raw.ZRange(bg, leases, 0, -1).Result()
+	if err != nil {
+		t.Error(err)
+	}
+	for _, id := range ids {
+		raw.ZAdd(bg, leases, redis.Z{Score: 1, Member: id})
+	}
+}
+
+func TestStaleReceiptDoesNotStrand(t *testing.T) {
+	hook, q, q2 := lateRetryPair(t, "stale", 10*time.Second, 5)
 	raw := rawClient(t)
 	if err := q.PushMany(bg, 1, 2, 3, 4, 5); err != nil {
 		t.Fatal(err)
@@ -58,12 +78,9 @@ func TestStaleReceiptDoesNotStrand(t *testing.T) {
 		t.Fatal(err)
 	}
 	hook.between = func() {
-		// the lease of the leased item runs out and another consumer reclaims it
-		keys := reliableKeys(q.Key())
-		ids, _ := raw.ZRange(bg, keys[keyLeases], 0, -1).Result()
-		for _, id := range ids {
-			raw.ZAdd(bg, keys[keyLeases], redis.Z{Score: 1, Member: id})
-		}
+		// The lease of the leased item runs out and another consumer
+		// reclaims it.
+		expireLeases(t, raw, q.Key())
 		if _, err := q2.Reclaim(bg); err != nil {
 			t.Error(err)
 		}
@@ -71,7 +88,7 @@ func TestStaleReceiptDoesNotStrand(t *testing.T) {
 	hook.armed.Store(true)
 	start := time.Now()
 	d, ok, err := q.Receive(bg, 800*time.Millisecond)
-	t.Logf("Receive (1.5s) = %v, %v, %v after %v", d, ok, err, time.Since(start))
+	t.Logf("Receive(800ms) = %v, %v, %v after %v", d, ok, err, time.Since(start))
 	s := queueState(t, q.Key())
 	t.Logf("state: ready %v\nprocessing %v\nleases %v\nattempts %v", s.Ready, s.Processing, s.Leases, s.Attempts)
 	noLease := 0
@@ -86,14 +103,10 @@ func TestStaleReceiptDoesNotStrand(t *testing.T) {
 	d2, ok2, err2 := q2.Receive(bg, 0)
 	t.Logf("another consumer's Receive(0) right after: %v, %v, %v", d2, ok2, err2)
 	if !ok2 {
-		t.Errorf("5 pushed, 1 acked-never, none received by anyone: all stuck until a reclaim orphan-leases them and that lease (10s) runs out")
+		t.Errorf("another consumer received nothing of the 4 items still pushed: they wait for a reclaim to orphan-lease them and for that lease (10s) to run out")
 	}
 }
 
-// A waiting Receive (C) BLMOVEs X; before its next step reaches the
-// server (slow network, go-redis retrying), a reclaim orphan-leases X, that
-// lease runs out, a reclaim puts X back and consumer D receives it. Then
-// C's context ends and C releases X by ID: it takes D's live delivery away.
 // TestLateReleaseSparesAnotherDelivery: the ID a cancelled receiver's
 // BLMOVE took is orphan-leased, reclaimed and delivered to another
 // consumer before the cancelled receiver's release runs: the release must
@@ -104,23 +117,15 @@ func TestLateReleaseSparesAnotherDelivery(t *testing.T) {
 	q := testReliable[string](ds, "undo-other", 10*time.Second, 5)
 	q2 := testReliable[string](other, "undo-other", 10*time.Second, 5)
 	raw := rawClient(t)
-	keys := reliableKeys(q.Key())
 	if _, err := q.Len(bg); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(bg)
-	defer cancel()
-	armed := new(atomic.Bool)
-	armed.Store(true)
 	var dD *Delivery[string]
-	ds.Connection.blocking.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: func() {
+	ctx := cancelAfterNextBLMOVE(t, ds, func() {
 		if _, err := q2.Reclaim(bg); err != nil { // orphan lease for X
 			t.Error(err)
 		}
-		ids, _ := raw.ZRange(bg, keys[keyLeases], 0, -1).Result()
-		for _, id := range ids { // ... which runs out
-			raw.ZAdd(bg, keys[keyLeases], redis.Z{Score: 1, Member: id})
-		}
+		expireLeases(t, raw, q.Key())             // ... which runs out
 		if _, err := q2.Reclaim(bg); err != nil { // X back to READY
 			t.Error(err)
 		}
@@ -131,7 +136,7 @@ func TestLateReleaseSparesAnotherDelivery(t *testing.T) {
 		}
 		dD = d
 		t.Logf("D received %q attempt %d", d.Value, d.Attempt)
-	}})
+	})
 	errc := make(chan error, 1)
 	go func() { _, _, err := q.Receive(ctx, 10*time.Second); errc <- err }()
 	time.Sleep(100 * time.Millisecond)
@@ -144,33 +149,20 @@ func TestLateReleaseSparesAnotherDelivery(t *testing.T) {
 	}
 	s := queueState(t, q.Key())
 	t.Logf("after C's release: ready %v processing %v leases %v attempts %v", s.Ready, s.Processing, s.Leases, s.Attempts)
-	d3, ok, err := q2.Receive(bg, 0)
-	if ok {
+	if d3, ok, _ := q2.Receive(bg, 0); ok {
 		t.Errorf("while D still holds its delivery (lease 10s, untouched by D), E received %q attempt %d", d3.Value, d3.Attempt)
 	}
 	if err := dD.Ack(bg); err != nil {
 		t.Errorf("D's Ack of the delivery it did receive: %v", err)
 	}
-	_ = err
 }
 
-// C's receive reply is lost; its lease runs out and a reclaim puts X back;
-// waiter G BLMOVEs X and a reclaim orphan-leases it before G's script runs;
-// then C's retry arrives: holds() accepts the orphan lease, C gets X
-// (attempt 1). G's script then leases X again (attempt 2). Two live deliveries.
 // TestStaleReceiptSparesOrphan: a lost-reply retry arrives after its
 // delivery was reclaimed and the ID was moved by another receiver's BLMOVE
 // and orphan-leased: the retry must not hand it out (that would make two
 // live deliveries), and the other receiver's step leases it.
 func TestStaleReceiptSparesOrphan(t *testing.T) {
-	hook := &lateRetryAfterReclaim{}
-	cl := redis.NewClient(&redis.Options{Addr: testServerAddr(t)})
-	cl.AddHook(hook)
-	defer cl.Close()
-	ds := newStore(t, Options{Client: cl})
-	other := newStore(t, Options{Prefix: ds.prefix})
-	q := testReliable[int](ds, "resurrect", 10*time.Second, 5)
-	q2 := testReliable[int](other, "resurrect", 10*time.Second, 5)
+	hook, q, q2 := lateRetryPair(t, "resurrect", 10*time.Second, 5)
 	raw := rawClient(t)
 	keys := reliableKeys(q.Key())
 	if _, _, err := q.Receive(bg, 0); err != nil {
@@ -184,18 +176,22 @@ func TestStaleReceiptSparesOrphan(t *testing.T) {
 	}
 	var xid string
 	hook.between = func() {
-		ids, _ := raw.ZRange(bg, keys[keyLeases], 0, -1).Result()
-		xid = ids[0]
-		raw.ZAdd(bg, keys[keyLeases], redis.Z{Score: 1, Member: xid})
-		q2.Reclaim(bg)                                                      // X back to READY
+		xid = raw.ZRange(bg, keys[keyLeases], 0, 0).Val()[0]
+		expireLeases(t, raw, q.Key())
+		reclaim := func() {
+			if _, err := q2.Reclaim(bg); err != nil {
+				t.Error(err)
+			}
+		}
+		reclaim()                                                           // X back to READY
 		raw.LMove(bg, keys[keyReady], keys[keyProcessing], "RIGHT", "LEFT") // G's BLMOVE
-		q2.Reclaim(bg)                                                      // orphan lease
+		reclaim()                                                           // orphan lease
 	}
 	hook.armed.Store(true)
 	if dC, ok, err := q.Receive(bg, 0); err != nil || ok {
 		t.Fatalf("C's retried receive handed out %v, %v, %v; want nothing", dC, ok, err)
 	}
-	cl2, rel, err := other.Connection.acquire()
+	cl2, rel, err := q2.r.ds.Connection.acquire()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,15 +24,11 @@ func TestCancelledReceiveBeatsOrphanLease(t *testing.T) {
 	if _, err := q.Len(bg); err != nil { // makes the clients
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(bg)
-	defer cancel()
-	armed := new(atomic.Bool)
-	armed.Store(true)
-	ds.Connection.blocking.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: func() {
+	ctx := cancelAfterNextBLMOVE(t, ds, func() {
 		if _, err := q2.Reclaim(bg); err != nil {
 			t.Error(err)
 		}
-	}})
+	})
 	errc := make(chan error, 1)
 	go func() { _, _, err := q.Receive(ctx, 10*time.Second); errc <- err }()
 	time.Sleep(100 * time.Millisecond)
