@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dave/jennifer/jen"
+	"github.com/storagegen/storagegen/internal/runes"
 )
 
 // Schema text (docs, the prefix, key patterns) reaches Go comments, Go
@@ -18,26 +19,9 @@ import (
 // cannot end early. The JSON Schema (JSONSchema) contains no schema text at
 // all: it describes every schema, not one.
 
-// hiddenRune says why r may not appear in schema text, or "" when it may.
-// Controls other than tab and newline, the Unicode line and paragraph
-// separators, the byte order mark and the bidirectional controls are
-// refused: they end a line for one reader and not another, or reorder the
-// text a reviewer sees (CVE-2021-42574, "Trojan Source").
-func hiddenRune(r rune) string {
-	switch {
-	case r == '\t' || r == '\n':
-		return ""
-	case r < 0x20 || r >= 0x7f && r < 0xa0:
-		return "a control character"
-	case r == '\u2028' || r == '\u2029':
-		return "a Unicode line or paragraph separator"
-	case r == '\ufeff':
-		return "a byte order mark"
-	case r == '\u061c' || r == '\u200e' || r == '\u200f' || r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069':
-		return "a bidirectional control"
-	}
-	return ""
-}
+// hiddenRune says why r may not appear in schema text, or "" when it may:
+// the runes that hide or reorder what a reviewer reads (runes.Hidden).
+func hiddenRune(r rune) string { return runes.Hidden(r) }
 
 // OneLine returns s fit to stand inside one line of a report: a newline
 // as \n, and every rune hiddenRune refuses (and tab) as \xNN or \uNNNN.
@@ -46,29 +30,7 @@ func hiddenRune(r rune) string {
 // followed by "::error" would be a GitHub Actions workflow command of its
 // own.
 func OneLine(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\n' || r == '\t' || r == utf8.RuneError || hiddenRune(r) != "" }) {
-		return s
-	}
-	var b strings.Builder
-	for i, r := range s {
-		switch {
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == utf8.RuneError:
-			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
-				fmt.Fprintf(&b, `\x%02x`, s[i])
-			} else {
-				b.WriteRune(r)
-			}
-		case r < 0x80 && (r == '\t' || hiddenRune(r) != ""):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case hiddenRune(r) != "":
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
+	return runes.Escape(s, func(r rune) bool { return r == '\n' || r == '\t' })
 }
 
 // textProblem says what makes doc text unusable, with where it stands in

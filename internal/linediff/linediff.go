@@ -18,7 +18,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/storagegen/storagegen/internal/runes"
 )
 
 // Context is the number of unchanged lines shown around each change.
@@ -71,41 +72,16 @@ func Unified(oldName, newName string, old, new []byte, maxLines int) []byte {
 }
 
 // Visible returns line with what a terminal would act on written out
-// instead: control bytes other than tab and the final newline as \xNN
-// (a carriage return too, so a CRLF line shows as such), and each byte
-// that is not part of valid UTF-8 as \xNN. A backslash stays as it is.
+// instead (runes.Escape): controls other than tab, line separators, bidi
+// controls and the byte order mark, and each byte that is not part of
+// valid UTF-8; a carriage return too, so a CRLF line shows as such. Its
+// final newline stays.
 func Visible(line string) string {
 	body, nl := strings.CutSuffix(line, "\n")
-	if utf8.ValidString(body) && !strings.ContainsFunc(body, isControl) {
-		return line
-	}
-	var b strings.Builder
-	for i := 0; i < len(body); {
-		r, size := utf8.DecodeRuneInString(body[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, body[i])
-		case isControl(r) && r < 0x80:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case isControl(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(body[i : i+size])
-		}
-		i += size
-	}
 	if nl {
-		b.WriteByte('\n')
+		return runes.Escape(body, nil) + "\n"
 	}
-	return b.String()
-}
-
-// isControl reports runes that change how a terminal or an editor shows
-// text: C0 and C1 controls and Unicode's bidirectional formatting
-// characters, which can make a line read differently from what it holds.
-func isControl(r rune) bool {
-	return r < 0x20 && r != '\t' || r == 0x7f || r >= 0x80 && r < 0xa0 ||
-		r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f || r == 0x061c
+	return runes.Escape(body, nil)
 }
 
 // splitLines splits b after each "\n"; a last line without one is kept
