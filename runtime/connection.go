@@ -30,6 +30,7 @@ type Connection struct {
 	mu       sync.RWMutex // calls hold it shared to register; Close exclusively
 	closed   bool
 	inflight sync.WaitGroup
+	done     func() // inflight.Done, bound once: acquire is on every call's path
 
 	closing context.Context // done once Close has begun
 	close   context.CancelFunc
@@ -47,6 +48,7 @@ func newConnection(o Options, ro *redis.Options) *Connection {
 		c.blockMax = DefaultBlockingPoolSize
 	}
 	c.closing, c.close = context.WithCancel(context.Background())
+	c.done = c.inflight.Done
 	return c
 }
 
@@ -92,7 +94,7 @@ func (c *Connection) acquire() (redis.UniversalClient, func(), error) {
 	}
 	c.open.Do(c.makeClients)
 	c.inflight.Add(1)
-	return c.client, c.inflight.Done, nil
+	return c.client, c.done, nil
 }
 
 func (c *Connection) makeClients() {
