@@ -135,7 +135,9 @@ func TestTimeoutsNeverLoseItems(t *testing.T) {
 // a connection within its own timeout (not go-redis's pool timeout, here
 // 300 ms) and gets an item; one whose timeout passes first fails with
 // ErrPoolExhausted, as does a Receive; a cancel ends the wait for a
-// connection; Consume refuses a Concurrency above the pool.
+// connection. Consume holds one blocking connection whatever its
+// Concurrency: 3 handlers run on a pool of 2 while a Pop holds the other;
+// above MaxConcurrency it refuses.
 func TestBlockingPoolLimits(t *testing.T) {
 	cl := redis.NewClient(&redis.Options{Addr: testServerAddr(t), PoolTimeout: 300 * time.Millisecond})
 	defer cl.Close()
@@ -183,10 +185,32 @@ func TestBlockingPoolLimits(t *testing.T) {
 	}
 	wg.Wait()
 
-	cctx, ccancel := context.WithTimeout(bg, time.Second)
+	if err := rq.PushMany(bg, 1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { q.Pop(bg, time.Second) }) // holds one blocking connection
+	cctx, ccancel := context.WithTimeout(bg, 5*time.Second)
 	defer ccancel()
-	err = rq.Consume(cctx, func(context.Context, *Delivery[int]) error { return nil }, ConsumeOptions{Concurrency: 3, Logger: slog.New(slog.DiscardHandler)})
+	var running, most atomic.Int32
+	var cnt Counters
+	err = rq.Consume(cctx, func(context.Context, *Delivery[int]) error {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(200 * time.Millisecond)
+		if cnt.Received.Load() == 3 {
+			ccancel()
+		}
+		return nil
+	}, ConsumeOptions{Concurrency: 3, Counters: &cnt, Logger: slog.New(slog.DiscardHandler)})
+	wg.Wait()
+	if err != nil || cnt.Acked.Load() != 3 || most.Load() != 3 {
+		t.Errorf("Consume with Concurrency 3 on a pool of 2, one held = %v: %d acked, %d at once; want 3 and 3", err, cnt.Acked.Load(), most.Load())
+	}
+
+	err = rq.Consume(bg, func(context.Context, *Delivery[int]) error { return nil }, ConsumeOptions{Concurrency: MaxConcurrency + 1, Logger: slog.New(slog.DiscardHandler)})
 	if !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("Consume with Concurrency 3 > BlockingPoolSize 2 = %v; want ErrInvalidArgument", err)
+		t.Errorf("Consume with Concurrency %d = %v; want ErrInvalidArgument", MaxConcurrency+1, err)
 	}
 }

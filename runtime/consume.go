@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	goruntime "runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,10 +21,8 @@ type Handler[T any] func(ctx context.Context, d *Delivery[T]) error
 
 // ConsumeOptions configures Consume. The zero value is usable.
 type ConsumeOptions struct {
-	// Concurrency is how many handlers run at once; default 1. Each
-	// waiting receiver holds one connection of the blocking pool, so it
-	// may not be more than Options.BlockingPoolSize (Consume returns
-	// ErrInvalidArgument).
+	// Concurrency is how many handlers run at once; default 1. However
+	// many, Consume holds one connection of the blocking pool.
 	Concurrency int
 	// BlockTimeout is how long one receive waits for an item before it
 	// starts over; default 5s. After a server outage, consuming resumes
@@ -43,6 +43,9 @@ type ConsumeOptions struct {
 	// Counters, if not nil, is updated as Consume works.
 	Counters *Counters
 }
+
+// MaxConcurrency is the most handlers one Consume runs at once.
+const MaxConcurrency = 10_000
 
 // The defaults of ConsumeOptions.
 const (
@@ -84,20 +87,26 @@ var errGraceOver = errors.New("consume: grace period over")
 
 // Consume receives items and runs handler on each, opts.Concurrency at a
 // time, until ctx ends; then it stops receiving, lets running handlers
-// finish within opts.GracePeriod, and returns nil. While a handler runs,
-// its item's lease is extended every third of the lease. Nothing in flight
-// is lost when Consume stops, or when its process dies: an item that was
-// not acked comes back when its lease runs out.
+// finish within opts.GracePeriod, and returns nil. Nothing in flight is
+// lost when Consume stops, or when its process dies: an item that was not
+// acked comes back when its lease runs out.
+//
+// Work is batched on the wire: one receiver leases as many items as there
+// are idle handlers (up to MaxReceiveBatch) with one script, acks of
+// handlers that finish together are settled by one script, and the
+// leases of running handlers are extended, every third of the lease, by
+// one script for all of them. So Consume holds one blocking connection,
+// whatever its Concurrency.
 //
 // Server errors (a restart, a failover, a network cut) are logged and
-// retried, with backoff shared by all receivers and never more often than
-// about 20 times a second. Replies that retrying cannot fix (WRONGPASS,
-// NOAUTH, NOPERM, an unknown command) are retried too, but only for
-// UnfixableWindow (10s) with no successful receive in between, which rides
-// out a credential rotation; then Consume stops receiving, lets running
-// handlers finish as when ctx ends, and returns an error wrapping the
-// reply. Consume also returns an error for bad arguments, or wrapping
-// ErrClosed when the DataStore is closed; otherwise nil.
+// retried, with backoff, never more often than about 20 times a second.
+// Replies that retrying cannot fix (WRONGPASS, NOAUTH, NOPERM, an unknown
+// command) are retried too, but only for UnfixableWindow (10s) with no
+// successful receive in between, which rides out a credential rotation;
+// then Consume stops receiving, lets running handlers finish as when ctx
+// ends, and returns an error wrapping the reply. Consume also returns an
+// error for bad arguments, or wrapping ErrClosed when the DataStore is
+// closed; otherwise nil.
 func (q ReliableQueue[T]) Consume(ctx context.Context, handler Handler[T], opts ConsumeOptions) error {
 	if q.err != nil {
 		return opError("consume", q.key, q.err)
@@ -108,26 +117,45 @@ func (q ReliableQueue[T]) Consume(ctx context.Context, handler Handler[T], opts 
 	if handler == nil {
 		return opError("consume", q.key, fmt.Errorf("%w: nil handler", ErrInvalidArgument))
 	}
-	if n := q.r.ds.Connection.blockMax; opts.Concurrency > n {
-		// Each waiting receiver holds a blocking connection: more
-		// receivers than connections would only take turns failing.
-		return opError("consume", q.key, fmt.Errorf("%w: Concurrency %d is more than BlockingPoolSize %d", ErrInvalidArgument, opts.Concurrency, n))
-	}
-	c := &consumer[T]{q: q, handler: handler, opts: opts, cnt: opts.Counters, log: opts.Logger.With("queue", q.key)}
-	// Receivers stop when ctx ends or when c gives up; handlers outlive
-	// that by the grace period.
+	c := &consumer[T]{q: q, handler: handler, opts: opts, cnt: opts.Counters, log: opts.Logger.With("queue", q.key),
+		acks: make(chan ackRequest[T], opts.Concurrency), settlerDone: make(chan struct{}), flushed: make(chan struct{}),
+		running: make(map[*Delivery[T]]*runningDelivery)}
+	// The receiver stops when ctx ends or when c gives up; handlers
+	// outlive that by the grace period.
 	ctx, c.giveUp = context.WithCancel(ctx)
 	defer c.giveUp()
 	handlerCtx, stopHandlers := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopHandlers(errGraceOver)
 
-	var wg sync.WaitGroup
+	// idle holds a token per handler waiting for work; the receiver
+	// leases at most as many items as it takes tokens.
+	idle := make(chan struct{}, opts.Concurrency)
+	jobs := make(chan *Delivery[T])
+	var handlers sync.WaitGroup
 	for range opts.Concurrency {
-		wg.Go(func() { c.work(ctx, handlerCtx) })
+		handlers.Go(func() {
+			done := make(chan error, 1) // this handler's ack replies
+			idle <- struct{}{}
+			for d := range jobs {
+				c.handle(ctx, handlerCtx, d, done)
+				idle <- struct{}{}
+			}
+		})
 	}
+	go func() {
+		defer close(jobs)
+		c.receive(ctx, idle, jobs)
+	}()
+	// The ack settler and the lease keeper serve the handlers, and stop
+	// once every handler has returned.
+	var helpers sync.WaitGroup
+	helpersCtx, stopHelpers := context.WithCancel(context.WithoutCancel(ctx))
+	helpers.Go(func() { c.settleAcks(helpersCtx) })
+	helpers.Go(func() { c.keepLeases(helpersCtx) })
+
 	done := make(chan struct{})
 	go func() {
-		wg.Wait()
+		handlers.Wait()
 		close(done)
 	}()
 	select {
@@ -145,6 +173,18 @@ func (q ReliableQueue[T]) Consume(ctx context.Context, handler Handler[T], opts 
 				c.log.Warn("storagegen: handlers still running after the grace period; their items come back when their leases run out")
 			}
 		}
+	}
+	select {
+	case <-done:
+		stopHelpers()
+		helpers.Wait()
+	default:
+		// Handlers outlived the grace period: the helpers stay until
+		// they return (they settle nothing then, but must not block).
+		go func() {
+			<-done
+			stopHelpers()
+		}()
 	}
 	if c.closed.Load() {
 		return opError("consume", q.key, ErrClosed)
@@ -169,6 +209,9 @@ var unfixableWindow = UnfixableWindow
 func (o *ConsumeOptions) fill() error {
 	if o.Concurrency < 0 || o.BlockTimeout < 0 || o.GracePeriod < 0 || o.RetryBackoff < 0 || o.MaxRetryBackoff < 0 {
 		return fmt.Errorf("%w: negative consume option", ErrInvalidArgument)
+	}
+	if o.Concurrency > MaxConcurrency {
+		return fmt.Errorf("%w: Concurrency %d is more than %d", ErrInvalidArgument, o.Concurrency, MaxConcurrency)
 	}
 	def := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
@@ -197,13 +240,62 @@ type consumer[T any] struct {
 	retry   retryGate
 	closed  atomic.Bool
 	fatal   atomic.Pointer[error] // why c gave up
-	giveUp  context.CancelFunc    // stops the receivers
+	giveUp  context.CancelFunc    // stops the receiver
+
+	acks        chan ackRequest[T] // to the ack settler
+	settlerDone chan struct{}      // closed when the ack settler has stopped
+	flushMu     sync.Mutex         // guards acking and flushed
+	acking      int                // acks sent (or about to be) to the settler and not yet answered
+	flushed     chan struct{}      // closed when the settler's next flush ends; acking > 0 promises one
+
+	mu      sync.Mutex // guards running
+	running map[*Delivery[T]]*runningDelivery
 }
 
-// work is one receiver: receive, handle, settle, until ctx ends.
-func (c *consumer[T]) work(ctx, handlerCtx context.Context) {
-	for ctx.Err() == nil {
-		d, ok, err := c.q.receive(ctx, c.opts.BlockTimeout, c.cnt)
+// receive leases items for idle handlers and hands them out on jobs,
+// until ctx ends or c gives up.
+func (c *consumer[T]) receive(ctx context.Context, idle chan struct{}, jobs chan<- *Delivery[T]) {
+	for {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return
+		}
+		// Handlers whose acks are on their way are about to be idle too:
+		// wait for that flush, so the take leases for all of them at once
+		// rather than in slivers (a busy consumer's batches grow, and an
+		// idle one waits for nothing).
+		c.flushMu.Lock()
+		acking, flushed := c.acking, c.flushed
+		c.flushMu.Unlock()
+		if acking > 0 {
+			select {
+			case <-flushed:
+			case <-ctx.Done():
+			}
+		}
+		goruntime.Gosched() // as in settleAcks: let handlers about to be idle get there
+		n := 1
+	more:
+		for n < MaxReceiveBatch {
+			select {
+			case <-idle:
+				n++
+			default:
+				break more
+			}
+		}
+		ds, err := c.q.receive(ctx, n, c.opts.BlockTimeout, c.cnt)
+		for range n - len(ds) {
+			idle <- struct{}{}
+		}
+		// Leased items are handed out whatever happened meanwhile: they
+		// are held, and each has an idle handler waiting.
+		for _, d := range ds {
+			c.cnt.add(received, 1)
+			hook("received")
+			jobs <- d
+		}
 		switch {
 		case err == nil:
 			c.retry.succeeded()
@@ -213,73 +305,74 @@ func (c *consumer[T]) work(ctx, handlerCtx context.Context) {
 			c.closed.Store(true)
 			return
 		case errors.Is(err, ErrDecode):
-			// The item was given back or made a dead letter already.
+			// Those items were given back or made dead letters already.
+			c.retry.succeeded()
 			c.log.Warn("storagegen: undecodable item", "err", err)
-			continue
-		default:
-			if isUnfixable(err) && c.retry.unfixable(time.Now()) {
-				c.log.Error("storagegen: receive keeps failing with a reply that retrying cannot fix; consume stops", "err", err, "for", unfixableWindow)
-				cause := err
-				var e *Error
-				if errors.As(err, &e) {
-					cause = e.Err // the reply, without a second "storagegen: …"
-				}
-				c.fatal.CompareAndSwap(nil, &cause)
-				c.giveUp()
-				return
+		case isUnfixable(err) && c.retry.unfixable(time.Now()):
+			c.log.Error("storagegen: receive keeps failing with a reply that retrying cannot fix; consume stops", "err", err, "for", unfixableWindow)
+			cause := err
+			var e *Error
+			if errors.As(err, &e) {
+				cause = e.Err // the reply, without a second "storagegen: …"
 			}
+			c.fatal.CompareAndSwap(nil, &cause)
+			c.giveUp()
+			return
+		default:
 			wait := c.retry.failed()
 			c.log.Warn("storagegen: receive failed; retrying", "err", err, "retry_in", wait.Round(time.Millisecond))
 			sleep(ctx, wait)
-			continue
-		}
-		if ok {
-			c.cnt.add(received, 1)
-			hook("received")
-			c.handle(ctx, handlerCtx, d)
 		}
 	}
 }
 
+// runningDelivery is what the lease keeper knows of a delivery whose
+// handler runs.
+type runningDelivery struct {
+	cancel   context.CancelCauseFunc // the handler's ctx
+	extended time.Time               // when its lease last began
+}
+
 // handle runs the handler on d with its lease kept alive, then acks or
 // nacks d unless the handler settled it, the lease was lost, or the grace
-// period is over.
-func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T]) {
+// period is over. done receives the reply to this handler's acks.
+func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], done chan error) {
 	hctx, cancel := context.WithCancelCause(handlerCtx)
 	defer cancel(nil)
-	stop := make(chan struct{})
-	var keeper sync.WaitGroup
-	keeper.Go(func() { c.keepLease(hctx, cancel, d, stop) })
+	c.mu.Lock()
+	c.running[d] = &runningDelivery{cancel: cancel, extended: time.Now()}
+	c.mu.Unlock()
 	err := c.call(hctx, d)
-	close(stop)
-	keeper.Wait()
+	c.mu.Lock()
+	delete(c.running, d)
+	c.mu.Unlock()
 
-	log := c.log.With("id", d.ID, "attempt", d.Attempt)
 	switch cause := context.Cause(hctx); {
 	case d.settled.Load():
 		return
 	case errors.Is(cause, errGraceOver):
-		log.Warn("storagegen: handler stopped by the end of the grace period; the item comes back when its lease runs out")
+		c.log.Warn("storagegen: handler stopped by the end of the grace period; the item comes back when its lease runs out", "id", d.ID, "attempt", d.Attempt)
 		return
 	case errors.Is(cause, ErrLeaseLost):
-		log.Warn("storagegen: lease lost while the handler ran; the item is delivered again")
+		c.log.Warn("storagegen: lease lost while the handler ran; the item is delivered again", "id", d.ID, "attempt", d.Attempt)
 		return
 	}
-	sctx, scancel := settleContext(ctx)
-	defer scancel()
 	if err == nil {
 		hook("acking")
-		switch aerr := d.Ack(sctx); {
+		switch aerr := c.ack(d, done); {
 		case aerr == nil:
 			hook("acked")
 			c.cnt.add(acked, 1)
 		default:
-			log.Warn("storagegen: ack failed; the item is delivered again after its lease", "err", aerr)
+			c.log.Warn("storagegen: ack failed; the item is delivered again after its lease", "id", d.ID, "attempt", d.Attempt, "err", aerr)
 		}
 		return
 	}
+	sctx, scancel := settleContext(ctx)
+	defer scancel()
 	delay := c.backoff(d.Attempt)
-	dead, nerr := d.r.nack(sctx, &d.settled, d.receipt, d.ID, d.Attempt, delay, err.Error(), c.cnt)
+	dead, nerr := d.r.nack(sctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, err.Error(), c.cnt)
+	log := c.log.With("id", d.ID, "attempt", d.Attempt)
 	switch {
 	case nerr != nil:
 		log.Warn("storagegen: handler failed, and so did the nack; the item is delivered again after its lease", "err", err, "nack_err", nerr)
@@ -287,6 +380,149 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T]) {
 		log.Warn("storagegen: handler failed on the last delivery; the item is now a dead letter", "err", err)
 	default:
 		log.Info("storagegen: handler failed; the item is delivered again", "err", err, "retry_in", delay)
+	}
+}
+
+// ackRequest is one handler's ack, for the settler.
+type ackRequest[T any] struct {
+	d    *Delivery[T]
+	done chan<- error
+}
+
+// ack has the settler ack d, together with what other handlers ack
+// meanwhile, and waits for the outcome.
+func (c *consumer[T]) ack(d *Delivery[T], done chan error) error {
+	c.flushMu.Lock()
+	c.acking++ // the settler takes it off when it answers
+	c.flushMu.Unlock()
+	select {
+	case c.acks <- ackRequest[T]{d, done}:
+	case <-c.settlerDone:
+		c.flushMu.Lock()
+		c.acking--
+		c.flushMu.Unlock()
+		return opError("ack", c.q.key, ErrClosed)
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-c.settlerDone:
+		return opError("ack", c.q.key, ErrClosed)
+	}
+}
+
+// settleAcks acks what handlers send, in batches: it takes one request,
+// then every request already waiting (up to MaxReceiveBatch), and settles
+// them with one script. While that runs, more requests gather for the
+// next batch, so batches grow with the load and cost no wait when there
+// is none.
+func (c *consumer[T]) settleAcks(ctx context.Context) {
+	defer close(c.settlerDone)
+	batch := make([]ackRequest[T], 0, MaxReceiveBatch)
+	hs := make([]held, 0, MaxReceiveBatch)
+	for {
+		batch, hs = batch[:0], hs[:0]
+		select {
+		case req := <-c.acks:
+			batch = append(batch, req)
+		case <-ctx.Done():
+			return
+		}
+		// Handlers made runnable by the same take are about to ack too:
+		// let them run first, so one script acks them all.
+		goruntime.Gosched()
+	gather:
+		for len(batch) < MaxReceiveBatch {
+			select {
+			case req := <-c.acks:
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		for _, req := range batch {
+			hs = append(hs, req.d.settling())
+		}
+		sctx, cancel := settleContext(ctx)
+		res, err := c.q.r.ack(sctx, hs)
+		cancel()
+		c.flushMu.Lock()
+		c.acking -= len(batch)
+		close(c.flushed)
+		c.flushed = make(chan struct{})
+		c.flushMu.Unlock()
+		for i, req := range batch {
+			switch {
+			case err != nil:
+				req.done <- err
+			case res[i] == 0:
+				req.d.settled.Store(true)
+				req.done <- c.q.r.lost("ack", req.d.ID, req.d.Attempt)
+			default:
+				req.d.settled.Store(true)
+				req.done <- nil
+			}
+		}
+	}
+}
+
+// keepLeases extends the leases of running handlers' deliveries, each
+// about every third of the lease, with one script per MaxReceiveBatch of
+// them, and cancels a handler whose delivery lost its lease. It runs until
+// ctx ends.
+func (c *consumer[T]) keepLeases(ctx context.Context) {
+	lease := c.q.r.lease
+	tick := time.NewTicker(max(lease/6, time.Millisecond))
+	defer tick.Stop()
+	var due []*Delivery[T]
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		due = due[:0]
+		now := time.Now()
+		c.mu.Lock()
+		for d, rd := range c.running {
+			if now.Sub(rd.extended) >= lease/3 && !d.settled.Load() {
+				due = append(due, d)
+			}
+		}
+		c.mu.Unlock()
+		for chunk := range slices.Chunk(due, MaxReceiveBatch) {
+			c.extend(ctx, chunk, lease)
+		}
+	}
+}
+
+// extend extends the leases of ds by lease, as keepLeases does.
+func (c *consumer[T]) extend(ctx context.Context, ds []*Delivery[T], lease time.Duration) {
+	hs := make([]held, len(ds))
+	for i, d := range ds {
+		hs[i] = d.held()
+	}
+	began := time.Now()
+	ectx, cancel := context.WithTimeout(ctx, lease/3)
+	res, err := c.q.r.extend(ectx, lease, hs)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("storagegen: extending leases failed; retrying", "deliveries", len(ds), "err", err)
+		}
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, d := range ds {
+		rd, ok := c.running[d]
+		switch {
+		case !ok:
+		case res[i] == 1:
+			rd.extended = began
+		case !d.settled.Load():
+			rd.cancel(c.q.r.lost("extend", d.ID, d.Attempt))
+		}
 	}
 }
 
@@ -299,38 +535,6 @@ func (c *consumer[T]) call(ctx context.Context, d *Delivery[T]) (err error) {
 		}
 	}()
 	return c.handler(ctx, d)
-}
-
-// keepLease extends d's lease every third of the lease until stop closes,
-// and cancels the handler if the lease is lost.
-func (c *consumer[T]) keepLease(ctx context.Context, cancel context.CancelCauseFunc, d *Delivery[T], stop <-chan struct{}) {
-	lease := d.r.lease
-	tick := time.NewTicker(lease / 3)
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if d.settled.Load() {
-			return
-		}
-		ectx, ecancel := context.WithTimeout(ctx, lease/3)
-		err := d.Extend(ectx, lease)
-		ecancel()
-		switch {
-		case errors.Is(err, ErrLeaseLost):
-			if !d.settled.Load() {
-				cancel(err)
-			}
-			return
-		case err != nil && ctx.Err() == nil:
-			c.log.Warn("storagegen: extending a lease failed; retrying", "id", d.ID, "err", err)
-		}
-	}
 }
 
 // backoff is the nack delay after the given delivery failed.

@@ -137,8 +137,8 @@ func TestReceiveReplyLost(t *testing.T) {
 		t.Fatalf("%d replies dropped, want 1", proxy.Dropped())
 	}
 	s := queueState(t, q.Key())
-	t.Logf("after a lost receive reply: delivery %d attempt %d; %d in flight, %d ready", d.Value, d.Attempt, len(s.Processing), len(s.Ready))
-	if d.Value != 1 || d.Attempt != 1 || len(s.Processing) != 1 || len(s.Ready) != 1 || s.Attempts[d.ID] != "1" {
+	t.Logf("after a lost receive reply: delivery %d attempt %d; %d in flight, %d ready", d.Value, d.Attempt, len(s.Leases), len(s.Ready))
+	if d.Value != 1 || d.Attempt != 1 || len(s.Leases) != 1 || len(s.Processing) != 0 || len(s.Ready) != 1 || s.Attempts[d.ID] != "1" {
 		t.Errorf("after a lost receive reply: delivery %d attempt %d, state %+v; want item 1, attempt 1, one in flight, one ready", d.Value, d.Attempt, s)
 	}
 }

@@ -151,11 +151,11 @@ func (q ReliableQueue[T]) push(ctx context.Context, ids []string, vs []T) error 
 }
 
 func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) error {
-	keys := append(make([]string, 0, numReliableKeys+len(ids)), r.keys...)
+	// The first ID's marker stands for the call (lua/push.lua).
+	keys := append(r.keys[:numReliableKeys:numReliableKeys], markerKey(r.key, ids[0]))
 	args := make([]any, 0, 1+2*len(ids))
 	args = append(args, r.window.Milliseconds())
 	for i, id := range ids {
-		keys = append(keys, markerKey(r.key, id))
 		args = append(args, id, payloads[i])
 	}
 	return r.ds.Connection.call("push", r.key, func(cl redis.UniversalClient) error {
@@ -219,10 +219,42 @@ type Delivery[T any] struct {
 	ID      string // the item's ID, stable across deliveries
 	Attempt int    // 1 on the first delivery
 
-	r       *reliable
-	receipt string      // of the Receive call that leased it; ack and nack delete it
-	settled atomic.Bool // acked or nacked, or found to have lost its lease
+	r        *reliable
+	receipt  *receipt    // of the take that leased it
+	released atomic.Bool // counted as done for receipt
+	settled  atomic.Bool // acked or nacked, or found to have lost its lease
 }
+
+// receipt is the receipt of one take (lua/receive.lua), shared by the
+// deliveries it leased. It is only of use while go-redis may still send
+// the take again; the ack or nack of the last delivery deletes it, and its
+// expiry removes it when a delivery is never settled.
+type receipt struct {
+	key  string
+	open atomic.Int32 // deliveries not yet acked or nacked
+}
+
+// done counts one delivery of the take as settled, and returns the key
+// for the settling script to delete when it was the last, else "".
+func (rc *receipt) done() string {
+	if rc != nil && rc.open.Add(-1) == 0 {
+		return rc.key
+	}
+	return ""
+}
+
+// releaseReceipt counts d as settled for its take's receipt, once, as
+// receipt.done does.
+func (d *Delivery[T]) releaseReceipt() string {
+	if !d.released.CompareAndSwap(false, true) {
+		return ""
+	}
+	return d.receipt.done()
+}
+
+// MaxReceiveBatch is the most items one ReceiveMany (and one take of
+// Consume) leases.
+const MaxReceiveBatch = 100
 
 // Receive takes the oldest ready item and leases it for the queue's lease,
 // waiting up to timeout for one as Queue.Pop does (0 does not wait). ok is
@@ -236,30 +268,52 @@ type Delivery[T any] struct {
 // the ready list by something other than a ReliableQueue, which is kept as
 // a dead letter at once.
 func (q ReliableQueue[T]) Receive(ctx context.Context, timeout time.Duration) (*Delivery[T], bool, error) {
-	return q.receive(ctx, timeout, nil)
-}
-
-func (q ReliableQueue[T]) receive(ctx context.Context, timeout time.Duration, cnt *Counters) (*Delivery[T], bool, error) {
-	if q.err != nil {
-		return nil, false, opError("receive", q.key, q.err)
-	}
-	l, ok, err := q.r.receive(ctx, timeout, cnt)
-	if !ok || err != nil {
+	ds, err := q.receive(ctx, 1, timeout, nil)
+	if len(ds) == 0 {
 		return nil, false, err
 	}
-	v, err := decode[T](l.payload, q.r.ds.maxPayload)
-	if err == nil {
-		return &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: q.r, receipt: l.receipt}, true, nil
+	return ds[0], true, err
+}
+
+// ReceiveMany leases up to n (1 to MaxReceiveBatch) of the oldest ready
+// items with one script, waiting up to timeout for the first as Receive
+// does and taking the rest without waiting; each is a Delivery of its
+// own, to ack or nack on its own. Items that cannot be decoded are
+// handled as Receive handles one, and the others are returned together
+// with an error wrapping ErrDecode.
+func (q ReliableQueue[T]) ReceiveMany(ctx context.Context, n int, timeout time.Duration) ([]*Delivery[T], error) {
+	if q.err == nil && (n < 1 || n > MaxReceiveBatch) {
+		return nil, opError("receive", q.key, fmt.Errorf("%w: count %d; want 1 to %d", ErrInvalidArgument, n, MaxReceiveBatch))
 	}
-	sctx, cancel := settleContext(ctx)
-	defer cancel()
-	dead, nerr := q.r.nack(sctx, nil, l.receipt, l.id, l.attempt, 0, err.Error(), cnt)
-	next := "it will be delivered again"
-	if dead {
-		next = fmt.Sprintf("it is now a dead letter (%s)", DeadKey(q.key))
+	return q.receive(ctx, n, timeout, nil)
+}
+
+func (q ReliableQueue[T]) receive(ctx context.Context, n int, timeout time.Duration, cnt *Counters) ([]*Delivery[T], error) {
+	if q.err != nil {
+		return nil, opError("receive", q.key, q.err)
 	}
-	err = opError("receive", q.key, fmt.Errorf("item %q, delivery %d: %w; %s", l.id, l.attempt, err, next))
-	return nil, false, errors.Join(err, nerr)
+	ls, err := q.r.receive(ctx, n, timeout, cnt)
+	if len(ls) == 0 {
+		return nil, err
+	}
+	ds := make([]*Delivery[T], 0, len(ls))
+	errs := []error{err}
+	for _, l := range ls {
+		v, derr := decode[T](l.payload, q.r.ds.maxPayload)
+		if derr == nil {
+			ds = append(ds, &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: q.r, receipt: l.receipt})
+			continue
+		}
+		sctx, cancel := settleContext(ctx)
+		dead, nerr := q.r.nack(sctx, nil, l.receipt.done(), l.id, l.attempt, 0, derr.Error(), cnt)
+		cancel()
+		next := "it will be delivered again"
+		if dead {
+			next = fmt.Sprintf("it is now a dead letter (%s)", DeadKey(q.key))
+		}
+		errs = append(errs, opError("receive", q.key, fmt.Errorf("item %q, delivery %d: %w; %s", l.id, l.attempt, derr, next)), nerr)
+	}
+	return ds, errors.Join(errs...)
 }
 
 // leased is an item as the receive script hands it out.
@@ -267,31 +321,34 @@ type leased struct {
 	id      string
 	payload []byte
 	attempt int
-	receipt string // the receipt key of the Receive call that leased it
+	receipt *receipt // of the take that leased it
 }
 
-func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Counters) (leased, bool, error) {
+// receive leases up to n items, waiting up to timeout for the first. An
+// error that comes with items concerns entries that no reliable queue
+// pushed, now dead letters.
+func (r *reliable) receive(ctx context.Context, n int, timeout time.Duration, cnt *Counters) ([]leased, error) {
 	if timeout < 0 {
-		return leased{}, false, opError("receive", r.key, fmt.Errorf("%w: negative timeout %v", ErrInvalidArgument, timeout))
+		return nil, opError("receive", r.key, fmt.Errorf("%w: negative timeout %v", ErrInvalidArgument, timeout))
 	}
 	cl, release, err := r.ds.Connection.acquire()
 	if err != nil {
-		return leased{}, false, opError("receive", r.key, err)
+		return nil, opError("receive", r.key, err)
 	}
 	defer release()
 
-	fail := func(err error) (leased, bool, error) {
+	fail := func(err error) ([]leased, error) {
 		if ctx.Err() == nil && r.ds.Connection.closing.Err() != nil {
 			err = ErrClosed
 		}
-		return leased{}, false, opError("receive", r.key, mapErr(err))
+		return nil, opError("receive", r.key, mapErr(err))
 	}
 	deadline := time.Now().Add(timeout)
 	// Each run of the receive script (each take) records what it leased
 	// under a token of its own, so that when go-redis sends that script
-	// again after losing its reply, the same delivery comes back and no
+	// again after losing its reply, the same deliveries come back and no
 	// other is counted. A token per take, not per Receive: a receipt whose
-	// delivery was reclaimed meanwhile must not stop the next take.
+	// deliveries were reclaimed meanwhile must not stop the next take.
 	newReceipt := func() string { return receiptKey(r.key, rand.Text()) }
 	// The dedicated connection for BLMOVE is taken when the first wait
 	// begins and kept for every slice of this Receive.
@@ -309,22 +366,22 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 			return fail(err)
 		}
 		receipt := newReceipt()
-		l, ok, due, err := r.take(ctx, cl, receipt, "")
+		ls, due, foreign, err := r.take(ctx, cl, receipt, "", n)
 		if err != nil {
 			// The script may have run with its reply lost for good (the
 			// context ended, the server stalled past every retry, or the
 			// last retry met a server error such as LOADING): undo the
-			// delivery it may have counted, by its receipt.
+			// deliveries it may have counted, by its receipt.
 			sctx, cancel := settleContext(ctx)
 			err = errors.Join(err, r.release(sctx, cl, receipt, ""))
 			cancel()
 		}
-		if ok || err != nil {
-			return l, ok, err
+		if len(ls) > 0 || err != nil || foreign != nil {
+			return ls, errors.Join(err, foreign)
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			return leased{}, false, nil
+			return nil, nil
 		}
 		// Wait in slices, so that expired items are put back while a
 		// Receive waits and nothing else reclaims, and wake when the next
@@ -360,30 +417,30 @@ func (r *reliable) receive(ctx context.Context, timeout time.Duration, cnt *Coun
 			cancel()
 			return fail(errors.Join(ctx.Err(), err))
 		}
-		l, ok, _, err = r.take(sctx, cl, receipt, id)
+		ls, _, foreign, err = r.take(sctx, cl, receipt, id, n)
 		if err != nil {
 			err = errors.Join(err, r.release(sctx, cl, receipt, id))
 		}
 		cancel()
-		if ok || err != nil {
-			return l, ok, err
+		if len(ls) > 0 || err != nil || foreign != nil {
+			return ls, errors.Join(err, foreign)
 		}
 		// A reclaim put the item back in the meantime: wait again.
 	}
 }
 
-// receiptTTL is how long a Receive call's receipt lives: the lease, plus
-// the time go-redis may take to send the call again after losing its
-// reply, so that a late retry still finds it.
+// receiptTTL is how long a take's receipt lives: the lease, plus the time
+// go-redis may take to send the call again after losing its reply, so
+// that a late retry still finds it.
 func (r *reliable) receiptTTL() time.Duration { return r.lease + r.ds.Connection.retryWindow() }
 
-// release gives back what the Receive call with receipt took but never
-// handed out: the item BLMOVE moved (id), or the delivery its receipt
-// records, and makes sure a late run of the call takes nothing. It is one
-// call, which go-redis retries as it does any, under ctx (a settle
-// context), so a server that stalled gets go-redis's retry window to come
-// back, and a cut network costs the caller no more than any call does. It
-// reports only errors, not whether there was anything.
+// release gives back what the take with receipt took but never handed
+// out: the item BLMOVE moved (id), or the deliveries its receipt records,
+// and makes sure a late run of the take takes nothing. It is one call,
+// which go-redis retries as it does any, under ctx (a settle context), so
+// a server that stalled gets go-redis's retry window to come back, and a
+// cut network costs the caller no more than any call does. It reports
+// only errors, not whether there was anything.
 func (r *reliable) release(ctx context.Context, cl redis.UniversalClient, receipt, id string) error {
 	if err := releaseScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receipt), id, r.receiptTTL().Milliseconds()).Err(); err != nil {
 		return opError("release", r.key, mapErr(err))
@@ -391,38 +448,53 @@ func (r *reliable) release(ctx context.Context, cl redis.UniversalClient, receip
 	return nil
 }
 
-// take runs the receive script with the receipt key of the Receive call:
-// for id "" on the oldest ready item (after making due delayed items
-// ready), or for an item BLMOVE has moved. When it leases nothing, due is
-// how long until the next delayed item is due, or -1 when none is delayed.
-func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receipt, id string) (l leased, ok bool, due time.Duration, err error) {
-	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receipt), r.lease.Milliseconds(), id, reclaimBatch, r.receiptTTL().Milliseconds()).Slice()
+// take runs the receive script once, with its own receipt key: for id ""
+// on up to n of the oldest ready items (after making due delayed items
+// ready), or for an item BLMOVE has moved and up to n-1 more. When it
+// leases nothing, due is how long until the next delayed item is due, or
+// -1 when none is delayed (always -1 for an id). foreign, if not nil,
+// wraps ErrDecode for entries that no reliable queue pushed, now dead
+// letters; err is the script's failure.
+func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKey, id string, n int) (ls []leased, due time.Duration, foreign, err error) {
+	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receiptKey), r.lease.Milliseconds(), id, reclaimBatch, r.receiptTTL().Milliseconds(), n).Slice()
 	if err != nil {
-		return leased{}, false, -1, opError("receive", r.key, mapErr(err))
+		return nil, -1, nil, opError("receive", r.key, mapErr(err))
 	}
-	code := int64(-1)
-	if len(res) > 0 {
-		code, _ = res[0].(int64)
+	bad := func() ([]leased, time.Duration, error, error) {
+		return nil, -1, nil, opError("receive", r.key, fmt.Errorf("unexpected reply of %d elements from the receive script", len(res)))
 	}
-	switch {
-	case code == 0 && len(res) == 2:
-		due = -1
-		if ms, _ := res[1].(int64); ms >= 0 {
-			due = time.Duration(ms) * time.Millisecond
+	if len(res) < 2 || (len(res)-2)%3 != 0 || (len(res)-2)/3 > n {
+		return bad()
+	}
+	ms, ok1 := res[0].(int64)
+	dead, ok2 := res[1].([]any)
+	if !ok1 || !ok2 {
+		return bad()
+	}
+	due = -1
+	if ms >= 0 {
+		due = time.Duration(ms) * time.Millisecond
+	}
+	ls = make([]leased, 0, (len(res)-2)/3)
+	rc := &receipt{key: receiptKey}
+	rc.open.Store(int32((len(res) - 2) / 3))
+	for i := 2; i+2 < len(res); i += 3 {
+		id, ok1 := res[i].(string)
+		payload, ok2 := res[i+1].(string)
+		attempt, ok3 := res[i+2].(int64)
+		if !ok1 || !ok2 || !ok3 {
+			return bad()
 		}
-		return leased{}, false, due, nil
-	case code == 2 && len(res) == 2:
-		return leased{}, false, -1, opError("receive", r.key, fmt.Errorf("%w: an entry not pushed by a reliable queue is now dead letter %q", ErrDecode, res[1]))
-	case code != 1 || len(res) != 4:
-		return leased{}, false, -1, opError("receive", r.key, fmt.Errorf("unexpected reply %d of %d elements from the receive script", code, len(res)))
+		ls = append(ls, leased{id: id, payload: []byte(payload), attempt: int(attempt), receipt: rc})
 	}
-	l.id, _ = res[1].(string)
-	payload, _ := res[2].(string)
-	l.payload = []byte(payload)
-	n, _ := res[3].(int64)
-	l.attempt = int(n)
-	l.receipt = receipt
-	return l, true, -1, nil
+	if len(dead) > 0 {
+		names := make([]string, len(dead))
+		for i, f := range dead {
+			names[i], _ = f.(string)
+		}
+		foreign = opError("receive", r.key, fmt.Errorf("%w: %d entries not pushed by a reliable queue are now dead letters %q", ErrDecode, len(names), names))
+	}
+	return ls, due, foreign, nil
 }
 
 // withReceipt returns the queue's keys followed by receipt, as the
@@ -498,8 +570,18 @@ func (q ReliableQueue[T]) Reclaim(ctx context.Context) (int, error) {
 // item that is gone already (acked by a later delivery, or by this Ack
 // when go-redis sent it again after a lost reply) is not an error.
 func (d *Delivery[T]) Ack(ctx context.Context) error {
-	_, err := d.r.hold(ctx, "ack", ackScript, &d.settled, d.r.withReceipt(d.receipt), d.ID, d.Attempt)
-	return err
+	if d.settled.Load() {
+		return d.r.lost("ack", d.ID, d.Attempt)
+	}
+	res, err := d.r.ack(ctx, []held{d.settling()})
+	if err != nil {
+		return err
+	}
+	d.settled.Store(true)
+	if res[0] == 0 {
+		return d.r.lost("ack", d.ID, d.Attempt)
+	}
+	return nil
 }
 
 // Nack gives the item back after a failed delivery: it is ready again
@@ -510,7 +592,7 @@ func (d *Delivery[T]) Nack(ctx context.Context, delay time.Duration) error {
 	if delay < 0 {
 		return opError("nack", d.r.key, fmt.Errorf("%w: negative delay %v", ErrInvalidArgument, delay))
 	}
-	_, err := d.r.nack(ctx, &d.settled, d.receipt, d.ID, d.Attempt, delay, "nacked by the consumer", nil)
+	_, err := d.r.nack(ctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, "nacked by the consumer", nil)
 	return err
 }
 
@@ -524,15 +606,83 @@ func (d *Delivery[T]) Extend(ctx context.Context, lease time.Duration) error {
 	if d.settled.Load() {
 		return opError("extend", d.r.key, fmt.Errorf("%w: delivery %d of %q was settled", ErrLeaseLost, d.Attempt, d.ID))
 	}
-	_, err := d.r.hold(ctx, "extend", extendScript, nil, d.r.keys, d.ID, d.Attempt, max(lease.Milliseconds(), 1))
-	return err
+	res, err := d.r.extend(ctx, lease, []held{d.held()})
+	if err != nil {
+		return err
+	}
+	if res[0] == 0 {
+		return d.r.lost("extend", d.ID, d.Attempt)
+	}
+	return nil
+}
+
+// held is what the ack and extend scripts need of one delivery.
+type held struct {
+	id      string
+	attempt int
+	receipt string // for ack: the receipt key to delete, or ""
+}
+
+func (d *Delivery[T]) held() held { return held{id: d.ID, attempt: d.Attempt} }
+
+// settling is held for an ack, which deletes the take's receipt if d is
+// its last delivery out.
+func (d *Delivery[T]) settling() held {
+	return held{id: d.ID, attempt: d.Attempt, receipt: d.releaseReceipt()}
+}
+
+// lost is the error for a delivery that no longer holds its item.
+func (r *reliable) lost(op, id string, attempt int) error {
+	return opError(op, r.key, fmt.Errorf("%w: delivery %d of %q", ErrLeaseLost, attempt, id))
+}
+
+// ack runs the ack script on up to MaxReceiveBatch deliveries and returns
+// its reply for each: 1 acked (or gone already), 0 no longer held.
+func (r *reliable) ack(ctx context.Context, hs []held) ([]int64, error) {
+	keys := r.keys[:numReliableKeys:numReliableKeys]
+	args := make([]any, 0, 2*len(hs))
+	for _, h := range hs {
+		if h.receipt != "" {
+			keys = append(keys, h.receipt)
+		}
+		args = append(args, h.id, h.attempt)
+	}
+	return r.batch(ctx, "ack", ackScript, keys, args, len(hs))
+}
+
+// extend runs the extend script on up to MaxReceiveBatch deliveries and
+// returns its reply for each: 1 extended, 0 no longer held.
+func (r *reliable) extend(ctx context.Context, lease time.Duration, hs []held) ([]int64, error) {
+	args := make([]any, 0, 1+2*len(hs))
+	args = append(args, max(lease.Milliseconds(), 1))
+	for _, h := range hs {
+		args = append(args, h.id, h.attempt)
+	}
+	return r.batch(ctx, "extend", extendScript, r.keys, args, len(hs))
+}
+
+// batch runs a script that answers one number per delivery, n of them.
+func (r *reliable) batch(ctx context.Context, op string, s *script, keys []string, args []any, n int) ([]int64, error) {
+	var res []int64
+	err := r.ds.Connection.call(op, r.key, func(cl redis.UniversalClient) (err error) {
+		res, err = s.run(ctx, r.ds.Connection, cl, keys, args...).Int64Slice()
+		return err
+	})
+	if err == nil && len(res) != n {
+		err = opError(op, r.key, fmt.Errorf("unexpected reply of %d elements from the %s script for %d deliveries", len(res), s.name, n))
+	}
+	return res, err
 }
 
 // nack gives an item back after the failure cause, settling settled as
-// hold does, deleting the receipt of the Receive call that leased it, and
-// counting in cnt; it reports whether the item became a dead letter.
+// hold does, deleting receipt (the key of the take that leased it, when
+// this is its last delivery out, else ""), and counting in cnt; it reports whether the item became a dead letter.
 func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id string, attempt int, delay time.Duration, cause string, cnt *Counters) (dead bool, err error) {
-	n, err := r.hold(ctx, "nack", nackScript, settled, r.withReceipt(receipt), id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes))
+	keys := r.keys
+	if receipt != "" {
+		keys = r.withReceipt(receipt)
+	}
+	n, err := r.hold(ctx, "nack", nackScript, settled, keys, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes))
 	if err == nil {
 		cnt.add(nacked, 1)
 		if n == 2 {
@@ -616,11 +766,8 @@ func (ds *DataStore) stopPromoters() {
 // holds the item) is ErrLeaseLost. settled, if not nil, is set once the
 // server has answered either way, and checked before anything is sent.
 func (r *reliable) hold(ctx context.Context, op string, s *script, settled *atomic.Bool, keys []string, id string, attempt int, args ...any) (int64, error) {
-	lost := func() error {
-		return opError(op, r.key, fmt.Errorf("%w: delivery %d of %q", ErrLeaseLost, attempt, id))
-	}
 	if settled != nil && settled.Load() {
-		return 0, lost()
+		return 0, r.lost(op, id, attempt)
 	}
 	var n int64
 	err := r.ds.Connection.call(op, r.key, func(cl redis.UniversalClient) (err error) {
@@ -634,7 +781,7 @@ func (r *reliable) hold(ctx context.Context, op string, s *script, settled *atom
 		settled.Store(true)
 	}
 	if n == 0 {
-		return 0, lost()
+		return 0, r.lost(op, id, attempt)
 	}
 	return n, nil
 }

@@ -52,7 +52,8 @@ func queueState(t *testing.T, key string) state {
 	}
 	s.Items, s.Attempts, s.Errors, s.ReadyAt = hash(k[keyItems]), hash(k[keyAttempts]), hash(k[keyErrors]), hash(k[keyReadyAt])
 	// Every ready ID that was pushed has its ready time, and only IDs that are ready, or
-	// were just moved to processing by BLMOVE, have one.
+	// were just moved to processing by BLMOVE (and perhaps leased by a reclaim since, as
+	// orphans), have one. A leased ID is not in processing.
 	for _, id := range s.Ready {
 		_, pushed := s.Items[id] // not an entry of a raw LPUSH
 		if _, ok := s.ReadyAt[id]; !ok && pushed {
@@ -60,8 +61,13 @@ func queueState(t *testing.T, key string) state {
 		}
 	}
 	for id := range s.ReadyAt {
-		if !slices.Contains(s.Ready, id) && !slices.Contains(s.Processing, id) {
-			t.Fatalf("ID %s has a ready time but is neither ready nor in processing: %+v", id, s)
+		if !slices.Contains(s.Ready, id) && !slices.Contains(s.Processing, id) && !slices.Contains(s.Leases, id) {
+			t.Fatalf("ID %s has a ready time but is neither ready, in processing nor leased: %+v", id, s)
+		}
+	}
+	for _, id := range s.Processing {
+		if slices.Contains(s.Leases, id) {
+			t.Fatalf("ID %s is leased and still in processing: %+v", id, s)
 		}
 	}
 	if err != nil {
@@ -102,7 +108,7 @@ func TestReliableLifecycle(t *testing.T) {
 		ds3 = append(ds3, d)
 	}
 	s := queueState(t, q.Key())
-	if len(s.Ready) != 0 || len(s.Processing) != 3 || len(s.Leases) != 3 || len(s.Items) != 3 {
+	if len(s.Ready) != 0 || len(s.Processing) != 0 || len(s.Leases) != 3 || len(s.Items) != 3 {
 		t.Fatalf("after three receives: %+v", s)
 	}
 	if _, ok, err := q.Receive(bg, 0); ok || err != nil {

@@ -166,8 +166,8 @@ func helperKeys(t *testing.T, nameRE *regexp.Regexp) map[string]map[string]bool 
 // prelude's functions), at the prelude's index, or, for a key of the call
 // beyond the queue's (receive's, ack's and nack's RECEIPT), at an index
 // after them that the script binds once, as local NAME = KEYS[n];
-// every ARGV[n] the code reads has its line; and no script but push's
-// marker loop says KEYS[…] otherwise.
+// every ARGV[n] the code reads has its line; and no script but ack's
+// loop over the receipts of its batch says KEYS[…] otherwise.
 func TestScriptHeaders(t *testing.T) {
 	keyNames := preludeKeys(t)
 	nameRE := regexp.MustCompile(`\b(` + strings.Join(slices.Sorted(maps.Keys(keyNames)), "|") + `)\b`)
@@ -226,7 +226,7 @@ func TestScriptHeaders(t *testing.T) {
 				for key, n := range extra {
 					bound = bound || strings.TrimSpace(code) == "local "+key+" = KEYS["+strconv.Itoa(n)+"]"
 				}
-				if !bound && (name != "push" || m != "KEYS["+strconv.Itoa(numReliableKeys)+" + i]") {
+				if !bound && (name != "ack" || m != "KEYS[i]") {
 					t.Errorf("%s: says %s; use the prelude's names", name, m)
 				}
 			}

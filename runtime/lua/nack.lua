@@ -8,15 +8,16 @@
 -- undecodable delivery still goes back or becomes a dead letter.
 --
 -- KEYS[1] READY       -> <Q>, where it goes when the delay is 0
--- KEYS[2] PROCESSING  -> <Q>:processing, the ID leaves it
+-- KEYS[2] PROCESSING  -> <Q>:processing, cleared of the ID (see below)
 -- KEYS[3] LEASES      -> <Q>:leases, the lease is dropped (holds reads it)
 -- KEYS[4] DELAYED     -> <Q>:delayed, where it waits out a delay
 -- KEYS[5] DEAD        -> <Q>:dead, where it goes after its last delivery
 -- KEYS[7] ATTEMPTS    -> <Q>:attempts, read by holds
 -- KEYS[8] ERRORS      -> <Q>:errors, gets ARGV[5]
 -- KEYS[9] READY_AT    -> <Q>:ready_at, when it becomes ready at once
--- KEYS[10] RECEIPT    -> <Q>:rx:<token>, the receipt of the Receive call that
---                        leased this delivery: deleted, it is no longer needed
+-- KEYS[10] RECEIPT    -> <Q>:rx:<token>, the receipt of the take that leased
+--                        this delivery, if none of its other deliveries is
+--                        out any more (Go counts them): deleted
 -- ARGV[1] -> the item's ID (Go's hold prepends it: Delivery.ID)
 -- ARGV[2] -> the delivery's attempt number (Go's hold prepends it: Delivery.Attempt)
 -- ARGV[3] -> the delay in ms; 0 makes it ready at once
@@ -30,9 +31,10 @@
 local RECEIPT = KEYS[10]
 local id = ARGV[1]
 if not holds(id, ARGV[2]) then return 0 end
-redis.call('DEL', RECEIPT)
+if RECEIPT then redis.call('DEL', RECEIPT) end
 redis.call('ZREM', LEASES, id)
-redis.call('LREM', PROCESSING, 1, id)
+-- A queue written before leased IDs left PROCESSING may still list it.
+redis.call('LREM', PROCESSING, -1, id)
 redis.call('HSET', ERRORS, id, ARGV[5])
 if tonumber(ARGV[2]) >= tonumber(ARGV[4]) then
   redis.call('ZADD', DEAD, now, id)

@@ -39,6 +39,38 @@ local function delivered(id)
   return redis.call('ZSCORE', LEASES, id) ~= false and redis.call('HEXISTS', READY_AT, id) == 0
 end
 
+-- callWith runs redis.call(cmd, key, ...) with the elements of args as
+-- the rest of its arguments, 1000 at a time (Lua's unpack refuses a few
+-- thousand; 1000 is even, so pairs stay together); nothing when args is
+-- empty. The batch scripts use it for one variadic command per batch
+-- instead of one command per item; it suits commands whose chunks add up
+-- to the whole (HSET, HDEL, ZADD, ZREM, LPUSH: in the same order).
+local function callWith(cmd, key, args)
+  for i = 1, #args, 1000 do
+    redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
+
+-- receiptEntries reads a receipt as receive.lua writes it, "<len>:<ID>
+-- <attempt> <ready time>;" per item (the length keeps any byte of an ID
+-- from being read as a separator), into a list of {ID, attempt, ready
+-- time}, attempt and ready time as strings.
+local function receiptEntries(receipt)
+  local entries, pos = {}, 1
+  while pos <= #receipt do
+    local colon = string.find(receipt, ':', pos, true)
+    if not colon then break end
+    local len = tonumber(string.sub(receipt, pos, colon - 1))
+    if not len then break end
+    local id = string.sub(receipt, colon + 1, colon + len)
+    local attempt, since, next = string.match(receipt, '^ (%d+) (%d+);()', colon + len + 1)
+    if not next then break end
+    entries[#entries + 1] = {id, attempt, since}
+    pos = next
+  end
+  return entries
+end
+
 -- makeReady puts id at the head of READY, to be received after every item
 -- already there, and records when it became ready. READY_AT grows in the
 -- same order as READY, so the tail of READY is always the oldest item.

@@ -3,8 +3,9 @@
 -- (flags=no-writes: it may run on a replica or when memory is full).
 --
 -- KEYS[1] READY       -> <Q>, IDs ready; its tail is the oldest
--- KEYS[2] PROCESSING  -> <Q>:processing, IDs in flight
--- KEYS[3] LEASES      -> <Q>:leases, ID -> lease end
+-- KEYS[2] PROCESSING  -> <Q>:processing, IDs in flight that BLMOVE moved
+--                        and nobody has leased yet
+-- KEYS[3] LEASES      -> <Q>:leases, ID -> lease end: the leased IDs in flight
 -- KEYS[4] DELAYED     -> <Q>:delayed, nacked items waiting out a delay
 -- KEYS[5] DEAD        -> <Q>:dead, dead letters
 -- KEYS[9] READY_AT    -> <Q>:ready_at, ID -> when it became ready
@@ -23,7 +24,7 @@ for i = #tail, 1, -1 do
 end
 return {
   redis.call('LLEN', READY),
-  redis.call('LLEN', PROCESSING),
+  redis.call('LLEN', PROCESSING) + redis.call('ZCARD', LEASES),
   redis.call('ZCOUNT', LEASES, '-inf', now),
   redis.call('ZCARD', DELAYED),
   redis.call('ZCARD', DEAD),
