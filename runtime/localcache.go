@@ -163,6 +163,16 @@ func (c *Connection) closeLocal() error {
 // tracking client, which caches the reply, and a PTTL that settles it.
 func (ds *DataStore) localGet(ctx context.Context, decl *CacheDecl, key string) (data []byte, ok bool, err error) {
 	c := ds.Connection
+	// A hit needs neither the clients nor registering with Close: Close
+	// empties the memory once the calls in flight are done, so a Get
+	// after Close misses here and gets ErrClosed below.
+	if m := c.local.byDecl.Load(); m != nil {
+		if lc := (*m)[decl]; lc != nil {
+			if d, found, hit := lc.store.lookup(key); hit {
+				return d, found, nil
+			}
+		}
+	}
 	err = c.call("get", key, func(cl redis.UniversalClient) error {
 		lc := c.localFor(decl)
 		if lc == nil {
@@ -454,7 +464,10 @@ func (s *localStore) evictLocked() bool {
 			e.used.Store(false)
 			s.hand++
 		default:
+			// The last entry, the newest, takes e's slot: the hand moves on,
+			// so it is not the next one looked at.
 			s.removeLocked(e)
+			s.hand++
 			return true
 		}
 	}
