@@ -166,6 +166,9 @@ func (ds *DataStore) localGet(ctx context.Context, decl *CacheDecl, key string) 
 	// A hit needs neither the clients nor registering with Close: Close
 	// empties the memory once the calls in flight are done, so a Get
 	// after Close misses here and gets ErrClosed below.
+	if err := ctx.Err(); err != nil {
+		return nil, false, opError("get", key, err)
+	}
 	if m := c.local.byDecl.Load(); m != nil {
 		if lc := (*m)[decl]; lc != nil {
 			if d, found, hit := lc.store.lookup(key); hit {

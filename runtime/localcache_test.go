@@ -320,6 +320,11 @@ func TestLocalCacheClose(t *testing.T) {
 	}
 	mustGet(t, c, 1)
 	s := localStoreOf(t, ds, decl)
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	if _, _, err := c.Get(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a cancelled context = %v; want context.Canceled, even on a hit", err)
+	}
 	if err := ds.Close(); err != nil {
 		t.Fatal(err)
 	}
