@@ -58,6 +58,9 @@ func Catalogue(m *Model) []byte {
 		}
 		w("%s", commonRows("Caches."+c.GoName, c.Key, keyspace.CacheKey(m.Prefix, c.Key.Template()), keyspace.CacheKey(m.Prefix, exampleName(c.Key)), c.Params, c.Payload))
 		w("| ttl | %s |\n", ttl)
+		if c.Local > 0 {
+			w("| local | yes: up to %d %s in each process's memory, invalidated by Redis |\n", c.Local, pluralWord(c.Local, "entry", "entries"))
+		}
 	}
 
 	section("Types", len(m.Types))

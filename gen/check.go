@@ -511,7 +511,7 @@ func (c *checker) cacheDecl(cd *RawCache, names map[string]string) *CacheSpec {
 	goName, key, params, payload, ok := c.common(entry{"cache", cd.Name, cd.Key, cd.Payload, cd.Doc}, names)
 	what := fmt.Sprintf("cache %q", cd.Name.Value)
 	k := &CacheSpec{Name: cd.Name.Value, GoName: goName, VarName: "cache" + goName, Doc: cd.Doc.Value, Key: key, Params: params, Payload: payload,
-		Review: c.notes(cd.Name.Pos, cd.Review, what, map[string]Scalar{"key": cd.Key, "payload": cd.Payload, "ttl": cd.TTL, "doc": cd.Doc})}
+		Review: c.notes(cd.Name.Pos, cd.Review, what, map[string]Scalar{"key": cd.Key, "payload": cd.Payload, "ttl": cd.TTL, "doc": cd.Doc, "local": cd.Local, "local_size": cd.LocalSize})}
 	switch {
 	case !cd.TTL.Set:
 		c.errs.add(cd.Name.Pos, "%s: missing ttl (a duration such as 1h, or none to keep entries forever)", what)
@@ -533,10 +533,41 @@ func (c *checker) cacheDecl(cd *RawCache, names map[string]string) *CacheSpec {
 		}
 		k.TTL = d
 	}
+	local, lok := c.local(cd, what)
+	k.Local, ok = local, ok && lok
 	if !ok {
 		return nil
 	}
 	return k
+}
+
+// local checks a cache's local and local_size and returns the entries it
+// keeps in memory: 0 for a cache that is not local.
+func (c *checker) local(cd *RawCache, what string) (int, bool) {
+	if cd.Local.Set && (cd.Local.Tag != "!!bool" || (cd.Local.Value != "true" && cd.Local.Value != "false")) {
+		c.errs.add(cd.Local.Pos, "%s: local must be true or false", what)
+		return 0, false
+	}
+	if cd.Local.Value != "true" {
+		if cd.LocalSize.Set {
+			c.errs.add(cd.LocalSize.Pos, "%s: local_size applies only with local: true", what)
+			return 0, false
+		}
+		return 0, true
+	}
+	if !cd.LocalSize.Set {
+		return DefaultLocalSize, true
+	}
+	n, err := strconv.Atoi(cd.LocalSize.Value)
+	switch {
+	case err != nil || cd.LocalSize.Tag != "!!int":
+		c.errs.add(cd.LocalSize.Pos, "%s: local_size %q is not a whole number", what, cd.LocalSize.Value)
+		return 0, false
+	case n < 1 || n > MaxLocalSize:
+		c.errs.add(cd.LocalSize.Pos, "%s: local_size %d is outside 1..%d", what, n, MaxLocalSize)
+		return 0, false
+	}
+	return n, true
 }
 
 // doc checks a doc text and returns it: text that reaches comments and

@@ -110,7 +110,15 @@ func cacheView(c *CacheSpec) entryView {
 		ttl = durationText(c.TTL)
 	}
 	return entryView{kind: "cache", name: c.Name, key: c.Key, doc: c.Doc, payload: c.Payload, notes: &c.Review, keyOf: keyspace.CacheKey,
-		settings: [][2]string{{"ttl", ttl}}}
+		settings: [][2]string{{"ttl", ttl}, {"local", localText(c.Local)}}}
+}
+
+// localText is a cache's local setting as diff shows it.
+func localText(n int) string {
+	if n == 0 {
+		return "off"
+	}
+	return fmt.Sprintf("%d %s", n, pluralWord(n, "entry", "entries"))
 }
 
 func (d *differ) queues() {

@@ -218,7 +218,12 @@ func cacheAccessor(prefix string, c *CacheSpec) jen.Code {
 	if !c.NoExpiry {
 		ttl, ttlText = durationCode(c.TTL), "ttl "+durationText(c.TTL)
 	}
-	fields := append(declFields(c.Name, c.Key), declField("TTL", ttl), jen.Line())
+	fields := append(declFields(c.Name, c.Key), declField("TTL", ttl))
+	if c.Local > 0 {
+		fields = append(fields, declField("Local", jen.Lit(c.Local)))
+		ttlText += fmt.Sprintf(", local (up to %d %s in memory)", c.Local, pluralWord(c.Local, "entry", "entries"))
+	}
+	fields = append(fields, jen.Line())
 	decl := jen.Var().Id(c.VarName).Op("=").Op("&").Qual(runtimePath, "CacheDecl").Values(fields...)
 	summary := fmt.Sprintf("%s returns the %s cache entry: key %s, payload %s, %s.", c.GoName, c.Name, keyspace.CacheKey(prefix, c.Key.Template()), c.Payload, ttlText)
 	return decl.Line().Line().

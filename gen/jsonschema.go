@@ -2,6 +2,7 @@ package gen
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 )
 
@@ -114,11 +115,15 @@ func jsonSchema() obj {
 				"required":             []string{"payload", "ttl"},
 				"additionalProperties": false,
 				"properties": review(obj{
-					"key":     str("Key pattern with {placeholders} ({name} or {name:int}); default: the cache's name."),
-					"payload": str("A type under types, or import/path.Type."),
-					"doc":     str("The accessor's doc comment."),
-					"ttl":     obj{"anyOf": []obj{ref("duration"), {"const": "none"}}, "description": "A Go duration in whole milliseconds (90s, 1h30m), or none for entries that never expire."},
+					"key":        str("Key pattern with {placeholders} ({name} or {name:int}); default: the cache's name."),
+					"payload":    str("A type under types, or import/path.Type."),
+					"doc":        str("The accessor's doc comment."),
+					"ttl":        obj{"anyOf": []obj{ref("duration"), {"const": "none"}}, "description": "A Go duration in whole milliseconds (90s, 1h30m), or none for entries that never expire."},
+					"local":      obj{"type": "boolean", "description": "Keep entries in each process's memory, invalidated by Redis (client-side caching); default false."},
+					"local_size": obj{"type": "integer", "minimum": 1, "maximum": MaxLocalSize, "description": fmt.Sprintf("With local: true, the most entries kept in memory; default %d.", DefaultLocalSize)},
 				}),
+				"if":   obj{"not": obj{"required": []string{"local"}, "properties": obj{"local": obj{"const": true}}}},
+				"then": obj{"properties": obj{"local_size": false}},
 			},
 			"duration": obj{
 				"type":    "string",

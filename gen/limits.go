@@ -32,6 +32,11 @@ const (
 	// at no cost, but patterns crafted to look alike could each need a
 	// search. 10 million steps take a few seconds.
 	MaxKeySearchSteps = 10_000_000
+	// DefaultLocalSize is a local cache's size without local_size, and
+	// MaxLocalSize the largest local_size: the runtime's bound on one
+	// local cache.
+	DefaultLocalSize = 10_000
+	MaxLocalSize     = 1_000_000
 )
 
 // keySearchSteps is MaxKeySearchSteps, lowered by a test.

@@ -160,5 +160,6 @@ type CacheSpec struct {
 	Payload  *TypeRef
 	TTL      time.Duration // when !NoExpiry
 	NoExpiry bool          // ttl: none
+	Local    int           // entries kept in each process's memory (local: true); 0: none
 	Review   Notes
 }

@@ -93,7 +93,10 @@ type RawCache struct {
 	Payload Scalar
 	TTL     Scalar
 	Doc     Scalar
-	Review  RawReview
+	// Local (true or false) keeps entries in each process's memory, at
+	// most LocalSize of them.
+	Local, LocalSize Scalar
+	Review           RawReview
 }
 
 // Parse reads a schema. It returns the file with every part it could read
@@ -320,6 +323,7 @@ func (p *parser) cacheDecl(name Scalar, n *yaml.Node) *RawCache {
 	what := fmt.Sprintf("cache %q", name.Value)
 	p.keys(n, what, append([]key{
 		{name: "key", s: &c.Key}, {name: "payload", s: &c.Payload}, {name: "ttl", s: &c.TTL}, {name: "doc", s: &c.Doc},
+		{name: "local", s: &c.Local}, {name: "local_size", s: &c.LocalSize},
 	}, p.reviewKeys(&c.Review, what)...)...)
 	return c
 }

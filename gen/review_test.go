@@ -76,6 +76,7 @@ func TestDiffCodes(t *testing.T) {
 		{"doc changed", []string{"doc: d}", "doc: e}"}, []string{"doc-changed safe"}},
 		{"type doc changed", []string{"doc: A payload.", "doc: The payload."}, []string{"doc-changed safe"}},
 		{"ttl changed", []string{"ttl: 1h", "ttl: 2h"}, []string{"ttl-changed safe"}},
+		{"local turned on", []string{"ttl: 1h", "ttl: 1h, local: true"}, []string{"local-changed safe"}},
 		{"lease changed", []string{"delivery: at-least-once}", "delivery: at-least-once, lease: 1m}"}, []string{"lease-changed safe"}},
 		{"max deliveries changed", []string{"delivery: at-least-once}", "delivery: at-least-once, max_deliveries: 2}"}, []string{"max-deliveries-changed safe"}},
 		{"dedupe window changed", []string{"delivery: at-least-once}", "delivery: at-least-once, dedupe_window: 2h}"}, []string{"dedupe-window-changed safe"}},

@@ -108,9 +108,10 @@ var cacheSettings = &runtime.CacheDecl{
 	Prefix: Prefix,
 	Key:    runtime.MustKeyPattern("{name}:settings"),
 	TTL:    runtime.NoExpiry,
+	Local:  1000,
 }
 
-// Settings returns the settings cache entry: key flow:cache:<name>:settings, payload FlowSettings, no expiry.
+// Settings returns the settings cache entry: key flow:cache:<name>:settings, payload FlowSettings, no expiry, local (up to 1000 entries in memory).
 //
 // Flow settings; they never expire.
 func (cs Caches) Settings(name string) runtime.Cache[FlowSettings] {

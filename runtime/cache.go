@@ -28,6 +28,10 @@ type CacheDecl struct {
 	Prefix string        // the schema's prefix
 	Key    *KeyPattern   // the key pattern
 	TTL    time.Duration // the schema's ttl; NoExpiry for `ttl: none`
+	// Local is the number of entries the cache keeps in process memory
+	// (the schema's `local: true` and `local_size`); 0 keeps none. See
+	// localcache.go.
+	Local int
 }
 
 // Cache is one typed cache entry. Its zero value is not usable; get one
@@ -37,6 +41,8 @@ type Cache[T any] struct {
 	key string
 	ttl time.Duration
 	err error // from building the key; returned by every call
+
+	local *CacheDecl // set when decl is a local cache
 }
 
 // NewCache returns the cache entry of decl for the placeholder values args.
@@ -50,7 +56,11 @@ func NewCache[T any](ds *DataStore, decl *CacheDecl, args ...any) Cache[T] {
 	if err != nil {
 		return Cache[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("cache %s: %w", decl.Name, err)}
 	}
-	return Cache[T]{ds: ds, key: CacheKey(decl.Prefix, name), ttl: decl.TTL}
+	c := Cache[T]{ds: ds, key: CacheKey(decl.Prefix, name), ttl: decl.TTL}
+	if decl.Local > 0 {
+		c.local = decl
+	}
+	return c
 }
 
 // Key returns the entry's Redis key.
@@ -84,7 +94,12 @@ func (c Cache[T]) Get(ctx context.Context) (v T, ok bool, err error) {
 	if c.err != nil {
 		return v, false, opError("get", c.key, c.err)
 	}
-	data, ok, err := c.ds.get(ctx, c.key)
+	var data []byte
+	if c.local != nil {
+		data, ok, err = c.ds.localGet(ctx, c.local, c.key)
+	} else {
+		data, ok, err = c.ds.get(ctx, c.key)
+	}
 	if !ok {
 		return v, false, err
 	}
@@ -201,7 +216,9 @@ func (ds *DataStore) set(ctx context.Context, key string, v any, ttl time.Durati
 	if ttl != NoExpiry {
 		args = append(args, "px", ttl.Milliseconds())
 	}
-	return ds.Connection.call("set", key, func(cl redis.UniversalClient) error { return cl.Do(ctx, args...).Err() })
+	err = ds.Connection.call("set", key, func(cl redis.UniversalClient) error { return cl.Do(ctx, args...).Err() })
+	ds.Connection.forgetLocal(key)
+	return err
 }
 
 func (ds *DataStore) get(ctx context.Context, key string) (data []byte, ok bool, err error) {
@@ -222,6 +239,7 @@ func (ds *DataStore) del(ctx context.Context, key string) (deleted bool, err err
 		deleted = n > 0
 		return err
 	})
+	ds.Connection.forgetLocal(key)
 	return deleted, err
 }
 

@@ -38,12 +38,15 @@ type Connection struct {
 	retryOnce sync.Once     // computes retry, from the command client's options
 	retry     time.Duration // retryWindow
 
+	local   localCaches // localcache.go
+	noLocal bool        // Options.DisableLocalCaches
+
 	unblock        unblockSupport
 	shebangRefused atomic.Bool // the server refused #!lua (scripts.go)
 }
 
 func newConnection(o Options, ro *redis.Options) *Connection {
-	c := &Connection{opts: ro, own: o.Client, blockMax: o.BlockingPoolSize}
+	c := &Connection{opts: ro, own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches}
 	if c.blockMax == 0 {
 		c.blockMax = DefaultBlockingPoolSize
 	}
@@ -170,7 +173,7 @@ func (c *Connection) Close() error {
 	c.close()
 	c.inflight.Wait()
 
-	var errs []error
+	errs := []error{c.closeLocal()}
 	if c.free != nil {
 		close(c.free)
 		for bc := range c.free {

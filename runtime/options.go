@@ -57,6 +57,12 @@ type Options struct {
 	// Redis's own limit.
 	MaxPayloadBytes int
 
+	// DisableLocalCaches makes every local cache (the schema's `local:
+	// true`) a plain one: its Gets go to Redis. Default false: local caches
+	// keep entries in memory where the server supports client-side caching
+	// (see the README's "Local caches").
+	DisableLocalCaches bool
+
 	// Prefix is prepended to every key the untyped QueueStore and
 	// CacheStore build. Typed stores use their schema's prefix instead.
 	// Default "".

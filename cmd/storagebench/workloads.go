@@ -40,6 +40,7 @@ func newMessage() message {
 var (
 	queueDecl = &runtime.QueueDecl{Name: "bench", Prefix: keyPrefix, Key: runtime.MustKeyPattern("edge:{source}:{target}")}
 	cacheDecl = &runtime.CacheDecl{Name: "bench", Prefix: keyPrefix, Key: runtime.MustKeyPattern("output:{node}:{attempt:int}"), TTL: time.Hour}
+	localDecl = &runtime.CacheDecl{Name: "local", Prefix: keyPrefix, Key: runtime.MustKeyPattern("local:{node}:{attempt:int}"), TTL: time.Hour, Local: hotKeys}
 )
 
 // The plain side's keys.
@@ -48,6 +49,7 @@ const (
 	plainCache  = keyPrefix + "plain:cache:"
 	batchSize   = 100         // of PushMany, PopMany and the plain pipeline
 	waitTimeout = time.Second // of blocking pops; go-redis sends no less than 1s anyway
+	hotKeys     = 1000        // the keys a hot Get reads again and again
 )
 
 func (e *env) queue() runtime.Queue[message] {
@@ -90,7 +92,7 @@ func workloads(cfg config) []workload {
 		{id: "pushmany", name: "PushMany(100) vs pipeline of 100 LPUSH, 1 goroutine", perCall: true, typed: typedPushMany, plain: plainPipeline},
 		{id: "drain", name: "drain: PopMany(100) vs BRPOP, " + gs, typed: typedDrain(c), plain: plainDrain(c, false)},
 		{id: "consume", name: "at-least-once Consume vs BRPOP, " + gs, typed: typedConsume(c), plain: plainDrain(c, true)},
-		{id: "get-local", name: "Get with the local cache, " + gs, notBuilt: "not built"},
+		{id: "get-local", name: fmt.Sprintf("hot Get (%d keys) with the local cache, %s", hotKeys, gs), perCall: true, typed: typedGetLocal(c), plain: plainGetHot(c)},
 	}
 }
 
@@ -259,6 +261,48 @@ func plainGet(g int) sideFunc {
 		}
 		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
 			b, err := e.rdb.Get(ctx, plainKey(i)).Bytes()
+			if err != nil {
+				return 1, wantValue(false, err)
+			}
+			var v message
+			return 1, json.Unmarshal(b, &v)
+		})
+	}
+}
+
+// A hot Get: every call reads one of hotKeys keys, filled beforehand. The
+// typed side reads a local cache, warmed by one Get of each key; the plain
+// side GETs the same keys.
+
+func typedGetLocal(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		c := func(i int) runtime.Cache[message] {
+			return runtime.NewCache[message](e.ds, localDecl, "node_transform", i%hotKeys)
+		}
+		for i := range hotKeys {
+			if err := c(i).Set(ctx, e.item(i)); err != nil {
+				return fmt.Errorf("fill: %w", err)
+			}
+			if _, ok, err := c(i).Get(ctx); err != nil || !ok {
+				return fmt.Errorf("warm: %w", wantValue(ok, err))
+			}
+		}
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			_, ok, err := c(i).Get(ctx)
+			return 1, wantValue(ok, err)
+		})
+	}
+}
+
+func plainGetHot(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		for i := range hotKeys {
+			if err := plainSetOne(ctx, e, e.rdb, i); err != nil {
+				return fmt.Errorf("fill: %w", err)
+			}
+		}
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			b, err := e.rdb.Get(ctx, plainKey(i%hotKeys)).Bytes()
 			if err != nil {
 				return 1, wantValue(false, err)
 			}

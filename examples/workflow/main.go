@@ -142,6 +142,27 @@ func run(ctx context.Context, out io.Writer, url string) error {
 		return errors.Join(err, errors.New("node_9 should have no output yet"))
 	}
 	fmt.Fprintln(out, "cache node_9: no output yet (a miss, not an error)")
+	// settings is a local cache: Gets are answered from memory while Redis
+	// tracks the key (on miniredis, which has no CLIENT TRACKING, every Get
+	// goes to the server). This process's own Set is seen at once.
+	settings := s.Caches.Settings("flow_7")
+	var seen []int
+	for _, n := range []int{4, 8} {
+		if err := settings.Set(ctx, generated.FlowSettings{MaxParallel: n}); err != nil {
+			return err
+		}
+		for range 2 {
+			got, ok, err := settings.Get(ctx)
+			if err != nil || !ok {
+				return errors.Join(err, errors.New("flow_7's settings are missing"))
+			}
+			seen = append(seen, got.MaxParallel)
+		}
+	}
+	fmt.Fprintf(out, "cache %s (local) read max_parallel %v\n", settings.Key(), seen)
+	if _, err := settings.Delete(ctx); err != nil {
+		return err
+	}
 	if _, err := cache.Delete(ctx); err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ func TestDemo(t *testing.T) {
 				"reader node_8 ← popped row 3 from node_5 (run run-1)",
 				"cache flow:cache:node%5F8_output = {status: succeeded, last_row: 3}, expires in 1h0m0s",
 				"cache node_9: no output yet (a miss, not an error)",
+				"cache flow:cache:flow_7:settings (local) read max_parallel [4 4 8 8]",
 				"queue flow:queue:{jobs}: job pushed twice under one ID",
 				"executor ← job flow_7, delivery 1: fails (executor busy); it comes back",
 				"executor ← job flow_7, delivery 2: ran with 3 rows",

@@ -96,6 +96,17 @@ func (p *Proxy) accept() {
 	}
 }
 
+// Cut closes every connection through the proxy, both sides, as a lost
+// network or a restarted server does; new connections are still accepted.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
 // Close stops the proxy and closes every connection through it.
 func (p *Proxy) Close() error {
 	err := p.l.Close()
