@@ -73,8 +73,8 @@ const (
 // beside them.
 var ReliableParts = [NumReliableParts]Part{
 	Ready:      {"ready", "", "LIST", "IDs ready to be received (LPUSH at the head, taken from the tail)"},
-	Processing: {"processing", ":processing", "LIST", "IDs received and not yet acked or nacked"},
-	Leases:     {"leases", ":leases", "ZSET", "ID → end of its lease, in ms of the server's clock"},
+	Processing: {"processing", ":processing", "LIST", "IDs that BLMOVE moved for a waiting receiver and nobody has leased yet"},
+	Leases:     {"leases", ":leases", "ZSET", "ID → end of its lease, in ms of the server's clock: the IDs received and not yet acked or nacked"},
 	Delayed:    {"delayed", ":delayed", "ZSET", "ID → when a nacked item is ready again"},
 	Dead:       {"dead", ":dead", "ZSET", "ID → when it became a dead letter"},
 	Items:      {"items", ":items", "HASH", "ID → payload (JSON)"},
@@ -83,21 +83,23 @@ var ReliableParts = [NumReliableParts]Part{
 	ReadyAt:    {"ready_at", ":ready_at", "HASH", "ID → when it entered the ready list, in ms of the server's clock, while it is there (for the oldest-ready age)"},
 }
 
-// MarkerPart is the key, one per pushed ID, that an at-least-once queue
-// keeps for its dedupe window; the ID in its suffix is escaped like a
-// placeholder value.
-var MarkerPart = Part{"marker", ":id:<ID>", "STRING", "marks a pushed ID for the dedupe window (PX)"}
+// MarkerPart is the key, one per push call (named by the call's first ID:
+// the one ID of a PushID, the first new random ID of a PushMany), that an
+// at-least-once queue keeps for its dedupe window; the ID in its suffix is
+// escaped like a placeholder value.
+var MarkerPart = Part{"marker", ":id:<ID>", "STRING", "marks a push call by its first ID for the dedupe window (PX)"}
 
 // markerInfix comes between the queue key and the ID in a marker key.
 const markerInfix = ":id:"
 
-// ReceiptPart is the key, one per Receive call that leased an item (or
-// gave up), that an at-least-once queue keeps for the lease and go-redis's
-// retry window (PX), so that the receive script that go-redis sends again
-// after losing its reply hands out the same delivery instead of leasing,
-// and counting, another, and so that a call the caller gave up on can be
-// undone.
-var ReceiptPart = Part{"receipt", ":rx:<token>", "STRING", "the delivery one Receive call leased (attempt, ready time and ID), or released, for the lease and the retry window (PX)"}
+// ReceiptPart is the key, one per take (one run of the receive script,
+// which leases up to 100 items) that leased something or was given up,
+// that an at-least-once queue keeps for the lease and go-redis's retry
+// window (PX), or until the last of its deliveries is acked or nacked, so
+// that the receive script that go-redis sends again after losing its
+// reply hands out the same deliveries instead of leasing, and counting,
+// others, and so that a take the caller gave up on can be undone.
+var ReceiptPart = Part{"receipt", ":rx:<token>", "STRING", "the deliveries one take leased (ID, attempt and ready time of each), or released, for the lease and the retry window (PX) or until its last delivery is settled"}
 
 // receiptInfix comes between the queue key and the token in a receipt key.
 const receiptInfix = ":rx:"

@@ -25,12 +25,11 @@ if #ARGV < 3 or redis.call('HEXISTS', ITEMS, ARGV[2]) == 1 or
   return 0
 end
 local items, ids, times, at = {}, {}, {}, tostring(now)
-for i = 2, #ARGV, 2 do
-  items[#items + 1] = ARGV[i]
-  items[#items + 1] = ARGV[i + 1]
-  ids[#ids + 1] = ARGV[i]
-  times[#times + 1] = ARGV[i]
-  times[#times + 1] = at
+for k = 1, (#ARGV - 1) / 2 do
+  local id = ARGV[2 * k]
+  items[2 * k - 1], items[2 * k] = id, ARGV[2 * k + 1]
+  ids[k] = id
+  times[2 * k - 1], times[2 * k] = id, at
 end
 callWith('HSET', ITEMS, items)
 -- LPUSH puts each argument at the head in turn: the first is received first.

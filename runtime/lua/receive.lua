@@ -101,15 +101,18 @@ local counts = redis.call('HMGET', ATTEMPTS, unpack(ids))
 callWith('HDEL', READY_AT, ids)
 local out, foreign, nowText = {-1, {}}, {}, tostring(now)
 local attempts, leases, record = {}, {}, {}
+-- k counts the leased items; explicit indexes, since # on a table is a
+-- search in Lua 5.1, and this loop runs for every item.
+local k = 0
 for i, id in ipairs(ids) do
   if not payloads[i] then
     -- An entry with no payload was not pushed by a reliable queue: kept as
     -- a dead letter under a new ID, with itself as payload.
     local dead = 'foreign-' .. now
-    local k = 0
+    local suffix = 0
     while redis.call('HEXISTS', ITEMS, dead) == 1 do
-      k = k + 1
-      dead = 'foreign-' .. now .. '-' .. k
+      suffix = suffix + 1
+      dead = 'foreign-' .. now .. '-' .. suffix
     end
     redis.call('ZREM', LEASES, id)
     redis.call('HSET', ITEMS, dead, id)
@@ -119,19 +122,15 @@ for i, id in ipairs(ids) do
     foreign[#foreign + 1] = dead
   else
     local attempt = tonumber(counts[i] or '0') + 1
-    attempts[#attempts + 1] = id
-    attempts[#attempts + 1] = attempt
-    leases[#leases + 1] = leaseEnd
-    leases[#leases + 1] = id
-    record[#record + 1] = #id .. ':' .. id .. ' ' .. attempt .. ' ' .. (since[i] or nowText) .. ';'
-
-    out[#out + 1] = id
-    out[#out + 1] = payloads[i]
-    out[#out + 1] = attempt
+    k = k + 1
+    attempts[2 * k - 1], attempts[2 * k] = id, attempt
+    leases[2 * k - 1], leases[2 * k] = leaseEnd, id
+    record[k] = #id .. ':' .. id .. ' ' .. attempt .. ' ' .. (since[i] or nowText) .. ';'
+    out[3 * k], out[3 * k + 1], out[3 * k + 2] = id, payloads[i], attempt
   end
 end
 out[2] = foreign
-if #attempts > 0 then
+if k > 0 then
   callWith('HSET', ATTEMPTS, attempts)
   callWith('ZADD', LEASES, leases)
   redis.call('SET', RECEIPT, table.concat(record), 'PX', ARGV[4])

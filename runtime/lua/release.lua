@@ -56,14 +56,16 @@ end
 
 if receipt then
   -- Undo each delivery of the take that still holds its item, newest
-  -- first: each then goes behind the ones already back, in O(1).
+  -- first (by ready time, then by the take's order, oldest first, which
+  -- items pushed together share a ready time by): each then goes behind
+  -- the ones already back, in O(1).
   local undo = {}
-  for _, e in ipairs(receiptEntries(receipt)) do
+  for i, e in ipairs(receiptEntries(receipt)) do
     if holds(e[1], e[2]) and delivered(e[1]) then
-      undo[#undo + 1] = {e[1], tonumber(e[2]), tonumber(e[3])}
+      undo[#undo + 1] = {e[1], tonumber(e[2]), tonumber(e[3]), i}
     end
   end
-  table.sort(undo, function(a, b) return a[3] > b[3] end)
+  table.sort(undo, function(a, b) return a[3] > b[3] or (a[3] == b[3] and a[4] > b[4]) end)
   for _, u in ipairs(undo) do
     local held, attempt, since = u[1], u[2], u[3]
     if attempt <= 1 then
