@@ -101,6 +101,17 @@ func (g *gate) open() {
 	g.shut = nil
 }
 
+// release opens the gate if it is shut, at the end of a test.
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut != nil {
+		close(g.shut)
+		g.shut = nil
+	}
+	g.before = nil
+}
+
 // sends returns what was sent since the last call.
 func (g *gate) sends() [][]string {
 	g.mu.Lock()
@@ -128,6 +139,7 @@ func gatedStore(t *testing.T, addr string, opts Options) (*DataStore, *gate) {
 	opts.Client = cl
 	ds := newStore(t, opts)
 	t.Cleanup(func() { cl.Close() })
+	t.Cleanup(g.release) // before Close, which waits for the calls the gate holds
 	if !opts.NoCoalescing {
 		ds.batch.push.maxFlights, ds.batch.set.maxFlights = 1, 1
 		ds.batch.get.maxFlights, ds.batch.pop.maxFlights = 1, 1
