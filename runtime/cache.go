@@ -56,7 +56,10 @@ func NewCache[T any](ds *DataStore, decl *CacheDecl, args ...any) Cache[T] {
 // Key returns the entry's Redis key.
 func (c Cache[T]) Key() string { return c.key }
 
-// Set stores v with the schema's TTL.
+// Set stores v with the schema's TTL. Concurrent sets share a pipeline.
+// If ctx ends before the SET is sent, Set returns ctx's error and stores
+// nothing; once sent, it returns the SET's outcome. An error wrapping
+// ErrUnknownOutcome means the reply was lost (the SET is not sent twice).
 func (c Cache[T]) Set(ctx context.Context, v T) error {
 	if c.err != nil {
 		return opError("set", c.key, c.err)
@@ -79,7 +82,8 @@ func (c Cache[T]) SetTTL(ctx context.Context, v T, ttl time.Duration) error {
 
 // Get returns the stored value, decoded into a fresh T. ok is false when
 // there is none (a miss is not an error). A value that cannot be decoded
-// is left in place and Get returns an error wrapping ErrDecode.
+// is left in place and Get returns an error wrapping ErrDecode. Concurrent
+// gets share a pipeline.
 func (c Cache[T]) Get(ctx context.Context) (v T, ok bool, err error) {
 	if c.err != nil {
 		return v, false, opError("get", c.key, c.err)

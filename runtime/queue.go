@@ -55,7 +55,12 @@ func NewQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Queue[T] {
 // Key returns the queue's Redis key.
 func (q Queue[T]) Key() string { return q.key }
 
-// Push appends v to the queue.
+// Push appends v to the queue. It returns nil once v is stored, once. If
+// ctx ends before the push is sent, it returns ctx's error and nothing is
+// stored; once sent, it waits for the reply. An error wrapping
+// ErrUnknownOutcome means the reply was lost: v was stored once or not at
+// all (a push is never sent twice). Any other error means nothing was
+// stored.
 func (q Queue[T]) Push(ctx context.Context, v T) error {
 	return q.PushMany(ctx, v)
 }
@@ -87,8 +92,11 @@ func (q Queue[T]) PushMany(ctx context.Context, vs ...T) error {
 
 // Pop removes and returns the oldest item, waiting up to timeout for one:
 // timeout > 0 waits up to exactly that long, 0 returns at once, < 0 is an
-// error. ok is false when nothing came in time. Cancelling ctx ends the
-// wait within about a round trip with ctx.Err(), and never loses an item.
+// error. ok is false when nothing came in time. It first takes what is
+// there (an RPOP that concurrent pops of the queue share) and waits on a
+// blocking connection only when the queue is empty. Cancelling ctx ends
+// the wait within about a round trip with ctx.Err(), and never loses an
+// item: an item taken for a cancelled Pop is returned.
 // An item that cannot be decoded is moved to the dead letters (Key()+":dead")
 // and Pop returns an error wrapping ErrDecode.
 func (q Queue[T]) Pop(ctx context.Context, timeout time.Duration) (v T, ok bool, err error) {
