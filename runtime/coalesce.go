@@ -344,8 +344,9 @@ type pushArg struct {
 func pushKey(a *pushArg) string { return a.key }
 
 func sendPushes(cl redis.UniversalClient, batch []*call[pushArg]) {
-	var cmds []redis.Cmder
-	var lpush []*redis.IntCmd
+	var cmd1 [1]redis.Cmder
+	var lpush1 [1]*redis.IntCmd
+	cmds, lpush := cmd1[:0], lpush1[:0] // usually one queue
 	groupByKey(batch, pushKey)
 	runs(batch, pushKey, func(key string, calls []*call[pushArg]) {
 		n := 0
@@ -380,8 +381,12 @@ type setArg struct {
 }
 
 func sendSets(cl redis.UniversalClient, batch []*call[setArg]) {
-	cmds := make([]redis.Cmder, len(batch))
-	sets := make([]*redis.StatusCmd, len(batch))
+	var cmd1 [1]redis.Cmder
+	var set1 [1]*redis.StatusCmd
+	cmds, sets := cmd1[:], set1[:]
+	if len(batch) > 1 {
+		cmds, sets = make([]redis.Cmder, len(batch)), make([]*redis.StatusCmd, len(batch))
+	}
 	for i, c := range batch {
 		sets[i] = redis.NewStatusCmd(batchCtx, c.arg.args[:c.arg.n]...)
 		cmds[i] = onceStatus{sets[i]}
@@ -403,8 +408,12 @@ type getArg struct {
 }
 
 func sendGets(cl redis.UniversalClient, batch []*call[getArg]) {
-	cmds := make([]redis.Cmder, len(batch))
-	gets := make([]*redis.StringCmd, len(batch))
+	var cmd1 [1]redis.Cmder
+	var get1 [1]*redis.StringCmd
+	cmds, gets := cmd1[:], get1[:]
+	if len(batch) > 1 {
+		cmds, gets = make([]redis.Cmder, len(batch)), make([]*redis.StringCmd, len(batch))
+	}
 	for i, c := range batch {
 		gets[i] = redis.NewStringCmd(batchCtx, c.arg.args[:]...)
 		cmds[i] = gets[i]
@@ -436,8 +445,9 @@ type popArg struct {
 func popKey(a *popArg) string { return a.key }
 
 func sendPops(cl redis.UniversalClient, batch []*call[popArg]) {
-	var cmds []redis.Cmder
-	var rpop []*redis.StringSliceCmd
+	var cmd1 [1]redis.Cmder
+	var rpop1 [1]*redis.StringSliceCmd
+	cmds, rpop := cmd1[:0], rpop1[:0] // usually one queue
 	groupByKey(batch, popKey)
 	runs(batch, popKey, func(key string, calls []*call[popArg]) {
 		n := 0
