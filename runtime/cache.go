@@ -66,7 +66,10 @@ func NewCache[T any](ds *DataStore, decl *CacheDecl, args ...any) Cache[T] {
 // Key returns the entry's Redis key.
 func (c Cache[T]) Key() string { return c.key }
 
-// Set stores v with the schema's TTL.
+// Set stores v with the schema's TTL. Concurrent sets share a pipeline.
+// If ctx ends before the SET is sent, Set returns ctx's error and stores
+// nothing; once sent, it returns the SET's outcome. An error wrapping
+// ErrUnknownOutcome means the reply was lost (the SET is not sent twice).
 func (c Cache[T]) Set(ctx context.Context, v T) error {
 	if c.err != nil {
 		return opError("set", c.key, c.err)
@@ -89,7 +92,8 @@ func (c Cache[T]) SetTTL(ctx context.Context, v T, ttl time.Duration) error {
 
 // Get returns the stored value, decoded into a fresh T. ok is false when
 // there is none (a miss is not an error). A value that cannot be decoded
-// is left in place and Get returns an error wrapping ErrDecode.
+// is left in place and Get returns an error wrapping ErrDecode. Concurrent
+// gets share a pipeline.
 func (c Cache[T]) Get(ctx context.Context) (v T, ok bool, err error) {
 	if c.err != nil {
 		return v, false, opError("get", c.key, c.err)
@@ -212,25 +216,38 @@ func (ds *DataStore) set(ctx context.Context, key string, v any, ttl time.Durati
 	if err != nil {
 		return opError("set", key, err)
 	}
-	args := []any{"set", key, data}
-	if ttl != NoExpiry {
-		args = append(args, "px", ttl.Milliseconds())
+	cl, release, err := ds.Connection.acquire()
+	if err != nil {
+		return opError("set", key, err)
 	}
-	err = ds.Connection.call("set", key, func(cl redis.UniversalClient) error { return cl.Do(ctx, args...).Err() })
+	defer release()
+	c := ds.batch.set.get()
+	a := &c.arg
+	a.args[0], a.args[1], a.args[2], a.n = "set", key, data, 3
+	if ttl != NoExpiry {
+		a.args[3], a.args[4], a.n = "px", ttl.Milliseconds(), 5
+	}
+	c.items, c.bytes = 1, len(data)
+	ds.batch.set.do(ctx, cl, c)
+	err = c.err
+	ds.batch.set.put(c)
 	ds.Connection.forgetLocal(key)
-	return err
+	return opError("set", key, err)
 }
 
+// get reads key through the get coalescer; ok is false for a miss.
 func (ds *DataStore) get(ctx context.Context, key string) (data []byte, ok bool, err error) {
-	err = ds.Connection.call("get", key, func(cl redis.UniversalClient) error {
-		data, err = cl.Get(ctx, key).Bytes()
-		if err == redis.Nil {
-			return nil
-		}
-		ok = err == nil
-		return err
-	})
-	return data, ok, err
+	cl, release, err := ds.Connection.acquire()
+	if err != nil {
+		return nil, false, opError("get", key, err)
+	}
+	defer release()
+	c := ds.batch.get.get()
+	c.arg.args[0], c.arg.args[1], c.items = "get", key, 1
+	ds.batch.get.do(ctx, cl, c)
+	data, ok, err = c.arg.data, c.arg.ok, c.err
+	ds.batch.get.put(c)
+	return data, ok, opError("get", key, err)
 }
 
 func (ds *DataStore) del(ctx context.Context, key string) (deleted bool, err error) {

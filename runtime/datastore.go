@@ -37,6 +37,7 @@ type DataStore struct {
 
 	prefix     string
 	maxPayload int
+	batch      batchers // coalesces concurrent pushes, sets, gets and pops (coalesce.go)
 	reclaimed  sync.Map // queue key → *atomic.Int64: unix ns of its last reclaim (reliable.go)
 	promoters  sync.Map // queue key → *promoter: makes delayed items ready on time (reliable.go)
 }
@@ -52,6 +53,7 @@ func New(opts Options) (*DataStore, error) {
 		Connection: newConnection(opts, ro),
 		prefix:     opts.Prefix,
 		maxPayload: opts.MaxPayloadBytes,
+		batch:      newBatchers(opts.NoCoalescing),
 	}
 	if ds.maxPayload == 0 {
 		ds.maxPayload = DefaultMaxPayloadBytes

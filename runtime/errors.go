@@ -41,6 +41,12 @@ var (
 	// use for its whole timeout, so it never waited on the queue. Nothing
 	// was taken.
 	ErrPoolExhausted = errors.New("blocking pool exhausted")
+	// ErrUnknownOutcome means a write (a push, a cache set, a non-blocking
+	// pop) was sent and its reply was lost: the connection failed or timed
+	// out after the command may have reached the server. It was applied
+	// once or not at all, never twice: such writes are not sent again.
+	// For a pop, items the server took are lost.
+	ErrUnknownOutcome = errors.New("outcome unknown: the reply was lost after sending, and the write was not sent again")
 )
 
 // Error is the error returned by an operation. Its message starts with

@@ -63,6 +63,14 @@ type Options struct {
 	// (see the README's "Local caches").
 	DisableLocalCaches bool
 
+	// NoCoalescing sends every Push, PushMany, cache Set and Get, and the
+	// non-blocking first step of a Pop as a command of its own, at once,
+	// instead of folding concurrent calls into shared batches (see the
+	// README's "Coalescing"). Default false: concurrent calls are
+	// coalesced. Either way a write is never sent twice and ctx is honoured
+	// in the same way; only the batching differs.
+	NoCoalescing bool
+
 	// Prefix is prepended to every key the untyped QueueStore and
 	// CacheStore build. Typed stores use their schema's prefix instead.
 	// Default "".

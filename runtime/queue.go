@@ -55,32 +55,48 @@ func NewQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Queue[T] {
 // Key returns the queue's Redis key.
 func (q Queue[T]) Key() string { return q.key }
 
-// Push appends v to the queue.
+// Push appends v to the queue. It returns nil once v is stored, once. If
+// ctx ends before the push is sent, it returns ctx's error and nothing is
+// stored; once sent, it waits for the reply. An error wrapping
+// ErrUnknownOutcome means the reply was lost: v was stored once or not at
+// all (a push is never sent twice). Any other error means nothing was
+// stored.
 func (q Queue[T]) Push(ctx context.Context, v T) error {
 	return q.PushMany(ctx, v)
 }
 
 // PushMany appends vs with one LPUSH; they are popped in the order given.
 // If any of them cannot be encoded or is too large, nothing is written.
+// Concurrent pushes may share the LPUSH (see the README's "Coalescing");
+// vs stay together and in order.
 func (q Queue[T]) PushMany(ctx context.Context, vs ...T) error {
 	if q.err != nil {
 		return opError("push", q.key, q.err)
 	}
-	items := make([]any, len(vs))
+	c := q.ds.batch.push.get()
+	items := c.arg.one[:]
+	if len(vs) != 1 {
+		items = make([]any, len(vs))
+	}
 	for i, v := range vs {
 		b, err := encode(v, q.ds.maxPayload)
 		if err != nil {
+			q.ds.batch.push.put(c)
 			return opError("push", q.key, fmt.Errorf("item %d: %w", i, err))
 		}
 		items[i] = b
 	}
-	return q.ds.push(ctx, q.key, items)
+	c.arg.key, c.arg.items = q.key, items
+	return q.ds.push(ctx, c)
 }
 
 // Pop removes and returns the oldest item, waiting up to timeout for one:
 // timeout > 0 waits up to exactly that long, 0 returns at once, < 0 is an
-// error. ok is false when nothing came in time. Cancelling ctx ends the
-// wait within about a round trip with ctx.Err(), and never loses an item.
+// error. ok is false when nothing came in time. It first takes what is
+// there (an RPOP that concurrent pops of the queue share) and waits on a
+// blocking connection only when the queue is empty. Cancelling ctx ends
+// the wait within about a round trip with ctx.Err(), and never loses an
+// item: an item taken for a cancelled Pop is returned.
 // An item that cannot be decoded is moved to the dead letters (Key()+":dead")
 // and Pop returns an error wrapping ErrDecode.
 func (q Queue[T]) Pop(ctx context.Context, timeout time.Duration) (v T, ok bool, err error) {
@@ -137,7 +153,10 @@ func (s *QueueStore) Push(ctx context.Context, name string, v any) error {
 	if err != nil {
 		return opError("push", key, err)
 	}
-	return s.ds.push(ctx, key, []any{b})
+	c := s.ds.batch.push.get()
+	c.arg.one[0] = b
+	c.arg.key, c.arg.items = key, c.arg.one[:]
+	return s.ds.push(ctx, c)
 }
 
 // Pop removes the oldest item of the queue called name, waiting as
@@ -164,11 +183,25 @@ func (s *QueueStore) Len(ctx context.Context, name string) (int64, error) {
 	return s.ds.llen(ctx, key)
 }
 
-func (ds *DataStore) push(ctx context.Context, key string, items []any) error {
-	if len(items) == 0 {
+// push sends the push c, which holds its key and encoded items, through
+// the push coalescer, and gives c back.
+func (ds *DataStore) push(ctx context.Context, c *call[pushArg]) error {
+	defer ds.batch.push.put(c)
+	key := c.arg.key
+	if len(c.arg.items) == 0 {
 		return nil
 	}
-	return ds.Connection.call("push", key, func(cl redis.UniversalClient) error { return cl.LPush(ctx, key, items...).Err() })
+	cl, release, err := ds.Connection.acquire()
+	if err != nil {
+		return opError("push", key, err)
+	}
+	defer release()
+	c.items = len(c.arg.items)
+	for _, it := range c.arg.items {
+		c.bytes += len(it.([]byte))
+	}
+	ds.batch.push.do(ctx, cl, c)
+	return opError("push", key, c.err)
 }
 
 func (ds *DataStore) llen(ctx context.Context, key string) (n int64, err error) {
@@ -184,6 +217,10 @@ func (ds *DataStore) llen(ctx context.Context, key string) (n int64, err error) 
 // took. Items accept refuses are moved to the dead-letter list before pop
 // returns (while the operation still holds the connection, so Close cannot
 // come in between), and the error wraps the last refusal.
+//
+// It first takes what is there without waiting (RPOP key count, coalesced
+// with the pops of other callers); only when that finds the queue empty
+// and timeout > 0 does it wait, on a blocking connection.
 func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Duration, accept func([]byte) error) (int, error) {
 	switch {
 	case timeout < 0:
@@ -200,8 +237,16 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 	}
 	defer release()
 
-	var items [][]byte
-	if timeout > 0 {
+	c := ds.batch.pop.get()
+	defer ds.batch.pop.put(c) // after accept: c holds the items
+	c.arg.key, c.arg.n, c.items = key, n, n
+	ds.batch.pop.do(ctx, cl, c)
+	if c.err != nil {
+		return 0, opError("pop", key, c.err) // nothing taken, or lost with the reply
+	}
+	items := c.arg.items
+	var popErr error
+	if len(items) == 0 && timeout > 0 {
 		waitCtx, stop := ds.Connection.untilClose(ctx)
 		item, ok, err := ds.Connection.brpop(waitCtx, key, timeout)
 		stop()
@@ -215,17 +260,15 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 			return 0, nil
 		}
 		items = append(items, item)
-		n--
-	}
-	var popErr error
-	if n > 0 {
-		// RPOP with a count takes what is there, oldest first, at once.
-		res, err := cl.RPopCount(context.WithoutCancel(ctx), key, n).Result()
-		if err != nil && err != redis.Nil {
-			popErr = opError("pop", key, mapErr(err))
-		}
-		for _, r := range res {
-			items = append(items, []byte(r))
+		if n > 1 {
+			// RPOP with a count takes what is there, oldest first, at once.
+			res, err := cl.RPopCount(context.WithoutCancel(ctx), key, n-1).Result()
+			if err != nil && err != redis.Nil {
+				popErr = opError("pop", key, mapErr(err))
+			}
+			for _, r := range res {
+				items = append(items, []byte(r))
+			}
 		}
 	}
 

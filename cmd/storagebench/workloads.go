@@ -89,6 +89,9 @@ func workloads(cfg config) []workload {
 		{id: "pop-c", name: "Pop, " + gs, perCall: true, typed: typedPop(c), plain: plainPop(c)},
 		{id: "set-c", name: "Set, " + gs, perCall: true, typed: typedSet(c), plain: plainSet(c)},
 		{id: "get-c", name: "Get, " + gs, perCall: true, typed: typedGet(c), plain: plainGet(c)},
+		{id: "push-ap", name: "Push, " + gs + ", vs go-redis AutoPipeline (reference)", perCall: true, typed: typedPush(c), plain: autoPush(c)},
+		{id: "set-ap", name: "Set, " + gs + ", vs go-redis AutoPipeline (reference)", perCall: true, typed: typedSet(c), plain: autoSet(c)},
+		{id: "get-ap", name: "Get, " + gs + ", vs go-redis AutoPipeline (reference)", perCall: true, typed: typedGet(c), plain: autoGet(c)},
 		{id: "pushmany", name: "PushMany(100) vs pipeline of 100 LPUSH, 1 goroutine", perCall: true, typed: typedPushMany, plain: plainPipeline},
 		{id: "drain", name: "drain: PopMany(100) vs BRPOP, " + gs, typed: typedDrain(c), plain: plainDrain(c, false)},
 		{id: "consume", name: "at-least-once Consume vs BRPOP, " + gs, typed: typedConsume(c), plain: plainDrain(c, true)},
@@ -246,26 +249,11 @@ func typedGet(g int) sideFunc {
 
 func plainGet(g int) sideFunc {
 	return func(ctx context.Context, e *env, m *meter) error {
-		for start := 0; start < e.cfg.n; start += batchSize {
-			_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for i := start; i < min(start+batchSize, e.cfg.n); i++ {
-					if err := plainSetOne(ctx, e, p, i); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("fill: %w", err)
-			}
+		if err := plainFillCache(ctx, e); err != nil {
+			return err
 		}
 		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
-			b, err := e.rdb.Get(ctx, plainKey(i)).Bytes()
-			if err != nil {
-				return 1, wantValue(false, err)
-			}
-			var v message
-			return 1, json.Unmarshal(b, &v)
+			return 1, plainGetOne(ctx, e.rdb, i)
 		})
 	}
 }
@@ -302,14 +290,37 @@ func plainGetHot(g int) sideFunc {
 			}
 		}
 		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
-			b, err := e.rdb.Get(ctx, plainKey(i%hotKeys)).Bytes()
-			if err != nil {
-				return 1, wantValue(false, err)
-			}
-			var v message
-			return 1, json.Unmarshal(b, &v)
+			return 1, plainGetOne(ctx, e.rdb, i%hotKeys)
 		})
 	}
+}
+
+// plainFillCache sets the n plain keys, in pipelines of 100.
+func plainFillCache(ctx context.Context, e *env) error {
+	for start := 0; start < e.cfg.n; start += batchSize {
+		_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i := start; i < min(start+batchSize, e.cfg.n); i++ {
+				if err := plainSetOne(ctx, e, p, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("fill: %w", err)
+		}
+	}
+	return nil
+}
+
+// plainGetOne gets and decodes the i-th plain key.
+func plainGetOne(ctx context.Context, c redis.Cmdable, i int) error {
+	b, err := c.Get(ctx, plainKey(i)).Bytes()
+	if err != nil {
+		return wantValue(false, err)
+	}
+	var v message
+	return json.Unmarshal(b, &v)
 }
 
 func wantValue(ok bool, err error) error {
@@ -317,6 +328,55 @@ func wantValue(ok bool, err error) error {
 		return errors.New("a key set beforehand was missing")
 	}
 	return err
+}
+
+// The same Push, Set and Get through go-redis's AutoPipeline (its blocking
+// face, with its defaults), as a reference: it folds concurrent commands
+// into pipelines too, but runs them on a context of its own (a caller's
+// cancel is not honoured once queued) and sends a batch again after a lost
+// reply (an LPUSH may be stored twice).
+
+func autoPush(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		ap, err := e.rdb.AutoPipeline()
+		if err != nil {
+			return err
+		}
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			b, err := json.Marshal(e.item(i))
+			if err != nil {
+				return 0, err
+			}
+			return 1, ap.LPush(ctx, plainQueue, b).Err()
+		})
+	}
+}
+
+func autoSet(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		ap, err := e.rdb.AutoPipeline()
+		if err != nil {
+			return err
+		}
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			return 1, plainSetOne(ctx, e, ap, i)
+		})
+	}
+}
+
+func autoGet(g int) sideFunc {
+	return func(ctx context.Context, e *env, m *meter) error {
+		if err := plainFillCache(ctx, e); err != nil {
+			return err
+		}
+		ap, err := e.rdb.AutoPipeline()
+		if err != nil {
+			return err
+		}
+		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
+			return 1, plainGetOne(ctx, ap, i)
+		})
+	}
 }
 
 // PushMany(100) against a pipeline of 100 LPUSH, one goroutine.
