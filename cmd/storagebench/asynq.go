@@ -154,7 +154,7 @@ func runAsynq(ctx context.Context, e *env, consume *workloadResult, prog *progre
 	}
 	for r := range cfg.rounds {
 		prog.show("asynq reference: round %d/%d", r+1, cfg.rounds)
-		round, err := runAsynqOnce(ctx, e, bin, args)
+		round, err := runAsynqOnce(ctx, e, bin, args, prog)
 		if err != nil {
 			return nil, fmt.Errorf("round %d: %w", r+1, err)
 		}
@@ -164,7 +164,7 @@ func runAsynq(ctx context.Context, e *env, consume *workloadResult, prog *progre
 	return a, nil
 }
 
-func runAsynqOnce(ctx context.Context, e *env, bin string, args []string) (asynqRound, error) {
+func runAsynqOnce(ctx context.Context, e *env, bin string, args []string, prog *progress) (asynqRound, error) {
 	if err := e.clear(ctx); err != nil {
 		return asynqRound{}, err
 	}
@@ -183,7 +183,8 @@ func runAsynqOnce(ctx context.Context, e *env, bin string, args []string) (asynq
 	cmd.Stderr = &stderr
 	runErr := cmd.Run()
 	if stderr.Len() > 0 && runErr == nil {
-		io.Copy(os.Stderr, &stderr) // asynq's warnings
+		prog.done()
+		io.Copy(prog.w, &stderr) // asynq's warnings
 	}
 	if runErr != nil {
 		return asynqRound{}, fmt.Errorf("%v: %s", runErr, bytes.TrimSpace(stderr.Bytes()))
