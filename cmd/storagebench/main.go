@@ -8,7 +8,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m]
+//	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m] [-asynq]
 //
 // Flags:
 //
@@ -23,6 +23,11 @@
 //	-json FILE     also write the results as JSON
 //	-only REGEXP   run only the workloads whose id or name matches
 //	-timeout D     longest one side of one round may take (default 2m)
+//	-asynq         after the consume workload, run asynq on the same n, c,
+//	               payload and server as a reference, once per round
+//	               (see asynq.go; it builds the nested module
+//	               cmd/storagebench/asynqref, which fetches asynq through
+//	               the module proxy the first time)
 //
 // Every workload runs its typed and plain side once per round, with the
 // keys cleared before each run; the figures are medians over the rounds,
@@ -52,6 +57,7 @@ import (
 	"os"
 	"regexp"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +76,7 @@ type config struct {
 	rounds   int
 	jsonFile string
 	timeout  time.Duration
+	asynq    bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -84,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the results as JSON to `FILE`")
 	fs.StringVar(&only, "only", "", "run only the workloads whose id or name matches `REGEXP`")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "longest one side of one round may take")
+	fs.BoolVar(&cfg.asynq, "asynq", false, "after the consume workload, run asynq as a reference (builds cmd/storagebench/asynqref, fetching asynq the first time)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -115,6 +123,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(selected) == 0 {
 		return usage("-only %q matches no workload", only)
+	}
+	if cfg.asynq && !slices.ContainsFunc(selected, func(w workload) bool { return w.id == "consume" }) {
+		return usage("-asynq: the consume workload is not selected (-only %q)", only)
 	}
 
 	var srv *redistest.Server
@@ -221,6 +232,12 @@ func bench(cfg config, selected []workload, srv *redistest.Server, prog *progres
 		}
 		wr.finish()
 		res.Workloads = append(res.Workloads, wr)
+		if w.id == "consume" && cfg.asynq {
+			if res.Asynq, err = runAsynq(ctx, b, &wr, prog); err != nil {
+				prog.done()
+				return nil, fmt.Errorf("asynq reference: %w", err)
+			}
+		}
 	}
 	if srv != nil {
 		prog.show("redis-benchmark")

@@ -29,6 +29,7 @@ type results struct {
 	PoolSize       int                   `json:"pool_size"`
 	Workloads      []workloadResult      `json:"workloads"`
 	RedisBenchmark *redisBenchmarkResult `json:"redis_benchmark,omitempty"`
+	Asynq          *asynqResult          `json:"asynq,omitempty"` // -asynq
 }
 
 type workloadResult struct {
@@ -104,8 +105,14 @@ func writeTable(w io.Writer, r *results) {
 		fmt.Fprintf(tw, "| %s\t| %s\t| %s\t| %.2f\t| %s\t| %.1f / %.1f\t| %.2f / %.2f\t|\n",
 			wr.Name, rate(wr.Typed.OpsPerSec), rate(wr.Plain.OpsPerSec), wr.Ratio, lat,
 			wr.Typed.AllocsPerItem, wr.Plain.AllocsPerItem, wr.Typed.ServerUsecPerItem, wr.Plain.ServerUsecPerItem)
+		if wr.ID == "consume" && r.Asynq != nil {
+			fmt.Fprint(tw, asynqRow(r.Asynq, &wr))
+		}
 	}
 	tw.Flush()
+	if r.Asynq != nil {
+		fmt.Fprint(w, "\n"+asynqNote(r.Asynq))
+	}
 	if rb := r.RedisBenchmark; rb != nil {
 		fmt.Fprintln(w)
 		if rb.Skipped != "" {
