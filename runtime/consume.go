@@ -329,7 +329,8 @@ func (c *consumer[T]) receive(ctx context.Context, idle chan struct{}, jobs chan
 // runningDelivery is what the lease keeper knows of a delivery whose
 // handler runs.
 type runningDelivery struct {
-	cancel   context.CancelCauseFunc // the handler's ctx
+	ctx      context.Context         // the handler's ctx
+	cancel   context.CancelCauseFunc // cancels ctx
 	extended time.Time               // when its lease last began
 }
 
@@ -340,7 +341,7 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 	hctx, cancel := context.WithCancelCause(handlerCtx)
 	defer cancel(nil)
 	c.mu.Lock()
-	c.running[d] = &runningDelivery{cancel: cancel, extended: time.Now()}
+	c.running[d] = &runningDelivery{ctx: hctx, cancel: cancel, extended: time.Now()}
 	c.mu.Unlock()
 	err := c.call(hctx, d)
 	c.mu.Lock()
@@ -485,7 +486,10 @@ func (c *consumer[T]) keepLeases(ctx context.Context) {
 		now := time.Now()
 		c.mu.Lock()
 		for d, rd := range c.running {
-			if now.Sub(rd.extended) >= lease/3 && !d.settled.Load() {
+			// A handler whose ctx ended (its lease was lost, or the grace
+			// period is over) gets no more lease: a handler that ignores
+			// its ctx must not keep its item from coming back.
+			if now.Sub(rd.extended) >= lease/3 && !d.settled.Load() && rd.ctx.Err() == nil {
 				due = append(due, d)
 			}
 		}

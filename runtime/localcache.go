@@ -46,7 +46,7 @@ const localStoreMax = 1_000_000
 // localCaches holds the local caches of a Connection, made on first use.
 type localCaches struct {
 	mu     sync.Mutex
-	byDecl atomic.Pointer[map[*CacheDecl]*localCache] // copy on write
+	byDecl atomic.Pointer[map[localKey]*localCache] // copy on write
 	closed bool
 }
 
@@ -56,12 +56,25 @@ type localCache struct {
 	store  *localStore
 }
 
+// localKey identifies a declaration by what it says, not by its address:
+// a caller of NewCache may build an equal CacheDecl for every call, and
+// must not get a client of its own each time.
+type localKey struct {
+	prefix, name, pattern string
+	size                  int
+}
+
+func localKeyOf(decl *CacheDecl) localKey {
+	return localKey{decl.Prefix, decl.Name, decl.Key.String(), decl.Local}
+}
+
 // localFor returns decl's local cache, made on first use, or nil when
 // local caching is unavailable on c (then Gets go to Redis as for any
 // cache). The clients must have been made (acquire).
 func (c *Connection) localFor(decl *CacheDecl) *localCache {
+	k := localKeyOf(decl)
 	if m := c.local.byDecl.Load(); m != nil {
-		if lc, ok := (*m)[decl]; ok {
+		if lc, ok := (*m)[k]; ok {
 			return lc
 		}
 	}
@@ -69,7 +82,7 @@ func (c *Connection) localFor(decl *CacheDecl) *localCache {
 	defer c.local.mu.Unlock()
 	old := c.local.byDecl.Load()
 	if old != nil {
-		if lc, ok := (*old)[decl]; ok {
+		if lc, ok := (*old)[k]; ok {
 			return lc
 		}
 	}
@@ -77,13 +90,13 @@ func (c *Connection) localFor(decl *CacheDecl) *localCache {
 		return nil
 	}
 	lc := c.newLocalCache(decl)
-	m := make(map[*CacheDecl]*localCache, 1)
+	m := make(map[localKey]*localCache, 1)
 	if old != nil {
 		for k, v := range *old {
 			m[k] = v
 		}
 	}
-	m[decl] = lc
+	m[k] = lc
 	c.local.byDecl.Store(&m)
 	return lc
 }
@@ -170,7 +183,7 @@ func (ds *DataStore) localGet(ctx context.Context, decl *CacheDecl, key string) 
 		return nil, false, opError("get", key, err)
 	}
 	if m := c.local.byDecl.Load(); m != nil {
-		if lc := (*m)[decl]; lc != nil {
+		if lc := (*m)[localKeyOf(decl)]; lc != nil {
 			if d, found, hit := lc.store.lookup(key); hit {
 				return d, found, nil
 			}
@@ -268,6 +281,18 @@ type localStore struct {
 	tokens uint64
 }
 
+// LocalMaxAge is the longest a local cache serves an entry after fetching
+// it, whatever the key's TTL. Invalidations arrive on the connection that
+// fetched the entry; one that dies silently (a NAT or firewall dropping an
+// idle flow: no FIN or RST reaches the client) loses them, and nothing
+// else would notice, since a hit never touches the network. Fetching the
+// entry again after LocalMaxAge bounds how stale it can be then, and uses
+// a pooled connection, which finds a dead one out.
+const LocalMaxAge = 5 * time.Second
+
+// localMaxAge is LocalMaxAge, shortened by tests.
+var localMaxAge = LocalMaxAge
+
 // localFetchTimeout is how long a Get waits for another caller's fetch of
 // the same key before fetching itself, as go-redis's LocalCache does.
 const localFetchTimeout = 5 * time.Second
@@ -357,9 +382,10 @@ func (s *localStore) settle(e *localEntry, sent, pttl int64) {
 	case !ok, found != (pttl != -2):
 		s.removeLocked(e)
 	case pttl >= 0:
-		e.deadline = max(sent+pttl*int64(time.Millisecond), 1)
+		e.deadline = max(min(sent+pttl*int64(time.Millisecond), sent+int64(localMaxAge)), 1)
 		e.state = settled
 	default:
+		e.deadline = max(sent+int64(localMaxAge), 1)
 		e.state = settled
 	}
 }

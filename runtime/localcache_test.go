@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"sync"
 	"testing"
 	"time"
@@ -23,10 +24,10 @@ func localDecl(ds *DataStore, name string, ttl time.Duration, size int) *CacheDe
 func localStoreOf(t *testing.T, ds *DataStore, decl *CacheDecl) *localStore {
 	t.Helper()
 	m := ds.Connection.local.byDecl.Load()
-	if m == nil || (*m)[decl] == nil {
+	if m == nil || (*m)[localKeyOf(decl)] == nil {
 		t.Fatalf("no local cache for %s", decl.Name)
 	}
-	return (*m)[decl].store
+	return (*m)[localKeyOf(decl)].store
 }
 
 // cached reports whether key is served from memory.
@@ -177,6 +178,10 @@ func TestLocalCacheSizeBound(t *testing.T) {
 // invalidation never comes: the proxy drops everything the server says
 // once the entry is cached.
 func TestLocalCacheExpiry(t *testing.T) {
+	// The Get through the cut network below outlasts LocalMaxAge; the
+	// entry of the key without expiry must stay servable for the check.
+	defer func(d time.Duration) { localMaxAge = d }(localMaxAge)
+	localMaxAge = time.Hour
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)
@@ -287,8 +292,8 @@ func TestLocalCacheUnavailable(t *testing.T) {
 				}
 				mustGet(t, c, i)
 			}
-			if m := ds.Connection.local.byDecl.Load(); m != nil && (*m)[decl] != nil {
-				if n := (*m)[decl].store.len(); n != 0 {
+			if m := ds.Connection.local.byDecl.Load(); m != nil && (*m)[localKeyOf(decl)] != nil {
+				if n := (*m)[localKeyOf(decl)].store.len(); n != 0 {
 					t.Errorf("local cache holds %d entries; want none", n)
 				}
 			}
@@ -406,5 +411,25 @@ func TestLocalCacheConcurrent(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
+	}
+}
+
+// TestLocalCacheDeclPerCall: runtime.NewCache is public, and a caller may
+// build an equal CacheDecl for every call; that must not make a go-redis
+// client, pool and sweep goroutine per call.
+func TestLocalCacheDeclPerCall(t *testing.T) {
+	ds := newStore(t, Options{})
+	before := goruntime.NumGoroutine()
+	for i := range 200 {
+		c := NewCache[int](ds, &CacheDecl{Name: "per", Prefix: ds.prefix, Key: MustKeyPattern("per:{id}"), TTL: time.Hour, Local: 10}, fmt.Sprint(i))
+		if _, _, err := c.Get(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := goruntime.NumGoroutine()
+	m := ds.Connection.local.byDecl.Load()
+	t.Logf("goroutines %d -> %d, local caches %d", before, after, len(*m))
+	if after-before > 20 {
+		t.Errorf("200 Gets through equal decls made %d goroutines and %d local caches (clients)", after-before, len(*m))
 	}
 }

@@ -29,8 +29,11 @@ func (h *retryReceives) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 func (h *retryReceives) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		args := cmd.Args()
+		// EVAL carries the source, not the hash: it is what a server that
+		// did not know the script yet (a fresh one) gets after NOSCRIPT.
+		src, _ := scriptSource("receive")
 		isReceive := len(args) > 1 && (cmd.Name() == "evalsha" && args[1] == receiveScript.shebang.Hash() ||
-			cmd.Name() == "eval" && args[1] == receiveScript.shebang.Hash())
+			cmd.Name() == "eval" && args[1] == src)
 		if err := next(ctx, cmd); err != nil || !isReceive {
 			return err
 		}

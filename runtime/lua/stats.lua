@@ -22,9 +22,17 @@ for i = #tail, 1, -1 do
     break
   end
 end
+-- An ID in PROCESSING with a lease is counted with LEASES: a queue written
+-- before leased IDs left PROCESSING lists its deliveries in both. PROCESSING
+-- is short (IDs between BLMOVE and their take), or, in such a queue, as
+-- long as what was in flight then.
+local waiting = 0
+for _, id in ipairs(redis.call('LRANGE', PROCESSING, 0, -1)) do
+  if not redis.call('ZSCORE', LEASES, id) then waiting = waiting + 1 end
+end
 return {
   redis.call('LLEN', READY),
-  redis.call('LLEN', PROCESSING) + redis.call('ZCARD', LEASES),
+  waiting + redis.call('ZCARD', LEASES),
   redis.call('ZCOUNT', LEASES, '-inf', now),
   redis.call('ZCARD', DELAYED),
   redis.call('ZCARD', DEAD),
