@@ -244,7 +244,9 @@ func (ds *DataStore) get(ctx context.Context, key string) (data []byte, ok bool,
 	defer release()
 	c := ds.batch.get.get()
 	c.arg.args[0], c.arg.args[1], c.items = "get", key, 1
-	ds.batch.get.do(ctx, cl, c)
+	if ds.batch.get.do(ctx, cl, c) {
+		return nil, false, opError("get", key, ctx.Err()) // c is the batch's now
+	}
 	data, ok, err = c.arg.data, c.arg.ok, c.err
 	ds.batch.get.put(c)
 	return data, ok, opError("get", key, err)

@@ -7,6 +7,8 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -26,11 +28,24 @@ import (
 //     goroutine sends it. No goroutine is started, so every batch is sent
 //     by a caller that DataStore.Close waits for.
 //   - A call whose context ends while it waits in line leaves the line and
-//     returns the context's error: nothing of it was sent. One whose batch
-//     was already taken waits for the batch's reply (the batch runs on a
-//     context of its own, bounded by the client's pool, write and read
-//     timeouts) and returns what happened to its own command, so that a
-//     caller always knows whether its write took place.
+//     returns the context's error: nothing of it was sent. A get whose
+//     batch was already taken returns the context's error at once too (its
+//     reply, when it comes, is dropped: a read changes nothing). A push,
+//     set or pop whose batch was taken waits for the batch's reply and
+//     returns what happened to its own command, so that a caller knows
+//     whether its write took place, and a pop never drops an item.
+//   - A batch of one call is sent on the caller's context without its
+//     cancellation: its values and its deadline (which go-redis's
+//     ContextTimeoutEnabled applies to the socket, as for a command of the
+//     caller's own). A batch of several is sent on a context that carries
+//     the latest of their deadlines (none if one has none) and ends when
+//     every one of their contexts has ended: go-redis then sends nothing
+//     for a batch whose callers have all gone, and stops retrying a get
+//     batch that nobody waits for.
+//   - A panic while a batch is sent (a hook of the caller's client, say)
+//     fails every call of the batch, with ErrUnknownOutcome for its
+//     writes, gives the flight back and hands the line on, and then goes
+//     on up the goroutine that sent the batch: no caller is left waiting.
 //
 // A batch's writes are never sent twice: go-redis would send a command
 // again after losing its reply, and a multi-value LPUSH sent twice stores
@@ -54,9 +69,11 @@ const (
 type callState uint8
 
 const (
-	callIdle   callState = iota
-	callQueued           // waiting in line: its owner may still withdraw it
-	callTaken            // in a batch: its owner waits for the batch's reply
+	callIdle      callState = iota
+	callQueued              // waiting in line: its owner may still withdraw it
+	callTaken               // in a batch: its owner waits for the batch's reply
+	callDone                // its batch's reply is in: its results are set
+	callAbandoned           // a get whose owner left: the batch's sender recycles it
 )
 
 // call is one caller's part of a batch: A holds its arguments and its
@@ -75,9 +92,12 @@ type call[A any] struct {
 }
 
 // coalescer batches the calls of one kind. send sends one batch, on the
-// command client, and sets every call's results and err.
+// command client with ctx, and sets every call's results and err; failed
+// sets every call's err after send panicked.
 type coalescer[A any] struct {
-	send       func(cl redis.UniversalClient, batch []*call[A])
+	send       func(ctx context.Context, cl redis.UniversalClient, batch []*call[A])
+	failed     error // the error of a call whose batch's send panicked
+	abandon    bool  // a caller whose context ends may leave a batch that was taken (reads)
 	maxFlights int
 
 	mu      sync.Mutex
@@ -87,8 +107,8 @@ type coalescer[A any] struct {
 	pool    sync.Pool
 }
 
-func newCoalescer[A any](off bool, send func(redis.UniversalClient, []*call[A])) *coalescer[A] {
-	b := &coalescer[A]{send: send, maxFlights: defaultFlights}
+func newCoalescer[A any](off, abandon bool, failed error, send func(context.Context, redis.UniversalClient, []*call[A])) *coalescer[A] {
+	b := &coalescer[A]{send: send, failed: failed, abandon: abandon, maxFlights: defaultFlights}
 	if off {
 		b.maxFlights = math.MaxInt // every call is a batch of its own, sent at once
 	}
@@ -105,13 +125,15 @@ func (b *coalescer[A]) put(c *call[A]) {
 }
 
 // do sends c, alone or in a batch, on cl, and returns once c has its
-// results (c.err among them). The caller must hold an operation of
-// Connection (acquire), so that Close waits for it and for the batches it
-// sends.
-func (b *coalescer[A]) do(ctx context.Context, cl redis.UniversalClient, c *call[A]) {
+// results (c.err among them), or, for a coalescer whose callers may
+// abandon (gets), with abandoned true when ctx ended first: c then
+// belongs to the batch's sender, and the caller must neither read it nor
+// put it back. The caller must hold an operation of Connection (acquire),
+// so that Close waits for it and for the batches it sends.
+func (b *coalescer[A]) do(ctx context.Context, cl redis.UniversalClient, c *call[A]) (abandoned bool) {
 	if err := ctx.Err(); err != nil {
 		c.err = err
-		return
+		return false
 	}
 	c.ctx = ctx
 	b.mu.Lock()
@@ -123,7 +145,7 @@ func (b *coalescer[A]) do(ctx context.Context, cl redis.UniversalClient, c *call
 		batch := append(b.batchSlice(), c)
 		b.mu.Unlock()
 		b.fly(cl, c, batch)
-		return
+		return false
 	}
 	c.state = callQueued
 	b.line = append(b.line, c)
@@ -133,31 +155,62 @@ func (b *coalescer[A]) do(ctx context.Context, cl redis.UniversalClient, c *call
 	case <-c.wake:
 	case <-ctx.Done():
 		b.mu.Lock()
-		if c.state == callQueued {
+		switch {
+		case c.state == callQueued:
 			b.withdraw(c)
 			b.mu.Unlock()
 			c.err = ctx.Err()
-			return
+			return false
+		case c.state == callTaken && c.lead == nil && b.abandon:
+			c.state = callAbandoned
+			b.mu.Unlock()
+			return true
 		}
 		b.mu.Unlock()
-		<-c.wake // taken: the batch decides
+		<-c.wake // the batch decides, or c sends the next one
 	}
 	if batch := c.lead; batch != nil {
 		c.lead = nil
 		b.fly(cl, c, batch)
 	}
+	return false
 }
 
 // fly sends batch, which holds self, the caller's own call; then hands the
 // calls waiting in line to the first of them as the next batch, or ends
-// the flight; then wakes the other calls of batch.
+// the flight; then wakes the other calls of batch, and recycles those
+// whose callers left.
 func (b *coalescer[A]) fly(cl redis.UniversalClient, self *call[A], batch []*call[A]) {
-	b.send(cl, batch)
+	defer b.land(self, batch)
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	b.send(ctx, cl, batch)
+}
 
+// land ends the flight of batch, as fly says; if send panicked, it first
+// gives every call of batch b.failed, and lets the panic go on after.
+func (b *coalescer[A]) land(self *call[A], batch []*call[A]) {
+	if p := recover(); p != nil {
+		for _, c := range batch {
+			c.err = b.failed
+		}
+		defer panic(p)
+	}
 	b.mu.Lock()
 	next, cancelled := b.take()
 	if next == nil {
 		b.flights--
+	} else {
+		next[0].lead = next
+	}
+	var left []*call[A]
+	for i, c := range batch {
+		if c.state == callAbandoned {
+			left = append(left, c)
+			batch[i] = nil
+		} else {
+			c.state = callDone
+		}
 	}
 	b.mu.Unlock()
 
@@ -165,18 +218,70 @@ func (b *coalescer[A]) fly(cl redis.UniversalClient, self *call[A], batch []*cal
 		c.wake <- struct{}{}
 	}
 	if next != nil {
-		next[0].lead = next
 		next[0].wake <- struct{}{}
 	}
 	for _, c := range batch {
-		if c != self {
+		if c != nil && c != self {
 			c.wake <- struct{}{}
 		}
+	}
+	for _, c := range left {
+		b.put(c)
 	}
 	clear(batch)
 	b.mu.Lock()
 	b.spare = append(b.spare, batch[:0])
 	b.mu.Unlock()
+}
+
+// batchContext returns the context to send batch on, as the comment at
+// the top of this file says, and what releases it.
+func batchContext[A any](batch []*call[A]) (context.Context, context.CancelFunc) {
+	if len(batch) == 1 {
+		// The caller's values and deadline, not its cancellation: once
+		// sent, the command runs to its reply, so that the caller learns
+		// what it did (and a pop's items reach it).
+		ctx := context.WithoutCancel(batch[0].ctx)
+		if d, ok := batch[0].ctx.Deadline(); ok {
+			return context.WithDeadline(ctx, d)
+		}
+		return ctx, func() {}
+	}
+	var latest time.Time
+	for _, c := range batch {
+		d, ok := c.ctx.Deadline()
+		if !ok {
+			latest = time.Time{}
+			break
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if !latest.IsZero() {
+		var stop context.CancelFunc
+		ctx, stop = context.WithDeadline(ctx, latest)
+		cancel = func(cancel context.CancelFunc) context.CancelFunc {
+			return func() { stop(); cancel() }
+		}(cancel)
+	}
+	var open atomic.Int32
+	open.Store(int32(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, c := range batch {
+		stops[i] = context.AfterFunc(c.ctx, func() {
+			if open.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
 }
 
 // take removes the next batch from the line: the oldest calls, up to the
@@ -188,11 +293,13 @@ func (b *coalescer[A]) take() (batch, cancelled []*call[A]) {
 	for ; i < len(b.line); i++ {
 		c := b.line[i]
 		if err := c.ctx.Err(); err != nil {
-			c.err, c.state = err, callTaken
+			c.err, c.state = err, callDone
 			cancelled = append(cancelled, c)
 			continue
 		}
-		if len(batch) > 0 && (items+c.items > maxBatchItems || bytes+c.bytes > maxBatchBytes) {
+		// (Compared so that no sum can overflow: a PopMany may ask for
+		// math.MaxInt items; such a call goes alone.)
+		if len(batch) > 0 && (c.items > maxBatchItems-items || c.bytes > maxBatchBytes-bytes) {
 			break
 		}
 		if batch == nil {
@@ -275,23 +382,18 @@ func (onceInt) NoRetry() bool         { return true }
 func (onceStatus) NoRetry() bool      { return true }
 func (onceStringSlice) NoRetry() bool { return true }
 
-// batchCtx is the context batches run on: not a caller's, since a batch
-// holds the commands of several, and once sent it must run to its reply so
-// that each caller learns its outcome.
-var batchCtx = context.Background()
-
 // sendBatch sends cmds on cl: one command alone, several as one pipeline. Each
 // command's own error is in it afterwards.
-func sendBatch(cl redis.UniversalClient, cmds []redis.Cmder) {
+func sendBatch(ctx context.Context, cl redis.UniversalClient, cmds []redis.Cmder) {
 	if len(cmds) == 1 {
-		_ = cl.Process(batchCtx, cmds[0])
+		_ = cl.Process(ctx, cmds[0])
 		return
 	}
 	pipe := cl.Pipeline()
 	for _, cmd := range cmds {
-		_ = pipe.Process(batchCtx, cmd)
+		_ = pipe.Process(ctx, cmd)
 	}
-	_, _ = pipe.Exec(batchCtx)
+	_, _ = pipe.Exec(ctx)
 }
 
 // sentError is the error of a write that was sent once and not again: a
@@ -306,12 +408,28 @@ func sentError(err error) error {
 }
 
 // notSent reports whether err shows that a command never left the client:
-// no connection could be had from the pool or dialled, or the client is
-// closed.
+// no connection could be had from the pool or dialled, the client is
+// closed, or the batch's context ended before it was sent (go-redis checks
+// the context before it sends; a deadline that passes while it reads the
+// reply is a net timeout, not a context error).
 func notSent(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
-		errors.As(err, &op) && op.Op == "dial"
+		errors.As(err, &op) && op.Op == "dial" ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// errSendPanicked is the error of a write whose batch's send panicked:
+// it may have reached the server.
+var errSendPanicked = fmt.Errorf("%w: the batch failed with a panic", ErrUnknownOutcome)
+
+// popLost says, for a pop whose outcome is unknown, that what the server
+// popped for it, if anything, is lost.
+func popLost(err error) error {
+	if errors.Is(err, ErrUnknownOutcome) {
+		return fmt.Errorf("%w (items the server popped for this batch, if any, are lost)", err)
+	}
+	return err
 }
 
 // batchers are the coalescers of a DataStore.
@@ -324,10 +442,10 @@ type batchers struct {
 
 func newBatchers(off bool) batchers {
 	return batchers{
-		push: newCoalescer(off, sendPushes),
-		set:  newCoalescer(off, sendSets),
-		get:  newCoalescer(off, sendGets),
-		pop:  newCoalescer(off, sendPops),
+		push: newCoalescer(off, false, errSendPanicked, sendPushes),
+		set:  newCoalescer(off, false, errSendPanicked, sendSets),
+		get:  newCoalescer(off, true, errors.New("storagegen: the get's batch failed with a panic"), sendGets),
+		pop:  newCoalescer(off, false, popLost(errSendPanicked), sendPops),
 	}
 }
 
@@ -343,7 +461,7 @@ type pushArg struct {
 
 func pushKey(a *pushArg) string { return a.key }
 
-func sendPushes(cl redis.UniversalClient, batch []*call[pushArg]) {
+func sendPushes(ctx context.Context, cl redis.UniversalClient, batch []*call[pushArg]) {
 	var cmd1 [1]redis.Cmder
 	var lpush1 [1]*redis.IntCmd
 	cmds, lpush := cmd1[:0], lpush1[:0] // usually one queue
@@ -358,11 +476,11 @@ func sendPushes(cl redis.UniversalClient, batch []*call[pushArg]) {
 		for _, c := range calls {
 			args = append(args, c.arg.items...)
 		}
-		cmd := redis.NewIntCmd(batchCtx, args...)
+		cmd := redis.NewIntCmd(ctx, args...)
 		cmds = append(cmds, onceInt{cmd})
 		lpush = append(lpush, cmd)
 	})
-	sendBatch(cl, cmds)
+	sendBatch(ctx, cl, cmds)
 	i := 0
 	runs(batch, pushKey, func(_ string, calls []*call[pushArg]) {
 		err := sentError(lpush[i].Err())
@@ -380,7 +498,7 @@ type setArg struct {
 	n    int
 }
 
-func sendSets(cl redis.UniversalClient, batch []*call[setArg]) {
+func sendSets(ctx context.Context, cl redis.UniversalClient, batch []*call[setArg]) {
 	var cmd1 [1]redis.Cmder
 	var set1 [1]*redis.StatusCmd
 	cmds, sets := cmd1[:], set1[:]
@@ -388,10 +506,10 @@ func sendSets(cl redis.UniversalClient, batch []*call[setArg]) {
 		cmds, sets = make([]redis.Cmder, len(batch)), make([]*redis.StatusCmd, len(batch))
 	}
 	for i, c := range batch {
-		sets[i] = redis.NewStatusCmd(batchCtx, c.arg.args[:c.arg.n]...)
+		sets[i] = redis.NewStatusCmd(ctx, c.arg.args[:c.arg.n]...)
 		cmds[i] = onceStatus{sets[i]}
 	}
-	sendBatch(cl, cmds)
+	sendBatch(ctx, cl, cmds)
 	for i, c := range batch {
 		c.err = sentError(sets[i].Err())
 	}
@@ -407,7 +525,7 @@ type getArg struct {
 	ok   bool
 }
 
-func sendGets(cl redis.UniversalClient, batch []*call[getArg]) {
+func sendGets(ctx context.Context, cl redis.UniversalClient, batch []*call[getArg]) {
 	var cmd1 [1]redis.Cmder
 	var get1 [1]*redis.StringCmd
 	cmds, gets := cmd1[:], get1[:]
@@ -415,10 +533,10 @@ func sendGets(cl redis.UniversalClient, batch []*call[getArg]) {
 		cmds, gets = make([]redis.Cmder, len(batch)), make([]*redis.StringCmd, len(batch))
 	}
 	for i, c := range batch {
-		gets[i] = redis.NewStringCmd(batchCtx, c.arg.args[:]...)
+		gets[i] = redis.NewStringCmd(ctx, c.arg.args[:]...)
 		cmds[i] = gets[i]
 	}
-	sendBatch(cl, cmds)
+	sendBatch(ctx, cl, cmds)
 	for i, c := range batch {
 		data, err := gets[i].Bytes()
 		switch {
@@ -444,7 +562,7 @@ type popArg struct {
 
 func popKey(a *popArg) string { return a.key }
 
-func sendPops(cl redis.UniversalClient, batch []*call[popArg]) {
+func sendPops(ctx context.Context, cl redis.UniversalClient, batch []*call[popArg]) {
 	var cmd1 [1]redis.Cmder
 	var rpop1 [1]*redis.StringSliceCmd
 	cmds, rpop := cmd1[:0], rpop1[:0] // usually one queue
@@ -454,11 +572,11 @@ func sendPops(cl redis.UniversalClient, batch []*call[popArg]) {
 		for _, c := range calls {
 			n += c.arg.n
 		}
-		cmd := redis.NewStringSliceCmd(batchCtx, "rpop", key, n)
+		cmd := redis.NewStringSliceCmd(ctx, "rpop", key, n)
 		cmds = append(cmds, onceStringSlice{cmd})
 		rpop = append(rpop, cmd)
 	})
-	sendBatch(cl, cmds)
+	sendBatch(ctx, cl, cmds)
 	i := 0
 	runs(batch, popKey, func(_ string, calls []*call[popArg]) {
 		res, err := rpop[i].Result()
@@ -466,10 +584,7 @@ func sendPops(cl redis.UniversalClient, batch []*call[popArg]) {
 		if err == redis.Nil {
 			err = nil // an empty queue
 		}
-		err = sentError(err)
-		if errors.Is(err, ErrUnknownOutcome) {
-			err = fmt.Errorf("%w (items the server popped for this batch, if any, are lost)", err)
-		}
+		err = popLost(sentError(err))
 		for _, c := range calls {
 			c.err = err
 			take := min(c.arg.n, len(res))

@@ -261,10 +261,18 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 		}
 		items = append(items, item)
 		if n > 1 {
-			// RPOP with a count takes what is there, oldest first, at once.
-			res, err := cl.RPopCount(context.WithoutCancel(ctx), key, n-1).Result()
-			if err != nil && err != redis.Nil {
-				popErr = opError("pop", key, mapErr(err))
+			// RPOP with a count takes what is there, oldest first, at once;
+			// sent once, as the coalesced pops are: go-redis would send it
+			// again after losing its reply, and what the first took would
+			// be lost without a word.
+			cmd := redis.NewStringSliceCmd(ctx, "rpop", key, n-1)
+			_ = cl.Process(context.WithoutCancel(ctx), onceStringSlice{cmd})
+			res, err := cmd.Result()
+			if err == redis.Nil {
+				err = nil
+			}
+			if err = popLost(sentError(err)); err != nil {
+				popErr = opError("pop", key, err)
 			}
 			for _, r := range res {
 				items = append(items, []byte(r))
