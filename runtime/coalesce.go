@@ -82,7 +82,8 @@ const (
 type call[A any] struct {
 	arg   A
 	ctx   context.Context
-	items int // items it adds to a batch, for maxBatchItems
+	alone uncancelled // ctx without its cancellation, to send a batch of this call alone
+	items int         // items it adds to a batch, for maxBatchItems
 	bytes int // payload bytes, for maxBatchBytes
 	err   error
 
@@ -120,7 +121,7 @@ func (b *coalescer[A]) get() *call[A] { return b.pool.Get().(*call[A]) }
 
 func (b *coalescer[A]) put(c *call[A]) {
 	var zero A
-	c.arg, c.ctx, c.err, c.items, c.bytes, c.state = zero, nil, nil, 0, 0, callIdle
+	c.arg, c.ctx, c.alone, c.err, c.items, c.bytes, c.state = zero, nil, uncancelled{}, nil, 0, 0, callIdle
 	b.pool.Put(c)
 }
 
@@ -234,6 +235,17 @@ func (b *coalescer[A]) land(self *call[A], batch []*call[A]) {
 	b.mu.Unlock()
 }
 
+func noop() {}
+
+// uncancelled is a context with the values and the deadline of its
+// parent but never done: unlike context.WithoutCancel, it keeps the
+// deadline (go-redis's ContextTimeoutEnabled reads it), and unlike
+// WithDeadline it allocates nothing, living in its pooled call.
+type uncancelled struct{ context.Context }
+
+func (uncancelled) Done() <-chan struct{} { return nil }
+func (uncancelled) Err() error            { return nil }
+
 // batchContext returns the context to send batch on, as the comment at
 // the top of this file says, and what releases it.
 func batchContext[A any](batch []*call[A]) (context.Context, context.CancelFunc) {
@@ -241,11 +253,9 @@ func batchContext[A any](batch []*call[A]) (context.Context, context.CancelFunc)
 		// The caller's values and deadline, not its cancellation: once
 		// sent, the command runs to its reply, so that the caller learns
 		// what it did (and a pop's items reach it).
-		ctx := context.WithoutCancel(batch[0].ctx)
-		if d, ok := batch[0].ctx.Deadline(); ok {
-			return context.WithDeadline(ctx, d)
-		}
-		return ctx, func() {}
+		c := batch[0]
+		c.alone = uncancelled{c.ctx} // put clears it
+		return &c.alone, noop
 	}
 	var latest time.Time
 	for _, c := range batch {
