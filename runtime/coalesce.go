@@ -84,7 +84,7 @@ type call[A any] struct {
 	ctx   context.Context
 	alone uncancelled // ctx without its cancellation, to send a batch of this call alone
 	items int         // items it adds to a batch, for maxBatchItems
-	bytes int // payload bytes, for maxBatchBytes
+	bytes int         // payload bytes, for maxBatchBytes
 	err   error
 
 	state callState
