@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -189,10 +190,15 @@ func (c *Connection) Close() error {
 	return errors.Join(errs...)
 }
 
-// mapErr turns errors from a closing go-redis client into ErrClosed.
+// mapErr turns errors from a closing go-redis client into ErrClosed, and
+// a server's OOM reply into one that also wraps ErrOutOfMemory.
 func mapErr(err error) error {
 	if errors.Is(err, redis.ErrClosed) {
 		return ErrClosed
+	}
+	var re redis.Error
+	if errors.As(err, &re) && strings.HasPrefix(re.Error(), "OOM ") && !errors.Is(err, ErrOutOfMemory) {
+		return fmt.Errorf("%w: %w", ErrOutOfMemory, err)
 	}
 	return err
 }

@@ -20,7 +20,14 @@
 // they are not taken for the Go runtime's.
 package runtime
 
-import "sync"
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // SupportPackageIsVersion1 is referenced by generated code; it fails to
 // compile against a runtime that no longer supports what it emits.
@@ -40,6 +47,8 @@ type DataStore struct {
 	batch      batchers // coalesces concurrent pushes, sets, gets and pops (coalesce.go)
 	reclaimed  sync.Map // queue key → *atomic.Int64: unix ns of its last reclaim (reliable.go)
 	promoters  sync.Map // queue key → *promoter: makes delayed items ready on time (reliable.go)
+	log        *slog.Logger
+	eviction   sync.Once // checks the server's eviction policy (warnEviction)
 }
 
 // New validates opts and returns a DataStore. It does not connect: the
@@ -54,6 +63,10 @@ func New(opts Options) (*DataStore, error) {
 		prefix:     opts.Prefix,
 		maxPayload: opts.MaxPayloadBytes,
 		batch:      newBatchers(opts.NoCoalescing),
+		log:        opts.Logger,
+	}
+	if ds.log == nil {
+		ds.log = slog.Default()
 	}
 	if ds.maxPayload == 0 {
 		ds.maxPayload = DefaultMaxPayloadBytes
@@ -68,4 +81,27 @@ func New(opts Options) (*DataStore, error) {
 func (ds *DataStore) Close() error {
 	ds.stopPromoters()
 	return ds.Connection.Close()
+}
+
+// warnEviction reads the server's maxmemory-policy, once per DataStore, on
+// its first at-least-once push or receive, and warns through the logger
+// when it is not noeviction: a server that evicts keys when its memory is
+// full may drop the keys of an at-least-once queue, and with them items
+// whose push returned nil. A server that does not let the user read its
+// configuration (NOPERM from a managed service, CONFIG renamed away) is
+// taken as it is, with a debug line. It costs the first call one round
+// trip, of at most a second.
+func (ds *DataStore) warnEviction(ctx context.Context, cl redis.UniversalClient) {
+	ds.eviction.Do(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		res, err := cl.ConfigGet(ctx, "maxmemory-policy").Result()
+		if err != nil {
+			ds.log.Debug("storagegen: could not read the server's maxmemory-policy", "err", err)
+			return
+		}
+		if p := res["maxmemory-policy"]; p != "" && p != "noeviction" {
+			ds.log.Warn("storagegen: the server's maxmemory-policy is not noeviction: when its memory is full it may evict the keys of at-least-once queues, losing items; set maxmemory-policy noeviction", "maxmemory-policy", p)
+		}
+	})
 }

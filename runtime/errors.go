@@ -47,6 +47,11 @@ var (
 	// once or not at all, never twice: such writes are not sent again.
 	// For a pop, items the server took are lost.
 	ErrUnknownOutcome = errors.New("outcome unknown: the reply was lost after sending, and the write was not sent again")
+	// ErrOutOfMemory means the server refused a write because its memory
+	// is full (maxmemory reached with the noeviction policy: Redis's
+	// "OOM command not allowed" reply, which the error also wraps).
+	// Nothing was written; reads, acks and receives go on working.
+	ErrOutOfMemory = errors.New("server out of memory")
 )
 
 // Error is the error returned by an operation. Its message starts with

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -70,6 +71,13 @@ type Options struct {
 	// coalesced. Either way a write is never sent twice and ctx is honoured
 	// in the same way; only the batching differs.
 	NoCoalescing bool
+
+	// Logger receives what the DataStore has to report outside a call's
+	// error: today, that the server may evict the keys of at-least-once
+	// queues (see the README's "Full memory"). Never payloads or
+	// passwords. Default (nil): slog.Default(). Consume has its own
+	// (ConsumeOptions.Logger).
+	Logger *slog.Logger
 
 	// Prefix is prepended to every key the untyped QueueStore and
 	// CacheStore build. Typed stores use their schema's prefix instead.

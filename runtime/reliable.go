@@ -159,6 +159,7 @@ func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) er
 		args = append(args, id, payloads[i])
 	}
 	return r.ds.Connection.call("push", r.key, func(cl redis.UniversalClient) error {
+		r.ds.warnEviction(ctx, cl)
 		return pushScript.run(ctx, r.ds.Connection, cl, keys, args...).Err()
 	})
 }
@@ -336,6 +337,7 @@ func (r *reliable) receive(ctx context.Context, n int, timeout time.Duration, cn
 		return nil, opError("receive", r.key, err)
 	}
 	defer release()
+	r.ds.warnEviction(ctx, cl)
 
 	fail := func(err error) ([]leased, error) {
 		if ctx.Err() == nil && r.ds.Connection.closing.Err() != nil {
