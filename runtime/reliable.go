@@ -18,13 +18,15 @@ import (
 //
 // A plain BRPOP is at-most-once: between the pop and the end of its work an
 // item lives only in the consumer's memory. So an item here is never only
-// in memory. Push stores each item under an ID with one script that also
-// records the ID, so a push that go-redis retries after a lost reply is
-// stored once (go-redis sends a command again when its reply is lost).
-// Receive moves an ID from the ready list to the processing list and leases
-// it: one script when items are waiting, BLMOVE and then the same script
-// for the moved ID when it has to wait. A delivery that is not acked before its lease runs
-// out is reclaimed: put back, or made a dead letter after MaxDeliveries.
+// in memory. A push call stores its items, each under an ID, with one
+// script that also records the call's first ID, so a push that go-redis
+// retries after a lost reply is stored once (go-redis sends a command
+// again when its reply is lost). A take (one run of the receive script)
+// leases up to n of the oldest ready items, moving their IDs from the
+// ready list to the leases; when nothing is ready, BLMOVE waits and moves
+// one ID to the processing list, and a take leases it (with up to n-1
+// more). A delivery that is not acked before its lease runs out is
+// reclaimed: put back, or made a dead letter after MaxDeliveries.
 // Reclaiming is done by Receive itself, at most once per reclaimInterval per
 // queue and DataStore, and by Reclaim. Delayed items become ready when they
 // are due (see promoteAt). See scripts.go and lua/ for each step.
