@@ -676,25 +676,42 @@ func (r *reliable) batch(ctx context.Context, op string, s *script, keys []strin
 	return res, err
 }
 
-// nack gives an item back after the failure cause, settling settled as
-// hold does, deleting receipt (the key of the take that leased it, when
-// this is its last delivery out, else ""), and counting in cnt; it reports whether the item became a dead letter.
+// nack gives an item back after the failure cause, deleting receipt (the
+// key of the take that leased it, when this is its last delivery out,
+// else ""), and counting in cnt; it reports whether the item became a
+// dead letter. A reply of 0 (the delivery no longer holds the item) is
+// ErrLeaseLost. settled, if not nil, is checked before anything is sent,
+// and set once the server has answered either way.
 func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id string, attempt int, delay time.Duration, cause string, cnt *Counters) (dead bool, err error) {
+	if settled != nil && settled.Load() {
+		return false, r.lost("nack", id, attempt)
+	}
 	keys := r.keys
 	if receipt != "" {
 		keys = r.withReceipt(receipt)
 	}
-	n, err := r.hold(ctx, "nack", nackScript, settled, keys, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes))
-	if err == nil {
-		cnt.add(nacked, 1)
-		if n == 2 {
-			cnt.add(deadLettered, 1)
-		}
-		if n == 1 && delay.Milliseconds() > 0 {
-			r.promoteAt(time.Now().Add(delay))
-		}
+	var n int64
+	err = r.ds.Connection.call("nack", r.key, func(cl redis.UniversalClient) (err error) {
+		n, err = nackScript.run(ctx, r.ds.Connection, cl, keys, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes)).Int64()
+		return err
+	})
+	if err != nil {
+		return false, err
 	}
-	return n == 2, err
+	if settled != nil {
+		settled.Store(true)
+	}
+	if n == 0 {
+		return false, r.lost("nack", id, attempt)
+	}
+	cnt.add(nacked, 1)
+	if n == 2 {
+		cnt.add(deadLettered, 1)
+	}
+	if n == 1 && delay.Milliseconds() > 0 {
+		r.promoteAt(time.Now().Add(delay))
+	}
+	return n == 2, nil
 }
 
 // promoter makes one queue's delayed items ready when they are due, on
@@ -761,31 +778,6 @@ func (ds *DataStore) stopPromoters() {
 		p.mu.Unlock()
 		return true
 	})
-}
-
-// hold runs a script that acts on the item id for the delivery attempt,
-// and returns the script's reply. A reply of 0 (the delivery no longer
-// holds the item) is ErrLeaseLost. settled, if not nil, is set once the
-// server has answered either way, and checked before anything is sent.
-func (r *reliable) hold(ctx context.Context, op string, s *script, settled *atomic.Bool, keys []string, id string, attempt int, args ...any) (int64, error) {
-	if settled != nil && settled.Load() {
-		return 0, r.lost(op, id, attempt)
-	}
-	var n int64
-	err := r.ds.Connection.call(op, r.key, func(cl redis.UniversalClient) (err error) {
-		n, err = s.run(ctx, r.ds.Connection, cl, keys, append([]any{id, attempt}, args...)...).Int64()
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	if settled != nil {
-		settled.Store(true)
-	}
-	if n == 0 {
-		return 0, r.lost(op, id, attempt)
-	}
-	return n, nil
 }
 
 // settleContext is for steps that must finish although ctx has ended: it
