@@ -268,13 +268,12 @@ func batchContext[A any](batch []*call[A]) (context.Context, context.CancelFunc)
 			latest = d
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if !latest.IsZero() {
-		var stop context.CancelFunc
-		ctx, stop = context.WithDeadline(ctx, latest)
-		cancel = func(cancel context.CancelFunc) context.CancelFunc {
-			return func() { stop(); cancel() }
-		}(cancel)
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if latest.IsZero() {
+		ctx, cancel = context.WithCancel(context.Background())
+	} else {
+		ctx, cancel = context.WithDeadline(context.Background(), latest)
 	}
 	var open atomic.Int32
 	open.Store(int32(len(batch)))
