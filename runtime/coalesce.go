@@ -441,6 +441,17 @@ func popLost(err error) error {
 	return err
 }
 
+// popResult is what an RPOP key count that was sent once took, and its
+// error: none for an empty queue, and for a reply lost after sending, one
+// that says what the server popped for it is lost.
+func popResult(cmd *redis.StringSliceCmd) ([]string, error) {
+	res, err := cmd.Result()
+	if err == redis.Nil {
+		err = nil // an empty queue
+	}
+	return res, popLost(sentError(err))
+}
+
 // batchers are the coalescers of a DataStore.
 type batchers struct {
 	push *coalescer[pushArg]
@@ -588,12 +599,8 @@ func sendPops(ctx context.Context, cl redis.UniversalClient, batch []*call[popAr
 	sendBatch(ctx, cl, cmds)
 	i := 0
 	runs(batch, popKey, func(_ string, calls []*call[popArg]) {
-		res, err := rpop[i].Result()
+		res, err := popResult(rpop[i])
 		i++
-		if err == redis.Nil {
-			err = nil // an empty queue
-		}
-		err = popLost(sentError(err))
 		for _, c := range calls {
 			c.err = err
 			take := min(c.arg.n, len(res))
