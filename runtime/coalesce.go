@@ -268,13 +268,12 @@ func batchContext[A any](batch []*call[A]) (context.Context, context.CancelFunc)
 			latest = d
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if !latest.IsZero() {
-		var stop context.CancelFunc
-		ctx, stop = context.WithDeadline(ctx, latest)
-		cancel = func(cancel context.CancelFunc) context.CancelFunc {
-			return func() { stop(); cancel() }
-		}(cancel)
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if latest.IsZero() {
+		ctx, cancel = context.WithCancel(context.Background())
+	} else {
+		ctx, cancel = context.WithDeadline(context.Background(), latest)
 	}
 	var open atomic.Int32
 	open.Store(int32(len(batch)))
@@ -442,6 +441,17 @@ func popLost(err error) error {
 	return err
 }
 
+// popResult is what an RPOP key count that was sent once took, and its
+// error: none for an empty queue, and for a reply lost after sending, one
+// that says what the server popped for it is lost.
+func popResult(cmd *redis.StringSliceCmd) ([]string, error) {
+	res, err := cmd.Result()
+	if err == redis.Nil {
+		err = nil // an empty queue
+	}
+	return res, popLost(sentError(err))
+}
+
 // batchers are the coalescers of a DataStore.
 type batchers struct {
 	push *coalescer[pushArg]
@@ -589,12 +599,8 @@ func sendPops(ctx context.Context, cl redis.UniversalClient, batch []*call[popAr
 	sendBatch(ctx, cl, cmds)
 	i := 0
 	runs(batch, popKey, func(_ string, calls []*call[popArg]) {
-		res, err := rpop[i].Result()
+		res, err := popResult(rpop[i])
 		i++
-		if err == redis.Nil {
-			err = nil // an empty queue
-		}
-		err = popLost(sentError(err))
 		for _, c := range calls {
 			c.err = err
 			take := min(c.arg.n, len(res))

@@ -550,10 +550,10 @@ func (c *consumer[T]) backoff(attempt int) time.Duration {
 	return min(d, c.opts.MaxRetryBackoff)
 }
 
-// Receive retries after server errors are spaced by a gate of the
-// Consume: at least minRetryGap apart, so at most 20 a second, and each
-// at least the current delay after its failure; the delay doubles with each failure in a row, up to
-// maxRetryDelay, and resets on success.
+// The receiver's retries after server errors are spaced by the Consume's
+// retryGate: at least minRetryGap apart, so at most 20 a second, and each
+// at least the current delay after its failure; the delay doubles with
+// each failure in a row, up to maxRetryDelay, and resets on success.
 const (
 	minRetryGap   = 50 * time.Millisecond
 	maxRetryDelay = time.Second

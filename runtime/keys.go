@@ -88,7 +88,7 @@ func reliableKeys(queueKey string) []string { return keyspace.ReliableKeys(queue
 // at-least-once queue at queueKey.
 func markerKey(queueKey, id string) string { return keyspace.MarkerKey(queueKey, id) }
 
-// receiptKey returns the key of the receipt of the Receive call token on
+// receiptKey returns the key of the receipt of the take with token on
 // the at-least-once queue at queueKey.
 func receiptKey(queueKey, token string) string { return keyspace.ReceiptKey(queueKey, token) }
 

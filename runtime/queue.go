@@ -267,11 +267,8 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 			// be lost without a word.
 			cmd := redis.NewStringSliceCmd(ctx, "rpop", key, n-1)
 			_ = cl.Process(context.WithoutCancel(ctx), onceStringSlice{cmd})
-			res, err := cmd.Result()
-			if err == redis.Nil {
-				err = nil
-			}
-			if err = popLost(sentError(err)); err != nil {
+			res, err := popResult(cmd)
+			if err != nil {
 				popErr = opError("pop", key, err)
 			}
 			for _, r := range res {

@@ -18,13 +18,15 @@ import (
 //
 // A plain BRPOP is at-most-once: between the pop and the end of its work an
 // item lives only in the consumer's memory. So an item here is never only
-// in memory. Push stores each item under an ID with one script that also
-// records the ID, so a push that go-redis retries after a lost reply is
-// stored once (go-redis sends a command again when its reply is lost).
-// Receive moves an ID from the ready list to the processing list and leases
-// it: one script when items are waiting, BLMOVE and then the same script
-// for the moved ID when it has to wait. A delivery that is not acked before its lease runs
-// out is reclaimed: put back, or made a dead letter after MaxDeliveries.
+// in memory. A push call stores its items, each under an ID, with one
+// script that also records the call's first ID, so a push that go-redis
+// retries after a lost reply is stored once (go-redis sends a command
+// again when its reply is lost). A take (one run of the receive script)
+// leases up to n of the oldest ready items, moving their IDs from the
+// ready list to the leases; when nothing is ready, BLMOVE waits and moves
+// one ID to the processing list, and a take leases it (with up to n-1
+// more). A delivery that is not acked before its lease runs out is
+// reclaimed: put back, or made a dead letter after MaxDeliveries.
 // Reclaiming is done by Receive itself, at most once per reclaimInterval per
 // queue and DataStore, and by Reclaim. Delayed items become ready when they
 // are due (see promoteAt). See scripts.go and lua/ for each step.
@@ -676,25 +678,42 @@ func (r *reliable) batch(ctx context.Context, op string, s *script, keys []strin
 	return res, err
 }
 
-// nack gives an item back after the failure cause, settling settled as
-// hold does, deleting receipt (the key of the take that leased it, when
-// this is its last delivery out, else ""), and counting in cnt; it reports whether the item became a dead letter.
+// nack gives an item back after the failure cause, deleting receipt (the
+// key of the take that leased it, when this is its last delivery out,
+// else ""), and counting in cnt; it reports whether the item became a
+// dead letter. A reply of 0 (the delivery no longer holds the item) is
+// ErrLeaseLost. settled, if not nil, is checked before anything is sent,
+// and set once the server has answered either way.
 func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id string, attempt int, delay time.Duration, cause string, cnt *Counters) (dead bool, err error) {
+	if settled != nil && settled.Load() {
+		return false, r.lost("nack", id, attempt)
+	}
 	keys := r.keys
 	if receipt != "" {
 		keys = r.withReceipt(receipt)
 	}
-	n, err := r.hold(ctx, "nack", nackScript, settled, keys, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes))
-	if err == nil {
-		cnt.add(nacked, 1)
-		if n == 2 {
-			cnt.add(deadLettered, 1)
-		}
-		if n == 1 && delay.Milliseconds() > 0 {
-			r.promoteAt(time.Now().Add(delay))
-		}
+	var n int64
+	err = r.ds.Connection.call("nack", r.key, func(cl redis.UniversalClient) (err error) {
+		n, err = nackScript.run(ctx, r.ds.Connection, cl, keys, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes)).Int64()
+		return err
+	})
+	if err != nil {
+		return false, err
 	}
-	return n == 2, err
+	if settled != nil {
+		settled.Store(true)
+	}
+	if n == 0 {
+		return false, r.lost("nack", id, attempt)
+	}
+	cnt.add(nacked, 1)
+	if n == 2 {
+		cnt.add(deadLettered, 1)
+	}
+	if n == 1 && delay.Milliseconds() > 0 {
+		r.promoteAt(time.Now().Add(delay))
+	}
+	return n == 2, nil
 }
 
 // promoter makes one queue's delayed items ready when they are due, on
@@ -761,31 +780,6 @@ func (ds *DataStore) stopPromoters() {
 		p.mu.Unlock()
 		return true
 	})
-}
-
-// hold runs a script that acts on the item id for the delivery attempt,
-// and returns the script's reply. A reply of 0 (the delivery no longer
-// holds the item) is ErrLeaseLost. settled, if not nil, is set once the
-// server has answered either way, and checked before anything is sent.
-func (r *reliable) hold(ctx context.Context, op string, s *script, settled *atomic.Bool, keys []string, id string, attempt int, args ...any) (int64, error) {
-	if settled != nil && settled.Load() {
-		return 0, r.lost(op, id, attempt)
-	}
-	var n int64
-	err := r.ds.Connection.call(op, r.key, func(cl redis.UniversalClient) (err error) {
-		n, err = s.run(ctx, r.ds.Connection, cl, keys, append([]any{id, attempt}, args...)...).Int64()
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	if settled != nil {
-		settled.Store(true)
-	}
-	if n == 0 {
-		return 0, r.lost(op, id, attempt)
-	}
-	return n, nil
 }
 
 // settleContext is for steps that must finish although ctx has ended: it

@@ -19,17 +19,20 @@ import (
 //     that was not declared;
 //   - touches only the keys passed in KEYS: the queue's keys in the order
 //     of reliableKeys, which lua/prelude.lua names (READY … READY_AT), then,
-//     for push, one marker key per item, and for receive, release, ack and
-//     nack, the receipt of the Receive call (RECEIPT); all of them share
-//     the queue's hash tag, so they are in one cluster slot;
+//     for push, the marker key of the call, and for receive, release, ack
+//     and nack, receipts of takes (RECEIPT); all of them share the queue's
+//     hash tag, so they are in one cluster slot;
 //   - reads the time from the server (TIME), never from the client, whose
 //     clock may be off.
 //
-// An item's ID is in exactly one of: the ready list, the processing list
-// (with or, briefly after BLMOVE, without a lease), the delayed set or the
-// dead set. Its payload, delivery count and last error live in the hashes
-// until it is acked or purged; while it is in the ready list, READY_AT
-// holds when it got there.
+// An item's ID is in exactly one of: the ready list, the leases (received
+// and not yet acked or nacked, or an orphan that a reclaim leased), the
+// processing list (moved there by BLMOVE, briefly, until a take leases
+// it), the delayed set or the dead set. (A queue written before batched
+// receives may list a leased ID in the processing list too; the scripts
+// handle it once.) Its payload, delivery count and last error live in the
+// hashes until it is acked or purged; while it is in the ready list,
+// READY_AT holds when it got there.
 //
 // A delivery holds its item while the attempts hash still has its attempt
 // number and the item has a lease (even an expired one nobody has reclaimed

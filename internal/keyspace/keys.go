@@ -135,7 +135,7 @@ func ReliableKeys(queueKey string) []string {
 // value, so it cannot bring braces into the key either.
 func MarkerKey(queueKey, id string) string { return suffixKey(queueKey, markerInfix, id) }
 
-// ReceiptKey returns the key of the receipt of the Receive call token on
+// ReceiptKey returns the key of the receipt of the take with token on
 // the at-least-once queue at queueKey. The token is escaped like an ID.
 func ReceiptKey(queueKey, token string) string { return suffixKey(queueKey, receiptInfix, token) }
 

@@ -18,8 +18,8 @@
 -- KEYS[10] RECEIPT    -> <Q>:rx:<token>, the receipt of the take that leased
 --                        this delivery, if none of its other deliveries is
 --                        out any more (Go counts them): deleted
--- ARGV[1] -> the item's ID (Go's hold prepends it: Delivery.ID)
--- ARGV[2] -> the delivery's attempt number (Go's hold prepends it: Delivery.Attempt)
+-- ARGV[1] -> the item's ID (Delivery.ID)
+-- ARGV[2] -> the delivery's attempt number (Delivery.Attempt)
 -- ARGV[3] -> the delay in ms; 0 makes it ready at once
 -- ARGV[4] -> the queue's max deliveries: at this attempt it becomes a dead letter
 -- ARGV[5] -> the failure, kept as its last error (at most 1 KiB)

@@ -9,8 +9,8 @@
 local READY, PROCESSING, LEASES, DELAYED, DEAD, ITEMS, ATTEMPTS, ERRORS, READY_AT =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 -- READY       LIST  IDs ready to be received: pushed at the head, taken from the tail
--- PROCESSING  LIST  IDs received and not yet acked or nacked
--- LEASES      ZSET  ID -> end of its lease, ms of server time
+-- PROCESSING  LIST  IDs BLMOVE moved for a waiting receiver and no take has leased yet
+-- LEASES      ZSET  ID -> end of its lease, ms of server time: the IDs received and not yet acked or nacked
 -- DELAYED     ZSET  ID -> when a nacked item is ready again, ms of server time
 -- DEAD        ZSET  ID -> when it became a dead letter, ms of server time
 -- ITEMS       HASH  ID -> payload

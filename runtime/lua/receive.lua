@@ -5,7 +5,7 @@
 -- PROCESSING, leased first, and the rest come from READY.
 --
 -- Flags: allow-oom. It moves IDs from READY (or PROCESSING) to LEASES and
--- records their delivery counts and the call's receipt (which lives for
+-- records their delivery counts and the take's receipt (which lives for
 -- ARGV[4] ms, or until the ack or nack of the last of its deliveries): a
 -- bounded amount per item that is already stored, never a payload. So
 -- consumers can drain a server whose memory is full (maxmemory with
