@@ -60,9 +60,10 @@ var dataArgs = []string{"--repl-diskless-sync-delay", "0", "--repl-ping-replica-
 // asks the server.
 type Node struct {
 	*Server
-	ID     string // the cluster node ID; empty outside a cluster
-	client atomic.Pointer[redis.Client]
-	down   atomic.Bool
+	ID      string // the cluster node ID; empty outside a cluster
+	client  atomic.Pointer[redis.Client]
+	down    atomic.Bool
+	onStart func(*Node) error // settings that do not outlive the process
 }
 
 func newNode(s *Server) *Node {
@@ -95,6 +96,9 @@ func (n *Node) Restart() error {
 	}
 	n.client.Swap(nodeClient(n.Addr)).Close() // drop the connections to the killed process
 	n.down.Store(false)
+	if n.onStart != nil {
+		return n.onStart(n)
+	}
 	return nil
 }
 
