@@ -12,6 +12,10 @@ if ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 # Debian's package starts a system service on 6379; the tests do not use it.
+# The same binary runs the cluster nodes and the sentinels of
+# internal/redistest (redis-server --cluster-enabled yes, --sentinel): no
+# other package is needed, but Redis 7.0 or later is (cluster-port,
+# SENTINEL DEBUG).
 redis-server --version
 
 echo "test.sh: go vet (and for darwin and windows, where the Linux-only test code must stay out)"

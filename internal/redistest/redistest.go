@@ -49,35 +49,49 @@ func Start(args ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return startWith(bin, func(port int) []string {
-		return append([]string{"--port", strconv.Itoa(port)}, args...)
+	return startWith(bin, func(port int) ([]string, error) {
+		return append([]string{"--port", strconv.Itoa(port)}, args...), nil
 	}, nil)
 }
 
 // startWith starts redis-server with the arguments portArgs gives for a
-// free port, trying a few ports: one may be taken between probing and
-// binding.
-func startWith(bin string, portArgs func(port int) []string, tlsConf *tls.Config) (*Server, error) {
+// free port, in a new directory.
+func startWith(bin string, portArgs func(port int) ([]string, error), tlsConf *tls.Config) (*Server, error) {
 	dir, err := os.MkdirTemp("", "redistest-")
 	if err != nil {
 		return nil, err
 	}
+	s, err := startIn(bin, dir, nil, portArgs, tlsConf)
+	if err != nil {
+		os.RemoveAll(dir)
+	}
+	return s, err
+}
+
+// startIn starts redis-server in dir with the arguments lead (such as a
+// configuration file, which must come first) and those portArgs gives for
+// a free port, trying a few ports: one may be taken between probing and
+// binding.
+func startIn(bin, dir string, lead []string, portArgs func(port int) ([]string, error), tlsConf *tls.Config) (*Server, error) {
 	var lastErr error
 	for range 5 {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
+		more, err := portArgs(port)
+		if err != nil {
+			return nil, err
+		}
 		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, dir: dir, tls: tlsConf}
-		s.args = append([]string{
+		s.args = append(append(append([]string(nil), lead...),
 			"--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no",
 			"--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),
-		}, portArgs(port)...)
+		), more...)
 		if lastErr = s.start(bin); lastErr == nil {
 			return s, nil
 		}
 	}
-	os.RemoveAll(dir)
 	return nil, lastErr
 }
 

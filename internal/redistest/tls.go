@@ -34,9 +34,9 @@ func StartTLS(args ...string) (*Server, *x509.CertPool, error) {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	s, err := startWith(bin, func(port int) []string {
+	s, err := startWith(bin, func(port int) ([]string, error) {
 		return append([]string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", certFile,
-			"--tls-key-file", keyFile, "--tls-auth-clients", "no"}, args...)
+			"--tls-key-file", keyFile, "--tls-auth-clients", "no"}, args...), nil
 	}, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 	if err != nil {
 		os.RemoveAll(dir)
