@@ -42,6 +42,7 @@ func (u *unblockSupport) usable() bool { return u.state.Load() != 2 }
 
 // blockConn is one dedicated connection for blocking pops.
 type blockConn struct {
+	pool    *blockPool // the server's, where it goes back
 	conn    *redis.Conn
 	id      int64  // CLIENT ID; 0 when CLIENT UNBLOCK cannot be used
 	timeout string // exact timeout argument for the next blocking pop
@@ -66,10 +67,14 @@ func (h exactTimeoutHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook 
 	}
 }
 
-// getBlockConn returns a dedicated connection, waiting until deadline or
-// until ctx ends for one of the blockMax to be free. The caller gives it
-// back with putBlockConn.
-func (c *Connection) getBlockConn(ctx context.Context, deadline time.Time) (*blockConn, error) {
+// getBlockConn returns a dedicated connection to the server that holds
+// key, waiting until deadline or until ctx ends for one of the blockMax to
+// be free. The caller gives it back with putBlockConn.
+func (c *Connection) getBlockConn(ctx context.Context, key string, deadline time.Time) (*blockConn, error) {
+	p, err := c.poolFor(ctx, key)
+	if err != nil {
+		return nil, err
+	}
 	select {
 	case c.slots <- struct{}{}:
 	default:
@@ -87,11 +92,11 @@ func (c *Connection) getBlockConn(ctx context.Context, deadline time.Time) (*blo
 	// before its slot was given back, so at most blockMax connections
 	// exist and the go-redis pool (of that size) never makes anyone wait.
 	select {
-	case bc := <-c.free:
+	case bc := <-p.free:
 		return bc, nil
 	default:
 	}
-	bc := &blockConn{conn: c.blocking.Conn()}
+	bc := &blockConn{pool: p, conn: p.client.Conn()}
 	bc.conn.AddHook(exactTimeoutHook{bc})
 	if c.unblock.usable() {
 		id, err := bc.conn.ClientID(ctx).Result()
@@ -117,7 +122,7 @@ func (c *Connection) putBlockConn(bc *blockConn) {
 	defer func() { <-c.slots }()
 	if !bc.broken {
 		select {
-		case c.free <- bc:
+		case bc.pool.free <- bc:
 			return
 		default:
 		}
@@ -135,7 +140,7 @@ type popFunc func(ctx context.Context, conn *redis.Conn, timeout time.Duration) 
 // item is returned and err is nil, because an item is never dropped.
 func (c *Connection) brpop(ctx context.Context, key string, timeout time.Duration) (item []byte, ok bool, err error) {
 	deadline := time.Now().Add(timeout)
-	bc, err := c.getBlockConn(ctx, deadline)
+	bc, err := c.getBlockConn(ctx, key, deadline)
 	if err != nil {
 		return nil, false, err
 	}
@@ -200,7 +205,7 @@ func (c *Connection) popOnce(ctx context.Context, bc *blockConn, wait time.Durat
 		unblocked := make(chan struct{})
 		stop := context.AfterFunc(until, func() {
 			defer close(unblocked)
-			c.unblockUntil(bc.id, done)
+			unblockUntil(bc.pool.unblock, bc.id, done)
 		})
 		defer func() {
 			close(done)
@@ -225,13 +230,14 @@ func (c *Connection) popOnce(ctx context.Context, bc *blockConn, wait time.Durat
 	return []byte(res), true, nil
 }
 
-// unblockUntil sends CLIENT UNBLOCK id until it unblocks the client or done
-// closes. A zero reply means the BRPOP has not reached the server yet (or
+// unblockUntil sends CLIENT UNBLOCK id, through cl (the command client of
+// the server the blocked connection is on), until it unblocks the client
+// or done closes. A zero reply means the BRPOP has not reached the server yet (or
 // has already returned), so it tries again shortly.
-func (c *Connection) unblockUntil(id int64, done <-chan struct{}) {
+func unblockUntil(cl *redis.Client, id int64, done <-chan struct{}) {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		n, err := c.client.ClientUnblock(ctx, id).Result()
+		n, err := cl.ClientUnblock(ctx, id).Result()
 		cancel()
 		if err == nil && n == 1 {
 			return

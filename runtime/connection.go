@@ -14,19 +14,22 @@ import (
 )
 
 // Connection manages the Redis clients of a DataStore: one pool for
-// ordinary commands and one, apart from it, for blocking pops. Both are made
+// ordinary commands and, apart from it, one for blocking pops (for a
+// cluster, one per primary, made when a pop first needs it). They are made
 // on first use, not by New, so that building a DataStore never fails for
-// want of a server, and neither dials before a command needs it.
+// want of a server, and none dials before a command needs it.
 type Connection struct {
-	opts     *redis.Options // nil when the caller brought Client
-	own      *redis.Client
+	opts     *redis.Options        // nil when the caller brought Client
+	own      redis.UniversalClient // the caller's Client
 	blockMax int
 
-	open     sync.Once // makes the clients on first use
-	client   redis.UniversalClient
-	blocking *redis.Client
-	free     chan *blockConn // idle dedicated connections (blocking.go)
-	slots    chan struct{}   // one token per dedicated connection in use; cap blockMax
+	open    sync.Once // makes the clients on first use
+	client  redis.UniversalClient
+	cluster *redis.ClusterClient // client, when it is a cluster's
+	pool    *blockPool           // the blocking pool, when client is not a cluster's
+	poolsMu sync.Mutex           // guards pools
+	pools   map[string]*blockPool
+	slots   chan struct{} // one token per dedicated connection in use; cap blockMax
 
 	mu       sync.RWMutex // calls hold it shared to register; Close exclusively
 	closed   bool
@@ -102,17 +105,54 @@ func (c *Connection) acquire() (redis.UniversalClient, func(), error) {
 }
 
 func (c *Connection) makeClients() {
-	if c.own != nil {
-		c.client = c.own
-		bo := *c.own.Options()
-		c.blocking = c.newBlockingClient(&bo)
-	} else {
-		c.client = redis.NewClient(c.opts)
-		bo := *c.opts
-		c.blocking = c.newBlockingClient(&bo)
-	}
-	c.free = make(chan *blockConn, c.blockMax)
 	c.slots = make(chan struct{}, c.blockMax)
+	switch own := c.own.(type) {
+	case *redis.ClusterClient:
+		c.client, c.cluster = own, own
+		c.pools = map[string]*blockPool{}
+	case *redis.Client:
+		c.client = own
+		c.pool = c.newBlockPool(own)
+	default:
+		cl := redis.NewClient(c.opts)
+		c.client = cl
+		c.pool = c.newBlockPool(cl)
+	}
+}
+
+// blockPool is the dedicated connections for blocking pops on one server:
+// the only one, or one primary of a cluster.
+type blockPool struct {
+	client  *redis.Client   // makes the connections: the server's options, PoolSize blockMax, no retries
+	unblock *redis.Client   // the server's command client, which sends CLIENT UNBLOCK
+	free    chan *blockConn // idle connections, up to blockMax
+}
+
+func (c *Connection) newBlockPool(cmd *redis.Client) *blockPool {
+	bo := *cmd.Options()
+	return &blockPool{client: c.newBlockingClient(&bo), unblock: cmd, free: make(chan *blockConn, c.blockMax)}
+}
+
+// poolFor returns the blocking pool of the server that holds key: the one
+// server, or the cluster primary that owns key's slot. The clients must
+// have been made (acquire).
+func (c *Connection) poolFor(ctx context.Context, key string) (*blockPool, error) {
+	if c.cluster == nil {
+		return c.pool, nil
+	}
+	node, err := c.cluster.MasterForKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	addr := node.Options().Addr
+	c.poolsMu.Lock()
+	defer c.poolsMu.Unlock()
+	p := c.pools[addr]
+	if p == nil {
+		p = c.newBlockPool(node)
+		c.pools[addr] = p
+	}
+	return p, nil
 }
 
 // untilClose returns ctx, also cancelled when Close begins, for waits that
@@ -175,14 +215,21 @@ func (c *Connection) Close() error {
 	c.inflight.Wait()
 
 	errs := []error{c.closeLocal()}
-	if c.free != nil {
-		close(c.free)
-		for bc := range c.free {
+	pools := []*blockPool{c.pool}
+	c.poolsMu.Lock()
+	for _, p := range c.pools {
+		pools = append(pools, p)
+	}
+	c.poolsMu.Unlock()
+	for _, p := range pools {
+		if p == nil {
+			continue
+		}
+		close(p.free)
+		for bc := range p.free {
 			errs = append(errs, bc.conn.Close())
 		}
-	}
-	if c.blocking != nil {
-		errs = append(errs, c.blocking.Close())
+		errs = append(errs, p.client.Close())
 	}
 	if c.client != nil && c.own == nil {
 		errs = append(errs, c.client.Close())

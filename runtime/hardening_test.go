@@ -442,7 +442,10 @@ func cancelAfterNextBLMOVE(t *testing.T, ds *DataStore, between func()) context.
 	t.Cleanup(cancel)
 	armed := new(atomic.Bool)
 	armed.Store(true)
-	ds.Connection.blocking.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: between})
+	if err := ds.Connection.Ping(bg); err != nil { // makes the clients
+		t.Fatal(err)
+	}
+	ds.Connection.pool.client.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: between})
 	return ctx
 }
 

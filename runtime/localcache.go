@@ -111,10 +111,13 @@ func (c *Connection) newLocalCache(decl *CacheDecl) *localCache {
 		return nil
 	}
 	var o redis.Options
-	if c.own != nil {
-		o = *c.own.Options()
-	} else {
+	switch own := c.own.(type) {
+	case nil:
 		o = *c.opts
+	case *redis.Client:
+		o = *own.Options()
+	default:
+		return nil // a cluster's: its GETs go to the owning primary as for any cache
 	}
 	if o.DB != 0 || o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil {
 		return nil

@@ -46,11 +46,14 @@ type Options struct {
 	// calls. It bounds how many Pops may block at once. Default 100.
 	BlockingPoolSize int
 
-	// Client lets you bring your own go-redis client; blocking pops get a
-	// pool of their own made from its options. The caller closes Client;
-	// DataStore.Close leaves it open. Default: nil (the DataStore makes and
-	// owns its client).
-	Client *redis.Client
+	// Client lets you bring your own go-redis client: a *redis.Client (a
+	// single server, or a Sentinel group's primary from
+	// redis.NewFailoverClient) or a *redis.ClusterClient. Blocking pops
+	// get pools of their own made from its options: one, or, for a
+	// cluster, one per primary, on the node that owns the queue's slot.
+	// The caller closes Client; DataStore.Close leaves it open. Default:
+	// nil (the DataStore makes and owns its client).
+	Client redis.UniversalClient
 
 	// MaxPayloadBytes is the largest encoded payload that is written or
 	// read back; larger ones fail with ErrPayloadTooLarge before anything
@@ -120,6 +123,13 @@ func (o Options) redisOptions() (*redis.Options, error) {
 		bad("URL is set together with Addr, Username, Password or DB; use one")
 	case o.DB < 0:
 		bad("DB %d is negative", o.DB)
+	}
+	switch o.Client.(type) {
+	case nil, *redis.Client, *redis.ClusterClient:
+	default:
+		// A Ring spreads keys over servers by itself, with no node to run
+		// a queue's blocking pops on.
+		bad("Client is a %T; want a *redis.Client or a *redis.ClusterClient", o.Client)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

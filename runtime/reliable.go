@@ -397,7 +397,7 @@ func (r *reliable) receive(ctx context.Context, n int, timeout time.Duration, cn
 		}
 		wctx, stop := r.ds.Connection.untilClose(ctx)
 		if bc == nil {
-			if bc, err = r.ds.Connection.getBlockConn(wctx, deadline); err != nil {
+			if bc, err = r.ds.Connection.getBlockConn(wctx, r.key, deadline); err != nil {
 				stop()
 				return fail(err)
 			}
