@@ -29,7 +29,11 @@ func TestOnCluster(t *testing.T) {
 	defer c.Close()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
 	defer cc.Close()
-	ds := newStore(t, Options{Client: cc, Prefix: "cl:"})
+	t.Run("caller's client", func(t *testing.T) { onCluster(t, c, newStore(t, Options{Client: cc, Prefix: "cl1:"})) })
+	t.Run("Addrs", func(t *testing.T) { onCluster(t, c, newStore(t, Options{Addrs: c.Addrs(), Prefix: "cl2:"})) })
+}
+
+func onCluster(t *testing.T, c *redistest.Cluster, ds *DataStore) {
 
 	// Queue names whose slots fall on each of the three primaries.
 	owner := func(key string) int {
@@ -177,11 +181,35 @@ func TestOnCluster(t *testing.T) {
 }
 
 // TestClientKinds: Options.Client takes a *redis.Client or a
-// *redis.ClusterClient, and refuses other UniversalClients.
+// *redis.ClusterClient, and refuses other UniversalClients; a cluster's
+// and a Sentinel group's fields are refused in bad company.
 func TestClientKinds(t *testing.T) {
 	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
 	defer ring.Close()
-	if _, err := New(Options{Client: ring}); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("New with a Ring = %v; want ErrInvalidArgument", err)
+	for _, o := range []Options{
+		{Client: ring},
+		{Addrs: []string{"127.0.0.1:1"}, URL: "redis://127.0.0.1:2/0"},
+		{Addrs: []string{"127.0.0.1:1"}, Addr: "127.0.0.1:2"},
+		{Addrs: []string{"127.0.0.1:1"}, DB: 1},
+		{Addrs: []string{"127.0.0.1:1"}, MasterName: "m", SentinelAddrs: []string{"127.0.0.1:2"}},
+		{Addrs: []string{"127.0.0.1"}},
+		{MasterName: "m"},
+		{SentinelAddrs: []string{"127.0.0.1:2"}},
+		{MasterName: "m", SentinelAddrs: []string{"127.0.0.1:2"}, Client: ring},
+	} {
+		if _, err := New(o); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("New(%+v) = %v; want ErrInvalidArgument", o, err)
+		}
+	}
+	for _, o := range []Options{
+		{Addrs: []string{"127.0.0.1:1", "[::1]:2"}, Username: "u", Password: "p", PoolSize: 3},
+		{MasterName: "m", SentinelAddrs: []string{"127.0.0.1:2"}, DB: 2, Password: "p", SentinelPassword: "s"},
+	} {
+		ds, err := New(o)
+		if err != nil {
+			t.Errorf("New(%+v) = %v", o, err)
+			continue
+		}
+		ds.Close()
 	}
 }

@@ -19,8 +19,9 @@ import (
 // on first use, not by New, so that building a DataStore never fails for
 // want of a server, and none dials before a command needs it.
 type Connection struct {
-	opts     *redis.Options        // nil when the caller brought Client
-	own      redis.UniversalClient // the caller's Client
+	opts     *redis.Options               // a single server's; nil for the others
+	make     func() redis.UniversalClient // makes a cluster's or a Sentinel group's client; nil for the others
+	own      redis.UniversalClient        // the caller's Client
 	blockMax int
 
 	open    sync.Once // makes the clients on first use
@@ -50,7 +51,7 @@ type Connection struct {
 }
 
 func newConnection(o Options, ro *redis.Options) *Connection {
-	c := &Connection{opts: ro, own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches}
+	c := &Connection{opts: ro, make: o.topologyClient(), own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches}
 	if c.blockMax == 0 {
 		c.blockMax = DefaultBlockingPoolSize
 	}
@@ -106,15 +107,19 @@ func (c *Connection) acquire() (redis.UniversalClient, func(), error) {
 
 func (c *Connection) makeClients() {
 	c.slots = make(chan struct{}, c.blockMax)
-	switch own := c.own.(type) {
+	cl := c.own
+	switch {
+	case cl != nil:
+	case c.make != nil:
+		cl = c.make()
+	default:
+		cl = redis.NewClient(c.opts)
+	}
+	switch cl := cl.(type) {
 	case *redis.ClusterClient:
-		c.client, c.cluster = own, own
+		c.client, c.cluster = cl, cl
 		c.pools = map[string]*blockPool{}
 	case *redis.Client:
-		c.client = own
-		c.pool = c.newBlockPool(own)
-	default:
-		cl := redis.NewClient(c.opts)
 		c.client = cl
 		c.pool = c.newBlockPool(cl)
 	}

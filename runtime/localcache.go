@@ -110,15 +110,11 @@ func (c *Connection) newLocalCache(decl *CacheDecl) *localCache {
 	if c.noLocal {
 		return nil
 	}
-	var o redis.Options
-	switch own := c.own.(type) {
-	case nil:
-		o = *c.opts
-	case *redis.Client:
-		o = *own.Options()
-	default:
+	cl, ok := c.client.(*redis.Client)
+	if !ok {
 		return nil // a cluster's: its GETs go to the owning primary as for any cache
 	}
+	o := *cl.Options()
 	if o.DB != 0 || o.CredentialsProvider != nil || o.CredentialsProviderContext != nil || o.StreamingCredentialsProvider != nil {
 		return nil
 	}

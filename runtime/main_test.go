@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 // the test, closed at the end of the test.
 func newStore(t testing.TB, opts Options) *DataStore {
 	t.Helper()
-	if opts.URL == "" && opts.Addr == "" && opts.Client == nil {
+	if opts.URL == "" && opts.Addr == "" && opts.Client == nil && len(opts.Addrs) == 0 && opts.MasterName == "" {
 		opts.URL = redisURL
 	}
 	if opts.Prefix == "" {

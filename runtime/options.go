@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -17,8 +18,8 @@ import (
 type Options struct {
 	// URL of the server: redis://[user:password@]host:port/db or rediss://
 	// for TLS, as go-redis's ParseURL reads it, query options included.
-	// Default "redis://127.0.0.1:6379/0". Mutually exclusive with Addr and
-	// Client.
+	// Default "redis://127.0.0.1:6379/0". Mutually exclusive with Addr,
+	// Addrs, MasterName and Client.
 	URL string
 
 	// Addr is the server's host:port, an alternative to URL. Default: unset
@@ -31,6 +32,21 @@ type Options struct {
 	// DB is the database number selected after connecting. Default 0. Only
 	// with Addr.
 	DB int
+
+	// Addrs are the addresses (host:port) of some nodes of a Redis
+	// Cluster: the DataStore makes a *redis.ClusterClient from them, with
+	// Username, Password, TLSConfig and PoolSize (per node). Default: none.
+	// Not with URL, Addr, DB, MasterName or Client.
+	Addrs []string
+	// MasterName and SentinelAddrs name a Sentinel group: the DataStore
+	// makes redis.NewFailoverClient's client, which connects to the
+	// group's current primary, with Username, Password, DB, TLSConfig and
+	// PoolSize. SentinelUsername and SentinelPassword authenticate with
+	// the sentinels themselves, when they require it. Default: none. Not
+	// with URL, Addr, Addrs or Client.
+	MasterName                         string
+	SentinelAddrs                      []string
+	SentinelUsername, SentinelPassword string
 
 	// TLSConfig configures TLS: with a rediss:// URL it replaces go-redis's
 	// default (system roots, server name from the URL), for a private CA or
@@ -115,7 +131,11 @@ func (o Options) redisOptions() (*redis.Options, error) {
 	if err := CheckPrefix(o.Prefix); err != nil {
 		bad("Prefix: %v", err)
 	}
-	addrSet := o.Addr != "" || o.Username != "" || o.Password != "" || o.DB != 0
+	topology := len(o.Addrs) > 0 || o.MasterName != "" || len(o.SentinelAddrs) > 0
+	if topology {
+		o.checkTopology(bad)
+	}
+	addrSet := !topology && (o.Addr != "" || o.Username != "" || o.Password != "" || o.DB != 0)
 	switch {
 	case o.Client != nil && (o.URL != "" || addrSet || o.TLSConfig != nil):
 		bad("Client is set together with URL, Addr or TLSConfig fields; use one")
@@ -134,7 +154,7 @@ func (o Options) redisOptions() (*redis.Options, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if o.Client != nil {
+	if o.Client != nil || topology {
 		return nil, nil
 	}
 	var ro *redis.Options
@@ -164,6 +184,58 @@ func (o Options) redisOptions() (*redis.Options, error) {
 		ro.PoolSize = DefaultPoolSize
 	}
 	return ro, nil
+}
+
+// checkTopology reports, through bad, what is wrong with a cluster's or
+// a Sentinel group's fields.
+func (o Options) checkTopology(bad func(string, ...any)) {
+	switch {
+	case o.URL != "" || o.Addr != "" || o.Client != nil:
+		bad("Addrs, MasterName or SentinelAddrs is set together with URL, Addr or Client; use one")
+	case len(o.Addrs) > 0 && (o.MasterName != "" || len(o.SentinelAddrs) > 0):
+		bad("Addrs (a cluster) is set together with MasterName or SentinelAddrs (a Sentinel group); use one")
+	case len(o.Addrs) > 0 && o.DB != 0:
+		bad("DB %d with Addrs: a cluster has database 0 only", o.DB)
+	case o.MasterName == "" && len(o.SentinelAddrs) > 0:
+		bad("SentinelAddrs without MasterName")
+	case o.MasterName != "" && len(o.SentinelAddrs) == 0:
+		bad("MasterName without SentinelAddrs")
+	case o.DB < 0:
+		bad("DB %d is negative", o.DB)
+	}
+	for _, a := range append(slices.Clone(o.Addrs), o.SentinelAddrs...) {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			bad("address %q is not host:port", a)
+		}
+	}
+}
+
+// topologyClient returns what makes the client of a cluster or a Sentinel
+// group that o names, or nil when o names neither. o has been checked.
+func (o Options) topologyClient() func() redis.UniversalClient {
+	poolSize := o.PoolSize
+	if poolSize == 0 {
+		poolSize = DefaultPoolSize
+	}
+	// One TLS configuration for every node (and sentinel): with no
+	// ServerName, go-redis's dialer checks each certificate against the
+	// host it dials.
+	var tlsConfig *tls.Config
+	if o.TLSConfig != nil {
+		tlsConfig = o.TLSConfig.Clone()
+	}
+	switch {
+	case len(o.Addrs) > 0:
+		co := &redis.ClusterOptions{Addrs: slices.Clone(o.Addrs), Username: o.Username, Password: o.Password,
+			PoolSize: poolSize, TLSConfig: tlsConfig}
+		return func() redis.UniversalClient { return redis.NewClusterClient(co) }
+	case o.MasterName != "":
+		fo := &redis.FailoverOptions{MasterName: o.MasterName, SentinelAddrs: slices.Clone(o.SentinelAddrs),
+			SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
+			Username: o.Username, Password: o.Password, DB: o.DB, PoolSize: poolSize, TLSConfig: tlsConfig}
+		return func() redis.UniversalClient { return redis.NewFailoverClient(fo) }
+	}
+	return nil
 }
 
 // parseURL reads a URL as go-redis's ParseURL does, but takes its user

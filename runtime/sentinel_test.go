@@ -28,7 +28,20 @@ func TestOnSentinel(t *testing.T) {
 	defer g.Close()
 	fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: g.MasterName, SentinelAddrs: g.Addrs(), DialTimeout: time.Second})
 	defer fc.Close()
-	ds := newStore(t, Options{Client: fc, Prefix: "sentinel:"})
+	t.Run("caller's client", func(t *testing.T) {
+		onSentinel(t, g, newStore(t, Options{Client: fc, Prefix: "sentinel1:"}))
+	})
+	t.Run("MasterName and SentinelAddrs", func(t *testing.T) {
+		onSentinel(t, g, newStore(t, Options{MasterName: g.MasterName, SentinelAddrs: g.Addrs(), Prefix: "sentinel2:"}))
+	})
+}
+
+// onSentinel runs the test on ds, and fails the group over once.
+func onSentinel(t *testing.T, g *redistest.SentinelGroup, ds *DataStore) {
+	primary, err := g.Master(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	q := testQueue[int](t, ds, "q")
 	if err := q.PushMany(bg, 1, 2); err != nil {
 		t.Fatal(err)
@@ -73,8 +86,8 @@ func TestOnSentinel(t *testing.T) {
 	if err := g.Wait(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := g.Master(bg); err != nil || m != g.Replica {
-		t.Fatalf("after SENTINEL FAILOVER the master is %v (%v); want the replica", m, err)
+	if m, err := g.Master(bg); err != nil || m == primary {
+		t.Fatalf("after SENTINEL FAILOVER the master is %v (%v); want the other node", m, err)
 	}
 	// A blocking pop on the empty queue works again: the dedicated
 	// connections to the old primary, now a replica, are not reused.
