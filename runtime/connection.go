@@ -19,8 +19,7 @@ import (
 // on first use, not by New, so that building a DataStore never fails for
 // want of a server, and none dials before a command needs it.
 type Connection struct {
-	opts     *redis.Options               // a single server's; nil for the others
-	make     func() redis.UniversalClient // makes a cluster's or a Sentinel group's client; nil for the others
+	make     func() redis.UniversalClient // makes the client the options name; nil when the caller brought one
 	own      redis.UniversalClient        // the caller's Client
 	blockMax int
 
@@ -51,7 +50,7 @@ type Connection struct {
 }
 
 func newConnection(o Options, ro *redis.Options) *Connection {
-	c := &Connection{opts: ro, make: o.topologyClient(), own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches}
+	c := &Connection{make: o.clientMaker(ro), own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches}
 	if c.blockMax == 0 {
 		c.blockMax = DefaultBlockingPoolSize
 	}
@@ -108,12 +107,8 @@ func (c *Connection) acquire() (redis.UniversalClient, func(), error) {
 func (c *Connection) makeClients() {
 	c.slots = make(chan struct{}, c.blockMax)
 	cl := c.own
-	switch {
-	case cl != nil:
-	case c.make != nil:
+	if cl == nil {
 		cl = c.make()
-	default:
-		cl = redis.NewClient(c.opts)
 	}
 	switch cl := cl.(type) {
 	case *redis.ClusterClient:

@@ -25,12 +25,13 @@ type Options struct {
 	// Addr is the server's host:port, an alternative to URL. Default: unset
 	// (URL's default applies).
 	Addr string
-	// Username for AUTH with an ACL user. Default: none. Only with Addr.
+	// Username for AUTH with an ACL user. Default: none. With Addr, Addrs
+	// or MasterName (a URL carries its own).
 	Username string
-	// Password for AUTH. Default: none. Only with Addr.
+	// Password for AUTH. Default: none. As Username.
 	Password string
-	// DB is the database number selected after connecting. Default 0. Only
-	// with Addr.
+	// DB is the database number selected after connecting. Default 0.
+	// With Addr or MasterName (a cluster has only 0).
 	DB int
 
 	// Addrs are the addresses (host:port) of some nodes of a Redis
@@ -210,9 +211,13 @@ func (o Options) checkTopology(bad func(string, ...any)) {
 	}
 }
 
-// topologyClient returns what makes the client of a cluster or a Sentinel
-// group that o names, or nil when o names neither. o has been checked.
-func (o Options) topologyClient() func() redis.UniversalClient {
+// clientMaker returns what makes the client o names: a cluster's, a
+// Sentinel group's, or one server's from ro (what redisOptions returned);
+// nil when o brings its own. o has been checked.
+func (o Options) clientMaker(ro *redis.Options) func() redis.UniversalClient {
+	if o.Client != nil {
+		return nil
+	}
 	poolSize := o.PoolSize
 	if poolSize == 0 {
 		poolSize = DefaultPoolSize
@@ -235,7 +240,7 @@ func (o Options) topologyClient() func() redis.UniversalClient {
 			Username: o.Username, Password: o.Password, DB: o.DB, PoolSize: poolSize, TLSConfig: tlsConfig}
 		return func() redis.UniversalClient { return redis.NewFailoverClient(fo) }
 	}
-	return nil
+	return func() redis.UniversalClient { return redis.NewClient(ro) }
 }
 
 // parseURL reads a URL as go-redis's ParseURL does, but takes its user

@@ -40,13 +40,7 @@ func (c *Cluster) Slots(i int) (first, last int) {
 func (c *Cluster) Nodes() []*Node { return append(slices.Clone(c.Primaries), c.Replicas...) }
 
 // Addrs returns every node's address, for a cluster client's seeds.
-func (c *Cluster) Addrs() []string {
-	var addrs []string
-	for _, n := range c.Nodes() {
-		addrs = append(addrs, n.Addr)
-	}
-	return addrs
-}
+func (c *Cluster) Addrs() []string { return addrsOf(c.Nodes()) }
 
 // StartCluster starts six cluster nodes on free loopback ports, forms a
 // cluster of three primaries (a third of the slots each) with one replica

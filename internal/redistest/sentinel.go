@@ -26,13 +26,7 @@ type SentinelGroup struct {
 func (g *SentinelGroup) Nodes() []*Node { return []*Node{g.Primary, g.Replica} }
 
 // Addrs returns the sentinels' addresses, for a failover client.
-func (g *SentinelGroup) Addrs() []string {
-	var addrs []string
-	for _, s := range g.Sentinels {
-		addrs = append(addrs, s.Addr)
-	}
-	return addrs
-}
+func (g *SentinelGroup) Addrs() []string { return addrsOf(g.Sentinels) }
 
 // StartSentinel starts a primary, a replica of it and three sentinels
 // that monitor it under the name "redistest" with a quorum of 2, and

@@ -190,3 +190,12 @@ func waitFor(what string, timeout time.Duration, check func(ctx context.Context)
 		time.Sleep(min(50*time.Millisecond*time.Duration(i+1), 250*time.Millisecond))
 	}
 }
+
+// addrsOf returns the nodes' addresses.
+func addrsOf(nodes []*Node) []string {
+	addrs := make([]string, len(nodes))
+	for i, n := range nodes {
+		addrs[i] = n.Addr
+	}
+	return addrs
+}
