@@ -9,6 +9,7 @@
 // Usage:
 //
 //	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m] [-asynq]
+//	go run ./cmd/storagebench -memory [-redis URL] [-n 20000] [-json FILE]
 //
 // Flags:
 //
@@ -28,6 +29,12 @@
 //	               (see asynq.go; it builds the nested module
 //	               cmd/storagebench/asynqref, which fetches asynq through
 //	               the module proxy the first time)
+//	-memory        run no workloads: measure what queues and caches take
+//	               in the server's memory instead (memory.go): MEMORY
+//	               USAGE of one queue in each state (empty, loaded with 1,
+//	               100 and 10,000 items, leased, acked) and the growth of
+//	               INFO used_memory over -n queues in each state, with what
+//	               a million of them would take
 //
 // Every workload runs its typed and plain side once per round, with the
 // keys cleared before each run; the figures are medians over the rounds,
@@ -77,6 +84,7 @@ type config struct {
 	jsonFile string
 	timeout  time.Duration
 	asynq    bool
+	memory   bool
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -91,6 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the results as JSON to `FILE`")
 	fs.StringVar(&only, "only", "", "run only the workloads whose id or name matches `REGEXP`")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "longest one side of one round may take")
+	fs.BoolVar(&cfg.memory, "memory", false, "instead of the workloads, measure the memory queues and caches take (MEMORY USAGE, and INFO used_memory over -n queues)")
 	fs.BoolVar(&cfg.asynq, "asynq", false, "after the consume workload, run asynq as a reference (builds cmd/storagebench/asynqref, fetching asynq the first time)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -124,6 +133,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(selected) == 0 {
 		return usage("-only %q matches no workload", only)
 	}
+	if cfg.memory && (only != "" || cfg.asynq) {
+		return usage("-memory runs no workloads: it does not go with -only or -asynq")
+	}
 	if cfg.asynq && !slices.ContainsFunc(selected, func(w workload) bool { return w.id == "consume" }) {
 		return usage("-asynq: the consume workload is not selected (-only %q)", only)
 	}
@@ -142,6 +154,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.url = srv.URL(0)
 	}
 
+	if cfg.memory {
+		return memoryMode(cfg, stdout, stderr)
+	}
 	res, err := bench(cfg, selected, srv, newProgress(stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "storagebench: %v\n", err)
@@ -163,18 +178,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // bench runs every selected workload and, when it may, redis-benchmark.
 func bench(cfg config, selected []workload, srv *redistest.Server, prog *progress) (*results, error) {
-	ropts, err := redis.ParseURL(cfg.url)
-	if err != nil {
-		return nil, fmt.Errorf("-redis: %v", err) // go-redis does not echo passwords in its parse errors
-	}
-	ropts.PoolSize = cfg.c
-	plain := redis.NewClient(ropts)
-	defer plain.Close()
+	// The runtime checks the URL first: its errors never show a password,
+	// and go-redis's parse errors quote the whole URL.
 	ds, err := runtime.New(runtime.Options{URL: cfg.url, PoolSize: cfg.c, BlockingPoolSize: cfg.c})
 	if err != nil {
 		return nil, err
 	}
 	defer ds.Close()
+	ropts, err := redis.ParseURL(cfg.url)
+	if err != nil {
+		return nil, errors.New("-redis: not a URL go-redis reads")
+	}
+	ropts.PoolSize = cfg.c
+	plain := redis.NewClient(ropts)
+	defer plain.Close()
 
 	ctx := context.Background()
 	info, err := plain.Info(ctx, "server").Result()
