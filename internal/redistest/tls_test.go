@@ -21,7 +21,7 @@ func TestClusterTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, n := range c.Nodes() {
-		if port := n.Server.args; !strings.Contains(strings.Join(port, " "), "--port 0 --tls-port") {
+		if args := strings.Join(n.Server.args, " "); !strings.Contains(args, "--port 0 --tls-port") {
 			t.Fatalf("node %s runs with %v; want TLS only", n.Addr, n.Server.args)
 		}
 	}
@@ -56,7 +56,8 @@ func TestClusterTLS(t *testing.T) {
 // sentinels' links run over TLS (StartSentinel's Wait checks that every
 // sentinel sees the replica and the other sentinels); a failover client
 // with the CA and the client certificate, for the sentinels and the
-// primary alike, writes through the primary.
+// primary alike, writes through the primary; the replica, killed and
+// restarted (the harness's checks over TLS), replicates again.
 func TestSentinelTLS(t *testing.T) {
 	g, err := StartSentinel(WithTLS())
 	if err != nil {
@@ -75,6 +76,18 @@ func TestSentinelTLS(t *testing.T) {
 	}
 	refused(t, g.Sentinels[0].Addr, g.TLS)
 	refused(t, g.Primary.Addr, g.TLS)
+	if err := g.Replica.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Replica.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Wait(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := g.Replica.client.Load().Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("GET on the restarted replica = %q, %v", got, err)
+	}
 }
 
 // refused checks that addr takes no command from a client in plain text,
