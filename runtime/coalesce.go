@@ -417,14 +417,15 @@ func sentError(err error) error {
 }
 
 // notSent reports whether err shows that a command never left the client:
-// no connection could be had from the pool or dialled, the client is
-// closed, or the batch's context ended before it was sent (go-redis checks
-// the context before it sends; a deadline that passes while it reads the
-// reply is a net timeout, not a context error).
+// no connection could be had from the pool or dialled, its TLS handshake
+// was refused (tlsRefused), the client is closed, or the batch's context
+// ended before it was sent (go-redis checks the context before it sends; a
+// deadline that passes while it reads the reply is a net timeout, not a
+// context error).
 func notSent(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
-		errors.As(err, &op) && op.Op == "dial" ||
+		errors.As(err, &op) && op.Op == "dial" || tlsRefused(err) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 

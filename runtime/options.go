@@ -52,7 +52,12 @@ type Options struct {
 	// TLSConfig configures TLS: with a rediss:// URL it replaces go-redis's
 	// default (system roots, server name from the URL), for a private CA or
 	// client certificates; with a redis:// URL or Addr it turns TLS on.
-	// Default: nil.
+	// With Addrs or MasterName, a clone of it serves every node of the
+	// cluster, or the sentinels and the data nodes of the Sentinel group
+	// alike (go-redis has one TLS configuration for both): with no
+	// ServerName, each certificate is checked against the host of the
+	// address dialed, as listed or as the cluster or the sentinels report
+	// it; with one, every certificate is checked against it. Default: nil.
 	TLSConfig *tls.Config
 
 	// PoolSize is the number of pooled connections for non-blocking commands
