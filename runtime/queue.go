@@ -201,6 +201,7 @@ func (ds *DataStore) push(ctx context.Context, c *call[pushArg]) error {
 		c.bytes += len(it.([]byte))
 	}
 	ds.batch.push.do(ctx, cl, c)
+	ds.Connection.sawError(c.err)
 	return opError("push", key, c.err)
 }
 
@@ -242,6 +243,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 	c.arg.key, c.arg.n, c.items = key, n, n
 	ds.batch.pop.do(ctx, cl, c)
 	if c.err != nil {
+		ds.Connection.sawError(c.err)
 		return 0, opError("pop", key, c.err) // nothing taken, or lost with the reply
 	}
 	items := c.arg.items
@@ -250,6 +252,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 		waitCtx, stop := ds.Connection.untilClose(ctx)
 		item, ok, err := ds.Connection.brpop(waitCtx, key, timeout)
 		stop()
+		ds.Connection.sawError(err)
 		if err != nil {
 			if ctx.Err() == nil && ds.Connection.closing.Err() != nil {
 				err = ErrClosed
