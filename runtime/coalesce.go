@@ -468,8 +468,8 @@ func newBatchers(off bool, conn *Connection) batchers {
 		set: newCoalescer(off, false, errSendPanicked, func(ctx context.Context, cl redis.UniversalClient, b []*call[setArg]) {
 			sendSets(ctx, conn, cl, b)
 		}),
-		get:  newCoalescer(off, true, errors.New("storagegen: the get's batch failed with a panic"), sendGets),
-		pop:  newCoalescer(off, false, popLost(errSendPanicked), sendPops),
+		get: newCoalescer(off, true, errors.New("storagegen: the get's batch failed with a panic"), sendGets),
+		pop: newCoalescer(off, false, popLost(errSendPanicked), sendPops),
 	}
 }
 

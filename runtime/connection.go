@@ -45,8 +45,8 @@ type Connection struct {
 	local   localCaches // localcache.go
 	noLocal bool        // Options.DisableLocalCaches
 
-	wait    waitSetting    // Options.WaitReplicas and WaitTimeout (durability.go)
-	dropped []*blockPool   // pools of nodes that stopped being primaries, closed by Close (failover.go); guarded by poolsMu
+	wait    waitSetting  // Options.WaitReplicas and WaitTimeout (durability.go)
+	dropped []*blockPool // pools of nodes that stopped being primaries, closed by Close (failover.go); guarded by poolsMu
 
 	unblock        unblockSupport
 	shebangRefused atomic.Bool // the server refused #!lua (scripts.go)
