@@ -47,13 +47,13 @@ type load struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu       sync.Mutex
-	acked    map[string]time.Time // PushID returned nil at
-	handled  map[string]int
+	mu        sync.Mutex
+	acked     map[string]time.Time // PushID returned nil at
+	handled   map[string]int
 	event     time.Time   // when the last event ended
 	resumed   time.Time   // when the first item acknowledged after event was handled
 	handledAt []time.Time // when each item was handled
-	pushErrs atomic.Int64
+	pushErrs  atomic.Int64
 
 	cnt      Counters
 	consumed chan error
