@@ -133,6 +133,22 @@ func (c *Connection) runDurable(ctx context.Context, cl redis.UniversalClient, s
 	return cmd, w.outcome(sentError)
 }
 
+// runSettling runs s, an ack or nack script, as s.run does, or with
+// WaitReplicas as a durable write. The command's own error is in cmd; the
+// second result, apart, wraps ErrNotReplicated when the script ran and
+// fewer replicas acknowledged it.
+func (c *Connection) runSettling(ctx context.Context, cl redis.UniversalClient, s *script, keys []string, args []any) (cmd *redis.Cmd, notReplicated error) {
+	if !c.wait.on() {
+		return s.run(ctx, c, cl, keys, args...), nil
+	}
+	cmd, err := c.runDurable(ctx, cl, s, keys, args)
+	if err != nil && !errors.Is(err, ErrNotReplicated) {
+		cmd.SetErr(err) // not run, or its reply lost
+		return cmd, nil
+	}
+	return cmd, err
+}
+
 // sendWrites sends cmds, which write keys[i] each and must not be sent
 // twice, on cl: as sendBatch does, or, with WaitReplicas, as durable
 // writes. It returns nil, or, for each command, the error to give its

@@ -59,7 +59,9 @@ func (q Queue[T]) Key() string { return q.key }
 // ctx ends before the push is sent, it returns ctx's error and nothing is
 // stored; once sent, it waits for the reply. An error wrapping
 // ErrUnknownOutcome means the reply was lost: v was stored once or not at
-// all (a push is never sent twice). Any other error means nothing was
+// all (a push is never sent twice). An error wrapping ErrNotReplicated
+// (Options.WaitReplicas) means v was stored on the primary and fewer
+// replicas acknowledged it in time. Any other error means nothing was
 // stored.
 func (q Queue[T]) Push(ctx context.Context, v T) error {
 	return q.PushMany(ctx, v)

@@ -679,17 +679,16 @@ func (r *reliable) extend(ctx context.Context, lease time.Duration, hs []held) (
 func (r *reliable) batch(ctx context.Context, op string, s *script, keys []string, args []any, n int) ([]int64, error) {
 	var res []int64
 	err := r.ds.Connection.call(op, r.key, func(cl redis.UniversalClient) (err error) {
-		if s == ackScript && r.ds.Connection.wait.on() {
-			cmd, derr := r.ds.Connection.runDurable(ctx, cl, s, keys, args)
-			if derr != nil && !errors.Is(derr, ErrNotReplicated) {
-				return derr
-			}
-			if res, err = cmd.Int64Slice(); err != nil {
-				return err
-			}
-			return derr
+		var cmd *redis.Cmd
+		var notReplicated error
+		if s == ackScript {
+			cmd, notReplicated = r.ds.Connection.runSettling(ctx, cl, s, keys, args)
+		} else {
+			cmd = s.run(ctx, r.ds.Connection, cl, keys, args...)
 		}
-		res, err = s.run(ctx, r.ds.Connection, cl, keys, args...).Int64Slice()
+		if res, err = cmd.Int64Slice(); err == nil {
+			err = notReplicated
+		}
 		return err
 	})
 	if (err == nil || errors.Is(err, ErrNotReplicated)) && len(res) != n {
@@ -715,17 +714,10 @@ func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id s
 	var n int64
 	err = r.ds.Connection.call("nack", r.key, func(cl redis.UniversalClient) (err error) {
 		args := []any{id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes)}
-		if r.ds.Connection.wait.on() {
-			cmd, derr := r.ds.Connection.runDurable(ctx, cl, nackScript, keys, args)
-			if derr != nil && !errors.Is(derr, ErrNotReplicated) {
-				return derr
-			}
-			if n, err = cmd.Int64(); err != nil {
-				return err
-			}
-			return derr
+		cmd, notReplicated := r.ds.Connection.runSettling(ctx, cl, nackScript, keys, args)
+		if n, err = cmd.Int64(); err == nil {
+			err = notReplicated
 		}
-		n, err = nackScript.run(ctx, r.ds.Connection, cl, keys, args...).Int64()
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrNotReplicated) {
