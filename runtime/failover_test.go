@@ -326,6 +326,71 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 			}
 		})
 	}
+	t.Run("dead primary", func(t *testing.T) { onDeadPrimary(t, c) })
+}
+
+// onDeadPrimary kills the primary of a queue of c and does not restart
+// it: go-redis alone would go on dialing the dead node until its slot map's
+// reload interval (60s) runs out; the runtime reloads the map after the
+// connection errors, so that pushes, a blocking pop (whose pool on the dead
+// node is dropped) and receives work again once the replica is promoted.
+// Each is tried for at most 30s.
+func onDeadPrimary(t *testing.T, c *redistest.Cluster) {
+	ds := newStore(t, Options{Addrs: c.Addrs(), Prefix: "dead:", Logger: slog.New(slog.DiscardHandler)})
+	q := testQueue[int](t, ds, "q")
+	slot := keyspace.Slot(q.Key())
+	primary, err := c.Owner(bg, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An at-least-once queue on the same primary.
+	var r ReliableQueue[int]
+	for i := range 100 {
+		r = testReliable[int](ds, fmt.Sprint("r", i), time.Minute, 0)
+		if owner, err := c.Owner(bg, keyspace.Slot(r.Key())); err == nil && owner == primary {
+			break
+		}
+	}
+	if err := q.Push(bg, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Push(bg, 1); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := q.Pop(bg, time.Second); v != 1 || !ok || err != nil {
+		t.Fatalf("Pop = %v, %v, %v", v, ok, err)
+	}
+	if err := primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitOwner(t, c, slot, primary)
+	retry := func(what string, fn func() error) {
+		t.Helper()
+		var err error
+		for range 300 {
+			if err = fn(); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s after the primary died and its replica took over: still failing after 30s: %v", what, err)
+	}
+	retry("Push", func() error { return q.Push(bg, 2) })
+	retry("blocking Pop", func() error {
+		v, ok, err := q.Pop(bg, 200*time.Millisecond)
+		if err == nil && (!ok || v != 2) {
+			t.Fatalf("Pop = %v, %v; want 2", v, ok)
+		}
+		return err
+	})
+	retry("reliable Push", func() error { return r.Push(bg, 3) })
+	retry("Receive", func() error {
+		ds, err := r.ReceiveMany(bg, 10, 200*time.Millisecond)
+		if err == nil && len(ds) == 0 {
+			return errors.New("nothing received")
+		}
+		return err
+	})
 }
 
 // TestSentinelFailoverUnderLoad is TestClusterFailoverUnderLoad through
