@@ -461,12 +461,16 @@ type batchers struct {
 	pop  *coalescer[popArg]
 }
 
-func newBatchers(off bool) batchers {
+func newBatchers(off bool, conn *Connection) batchers {
 	return batchers{
-		push: newCoalescer(off, false, errSendPanicked, sendPushes),
-		set:  newCoalescer(off, false, errSendPanicked, sendSets),
-		get:  newCoalescer(off, true, errors.New("storagegen: the get's batch failed with a panic"), sendGets),
-		pop:  newCoalescer(off, false, popLost(errSendPanicked), sendPops),
+		push: newCoalescer(off, false, errSendPanicked, func(ctx context.Context, cl redis.UniversalClient, b []*call[pushArg]) {
+			sendPushes(ctx, conn, cl, b)
+		}),
+		set: newCoalescer(off, false, errSendPanicked, func(ctx context.Context, cl redis.UniversalClient, b []*call[setArg]) {
+			sendSets(ctx, conn, cl, b)
+		}),
+		get: newCoalescer(off, true, errors.New("storagegen: the get's batch failed with a panic"), sendGets),
+		pop: newCoalescer(off, false, popLost(errSendPanicked), sendPops),
 	}
 }
 
@@ -482,10 +486,13 @@ type pushArg struct {
 
 func pushKey(a *pushArg) string { return a.key }
 
-func sendPushes(ctx context.Context, cl redis.UniversalClient, batch []*call[pushArg]) {
+// With Options.WaitReplicas, each primary's LPUSHes are followed by one
+// WAIT (durability.go).
+func sendPushes(ctx context.Context, conn *Connection, cl redis.UniversalClient, batch []*call[pushArg]) {
 	var cmd1 [1]redis.Cmder
 	var lpush1 [1]*redis.IntCmd
-	cmds, lpush := cmd1[:0], lpush1[:0] // usually one queue
+	var key1 [1]string
+	cmds, lpush, keys := cmd1[:0], lpush1[:0], key1[:0] // usually one queue
 	groupByKey(batch, pushKey)
 	runs(batch, pushKey, func(key string, calls []*call[pushArg]) {
 		n := 0
@@ -500,11 +507,15 @@ func sendPushes(ctx context.Context, cl redis.UniversalClient, batch []*call[pus
 		cmd := redis.NewIntCmd(ctx, args...)
 		cmds = append(cmds, onceInt{cmd})
 		lpush = append(lpush, cmd)
+		keys = append(keys, key)
 	})
-	sendBatch(ctx, cl, cmds)
+	werrs := conn.sendWrites(ctx, cl, keys, cmds)
 	i := 0
 	runs(batch, pushKey, func(_ string, calls []*call[pushArg]) {
 		err := sentError(lpush[i].Err())
+		if err == nil && werrs != nil {
+			err = werrs[i]
+		}
 		i++
 		for _, c := range calls {
 			c.err = err
@@ -519,20 +530,25 @@ type setArg struct {
 	n    int
 }
 
-func sendSets(ctx context.Context, cl redis.UniversalClient, batch []*call[setArg]) {
+func sendSets(ctx context.Context, conn *Connection, cl redis.UniversalClient, batch []*call[setArg]) {
 	var cmd1 [1]redis.Cmder
 	var set1 [1]*redis.StatusCmd
-	cmds, sets := cmd1[:], set1[:]
+	var key1 [1]string
+	cmds, sets, keys := cmd1[:], set1[:], key1[:]
 	if len(batch) > 1 {
-		cmds, sets = make([]redis.Cmder, len(batch)), make([]*redis.StatusCmd, len(batch))
+		cmds, sets, keys = make([]redis.Cmder, len(batch)), make([]*redis.StatusCmd, len(batch)), make([]string, len(batch))
 	}
 	for i, c := range batch {
 		sets[i] = redis.NewStatusCmd(ctx, c.arg.args[:c.arg.n]...)
 		cmds[i] = onceStatus{sets[i]}
+		keys[i], _ = c.arg.args[1].(string)
 	}
-	sendBatch(ctx, cl, cmds)
+	werrs := conn.sendWrites(ctx, cl, keys, cmds)
 	for i, c := range batch {
 		c.err = sentError(sets[i].Err())
+		if c.err == nil && werrs != nil {
+			c.err = werrs[i]
+		}
 	}
 }
 

@@ -364,6 +364,9 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 		case aerr == nil:
 			hook("acked")
 			c.cnt.add(acked, 1)
+		case errors.Is(aerr, ErrNotReplicated):
+			c.cnt.add(acked, 1)
+			c.log.Warn("storagegen: ack applied on the primary but not known to be replicated; the item comes back only if the primary fails before a replica has the ack", "id", d.ID, "attempt", d.Attempt, "err", aerr)
 		default:
 			c.log.Warn("storagegen: ack failed; the item is delivered again after its lease", "id", d.ID, "attempt", d.Attempt, "err", aerr)
 		}
@@ -454,14 +457,14 @@ func (c *consumer[T]) settleAcks(ctx context.Context) {
 		c.flushMu.Unlock()
 		for i, req := range batch {
 			switch {
-			case err != nil:
+			case err != nil && !errors.Is(err, ErrNotReplicated):
 				req.done <- err
 			case res[i] == 0:
 				req.d.settled.Store(true)
 				req.done <- c.q.r.lost("ack", req.d.ID, req.d.Attempt)
 			default:
 				req.d.settled.Store(true)
-				req.done <- nil
+				req.done <- err // nil, or the ack ran and is not known to be replicated
 			}
 		}
 	}

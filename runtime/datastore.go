@@ -58,11 +58,12 @@ func New(opts Options) (*DataStore, error) {
 	if err != nil {
 		return nil, opError("new", "", err)
 	}
+	conn := newConnection(opts, ro)
 	ds := &DataStore{
-		Connection: newConnection(opts, ro),
+		Connection: conn,
 		prefix:     opts.Prefix,
 		maxPayload: opts.MaxPayloadBytes,
-		batch:      newBatchers(opts.NoCoalescing),
+		batch:      newBatchers(opts.NoCoalescing, conn),
 		log:        opts.Logger,
 	}
 	if ds.log == nil {

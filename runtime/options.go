@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -104,6 +105,24 @@ type Options struct {
 	// (ConsumeOptions.Logger).
 	Logger *slog.Logger
 
+	// WaitReplicas, when above 0, makes every write that carries an item
+	// or settles one durable past a failover of its primary: each push
+	// (Push, PushMany, PushID, coalesced or not), each ack and nack, and
+	// each cache Set is followed, on the connection that sent it, by WAIT
+	// WaitReplicas WaitTimeout (on a cluster, on the primary that took the
+	// write; one WAIT per batch and primary). Fewer replicas acknowledging
+	// in time fail the call with an error wrapping ErrNotReplicated: the
+	// write DID happen on the primary. Default 0: no WAIT (Redis's
+	// asynchronous replication: see the README's "Failover and
+	// durability" for what a failover can lose then).
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT: at least 1ms (WAIT 0 would block
+	// forever). Default 1s (DefaultWaitTimeout) when WaitReplicas is set;
+	// an error without it. It must stay 1s or more below the client's
+	// ReadTimeout (go-redis's default 3s), which the WAIT's reply must
+	// arrive within.
+	WaitTimeout time.Duration
+
 	// Prefix is prepended to every key the untyped QueueStore and
 	// CacheStore build. Typed stores use their schema's prefix instead.
 	// Default "".
@@ -134,6 +153,7 @@ func (o Options) redisOptions() (*redis.Options, error) {
 	if o.MaxPayloadBytes < 0 || o.MaxPayloadBytes > maxRedisValue {
 		bad("MaxPayloadBytes %d is outside 0..%d", o.MaxPayloadBytes, maxRedisValue)
 	}
+	o.checkWait(bad)
 	if err := CheckPrefix(o.Prefix); err != nil {
 		bad("Prefix: %v", err)
 	}

@@ -59,7 +59,9 @@ func (q Queue[T]) Key() string { return q.key }
 // ctx ends before the push is sent, it returns ctx's error and nothing is
 // stored; once sent, it waits for the reply. An error wrapping
 // ErrUnknownOutcome means the reply was lost: v was stored once or not at
-// all (a push is never sent twice). Any other error means nothing was
+// all (a push is never sent twice). An error wrapping ErrNotReplicated
+// (Options.WaitReplicas) means v was stored on the primary and fewer
+// replicas acknowledged it in time. Any other error means nothing was
 // stored.
 func (q Queue[T]) Push(ctx context.Context, v T) error {
 	return q.PushMany(ctx, v)
@@ -201,6 +203,7 @@ func (ds *DataStore) push(ctx context.Context, c *call[pushArg]) error {
 		c.bytes += len(it.([]byte))
 	}
 	ds.batch.push.do(ctx, cl, c)
+	ds.Connection.sawError(c.err)
 	return opError("push", key, c.err)
 }
 
@@ -242,6 +245,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 	c.arg.key, c.arg.n, c.items = key, n, n
 	ds.batch.pop.do(ctx, cl, c)
 	if c.err != nil {
+		ds.Connection.sawError(c.err)
 		return 0, opError("pop", key, c.err) // nothing taken, or lost with the reply
 	}
 	items := c.arg.items
@@ -250,6 +254,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 		waitCtx, stop := ds.Connection.untilClose(ctx)
 		item, ok, err := ds.Connection.brpop(waitCtx, key, timeout)
 		stop()
+		ds.Connection.sawError(err)
 		if err != nil {
 			if ctx.Err() == nil && ds.Connection.closing.Err() != nil {
 				err = ErrClosed

@@ -162,6 +162,15 @@ func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) er
 	}
 	return r.ds.Connection.call("push", r.key, func(cl redis.UniversalClient) error {
 		r.ds.warnEviction(ctx, cl)
+		if r.ds.Connection.wait.on() {
+			// The fence rewrites the call's marker as it is (XX KEEPTTL): it
+			// is replicated even when the script stored nothing (a push sent
+			// again with the same first ID), so the WAIT after it also
+			// covers the earlier push that stored the items.
+			fence := redis.NewStatusCmd(ctx, "set", keys[len(keys)-1], "1", "xx", "keepttl")
+			_, err := r.ds.Connection.runDurable(ctx, cl, pushScript, keys, args, onceStatus{fence})
+			return err
+		}
 		return pushScript.run(ctx, r.ds.Connection, cl, keys, args...).Err()
 	})
 }
@@ -296,6 +305,7 @@ func (q ReliableQueue[T]) receive(ctx context.Context, n int, timeout time.Durat
 		return nil, opError("receive", q.key, q.err)
 	}
 	ls, err := q.r.receive(ctx, n, timeout, cnt)
+	q.r.ds.Connection.sawError(err)
 	if len(ls) == 0 {
 		return nil, err
 	}
@@ -578,14 +588,14 @@ func (d *Delivery[T]) Ack(ctx context.Context) error {
 		return d.r.lost("ack", d.ID, d.Attempt)
 	}
 	res, err := d.r.ack(ctx, []held{d.settling()})
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotReplicated) {
 		return err
 	}
 	d.settled.Store(true)
 	if res[0] == 0 {
 		return d.r.lost("ack", d.ID, d.Attempt)
 	}
-	return nil
+	return err // nil, or the ack ran and is not known to be replicated
 }
 
 // Nack gives the item back after a failed delivery: it is ready again
@@ -669,10 +679,19 @@ func (r *reliable) extend(ctx context.Context, lease time.Duration, hs []held) (
 func (r *reliable) batch(ctx context.Context, op string, s *script, keys []string, args []any, n int) ([]int64, error) {
 	var res []int64
 	err := r.ds.Connection.call(op, r.key, func(cl redis.UniversalClient) (err error) {
-		res, err = s.run(ctx, r.ds.Connection, cl, keys, args...).Int64Slice()
+		var cmd *redis.Cmd
+		var notReplicated error
+		if s == ackScript {
+			cmd, notReplicated = r.ds.Connection.runSettling(ctx, cl, s, keys, args)
+		} else {
+			cmd = s.run(ctx, r.ds.Connection, cl, keys, args...)
+		}
+		if res, err = cmd.Int64Slice(); err == nil {
+			err = notReplicated
+		}
 		return err
 	})
-	if err == nil && len(res) != n {
+	if (err == nil || errors.Is(err, ErrNotReplicated)) && len(res) != n {
 		err = opError(op, r.key, fmt.Errorf("unexpected reply of %d elements from the %s script for %d deliveries", len(res), s.name, n))
 	}
 	return res, err
@@ -694,10 +713,14 @@ func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id s
 	}
 	var n int64
 	err = r.ds.Connection.call("nack", r.key, func(cl redis.UniversalClient) (err error) {
-		n, err = nackScript.run(ctx, r.ds.Connection, cl, keys, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes)).Int64()
+		args := []any{id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes)}
+		cmd, notReplicated := r.ds.Connection.runSettling(ctx, cl, nackScript, keys, args)
+		if n, err = cmd.Int64(); err == nil {
+			err = notReplicated
+		}
 		return err
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotReplicated) {
 		return false, err
 	}
 	if settled != nil {
@@ -713,7 +736,7 @@ func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id s
 	if n == 1 && delay.Milliseconds() > 0 {
 		r.promoteAt(time.Now().Add(delay))
 	}
-	return n == 2, nil
+	return n == 2, err // nil, or the nack ran and is not known to be replicated
 }
 
 // promoter makes one queue's delayed items ready when they are due, on

@@ -8,7 +8,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m] [-asynq]
+//	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m] [-asynq] [-wait N] [-replicas N]
 //	go run ./cmd/storagebench -memory [-redis URL] [-n 20000] [-json FILE]
 //
 // Flags:
@@ -35,6 +35,14 @@
 //	               100 and 10,000 items, leased, acked) and the growth of
 //	               INFO used_memory over -n queues in each state, with what
 //	               a million of them would take
+//	-wait N        the typed side's DataStore has WaitReplicas N (WAIT
+//	               after every push, ack, nack and cache Set; default 0,
+//	               none); with no -redis, storagebench also starts N
+//	               replicas of its server and waits for their links. The
+//	               plain side sends no WAIT: the ratio is WAIT's cost
+//	-replicas N    replicas to start with no -redis (default: -wait), so
+//	               that a run with -wait 0 -replicas 1 is the baseline
+//	               of one with -wait 1
 //
 // Every workload runs its typed and plain side once per round, with the
 // keys cleared before each run; the figures are medians over the rounds,
@@ -65,6 +73,7 @@ import (
 	"regexp"
 	goruntime "runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,6 +94,8 @@ type config struct {
 	timeout  time.Duration
 	asynq    bool
 	memory   bool
+	wait     int // Options.WaitReplicas of the typed side
+	replicas int // replicas of the server storagebench starts
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -101,6 +112,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "longest one side of one round may take")
 	fs.BoolVar(&cfg.memory, "memory", false, "instead of the workloads, measure the memory queues and caches take (MEMORY USAGE, and INFO used_memory over -n queues)")
 	fs.BoolVar(&cfg.asynq, "asynq", false, "after the consume workload, run asynq as a reference (builds cmd/storagebench/asynqref, fetching asynq the first time)")
+	fs.IntVar(&cfg.wait, "wait", 0, "WaitReplicas of the typed side; with no -redis, start that many replicas")
+	fs.IntVar(&cfg.replicas, "replicas", -1, "replicas of the server storagebench starts (default: -wait)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -119,6 +132,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usage("-rounds %d: want 1 to 100", cfg.rounds)
 	case cfg.timeout <= 0:
 		return usage("-timeout %v: want a positive duration", cfg.timeout)
+	case cfg.wait < 0 || cfg.wait > 5:
+		return usage("-wait %d: want 0 to 5", cfg.wait)
+	case cfg.replicas < -1 || cfg.replicas > 5:
+		return usage("-replicas %d: want 0 to 5", cfg.replicas)
 	}
 	re, err := regexp.Compile(only)
 	if err != nil {
@@ -152,6 +169,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer srv.Close()
 		cfg.url = srv.URL(0)
+		if cfg.replicas < 0 {
+			cfg.replicas = cfg.wait
+		}
+		for range cfg.replicas {
+			rep, err := startReplica(srv)
+			if err != nil {
+				fmt.Fprintf(stderr, "storagebench: -wait: %v\n", err)
+				return 1
+			}
+			defer rep.Close()
+		}
 	}
 
 	if cfg.memory {
@@ -180,7 +208,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func bench(cfg config, selected []workload, srv *redistest.Server, prog *progress) (*results, error) {
 	// The runtime checks the URL first: its errors never show a password,
 	// and go-redis's parse errors quote the whole URL.
-	ds, err := runtime.New(runtime.Options{URL: cfg.url, PoolSize: cfg.c, BlockingPoolSize: cfg.c})
+	ds, err := runtime.New(runtime.Options{URL: cfg.url, PoolSize: cfg.c, BlockingPoolSize: cfg.c, WaitReplicas: cfg.wait})
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +235,7 @@ func bench(cfg config, selected []workload, srv *redistest.Server, prog *progres
 		Server:     ropts.Addr,
 		OwnServer:  srv != nil,
 		N:          cfg.n, C: cfg.c, Rounds: cfg.rounds,
-		PoolSize: cfg.c,
+		PoolSize: cfg.c, WaitReplicas: cfg.wait,
 	}
 	b := &env{cfg: cfg, ds: ds, rdb: plain, msg: newMessage()}
 	if err := b.clear(ctx); err != nil {
@@ -301,4 +329,23 @@ func (p *progress) done() {
 		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", p.last)+"\r")
 		p.last = 0
 	}
+}
+
+// startReplica starts a replica of srv and waits (up to 30s) until its
+// link is up.
+func startReplica(srv *redistest.Server) (*redistest.Server, error) {
+	rep, err := redistest.Start("--replicaof", "127.0.0.1", strconv.Itoa(srv.Port), "--repl-diskless-sync-delay", "0")
+	if err != nil {
+		return nil, err
+	}
+	cl := redis.NewClient(&redis.Options{Addr: rep.Addr})
+	defer cl.Close()
+	for range 300 {
+		if v, err := cl.Do(context.Background(), "ROLE").Slice(); err == nil && len(v) >= 4 && v[3] == "connected" {
+			return rep, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rep.Close()
+	return nil, fmt.Errorf("the replica on %s did not connect to %s within 30s", rep.Addr, srv.Addr)
 }
