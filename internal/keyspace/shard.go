@@ -23,8 +23,15 @@ func ShardKey(prefix, name string, i int) string {
 	if i == 0 {
 		return QueueKey(prefix, name)
 	}
-	n := strconv.Itoa(i)
-	return prefix + "queue:" + n + ":{" + name + "#" + n + "}"
+	return shardKey(prefix, name, strconv.Itoa(i))
+}
+
+// ShardKeyTemplate is the key of shard i > 0 with <i> for the number, as
+// documentation shows it.
+func ShardKeyTemplate(prefix, name string) string { return shardKey(prefix, name, "<i>") }
+
+func shardKey(prefix, name, i string) string {
+	return prefix + "queue:" + i + ":{" + name + "#" + i + "}"
 }
 
 // ShardKeys returns the keys of the n shards of the queue called name
