@@ -22,7 +22,8 @@ type Handler[T any] func(ctx context.Context, d *Delivery[T]) error
 // ConsumeOptions configures Consume. The zero value is usable.
 type ConsumeOptions struct {
 	// Concurrency is how many handlers run at once; default 1. However
-	// many, Consume holds one connection of the blocking pool.
+	// many, Consume holds one connection of the blocking pool (up to 8 on
+	// a sharded queue: see the README's "Sharded queues").
 	Concurrency int
 	// BlockTimeout is how long one receive waits for an item before it
 	// starts over; default 5s. After a server outage, consuming resumes
