@@ -453,6 +453,20 @@ func popResult(cmd *redis.StringSliceCmd) ([]string, error) {
 	return res, popLost(sentError(err))
 }
 
+// writeContext is the context a batch of writes (or pops) is sent on. On
+// a cluster it is ctx without its cancellation: go-redis's cluster
+// pipeline, when a node's part fails because ctx ended (no connection
+// taken yet), sets ctx's error on every command of the pipeline, those
+// that other nodes already ran included, so an item an RPOP took (or a
+// push that was stored) would be reported as not taken (not stored). The
+// callers of a batch that was sent wait for its reply anyway.
+func writeContext(ctx context.Context, cl redis.UniversalClient) context.Context {
+	if _, ok := cl.(*redis.ClusterClient); ok {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // batchers are the coalescers of a DataStore.
 type batchers struct {
 	push *coalescer[pushArg]
@@ -489,6 +503,7 @@ func pushKey(a *pushArg) string { return a.key }
 // With Options.WaitReplicas, each primary's LPUSHes are followed by one
 // WAIT (durability.go).
 func sendPushes(ctx context.Context, conn *Connection, cl redis.UniversalClient, batch []*call[pushArg]) {
+	ctx = writeContext(ctx, cl)
 	var cmd1 [1]redis.Cmder
 	var lpush1 [1]*redis.IntCmd
 	var key1 [1]string
@@ -531,6 +546,7 @@ type setArg struct {
 }
 
 func sendSets(ctx context.Context, conn *Connection, cl redis.UniversalClient, batch []*call[setArg]) {
+	ctx = writeContext(ctx, cl)
 	var cmd1 [1]redis.Cmder
 	var set1 [1]*redis.StatusCmd
 	var key1 [1]string
@@ -600,6 +616,7 @@ type popArg struct {
 func popKey(a *popArg) string { return a.key }
 
 func sendPops(ctx context.Context, cl redis.UniversalClient, batch []*call[popArg]) {
+	ctx = writeContext(ctx, cl)
 	var cmd1 [1]redis.Cmder
 	var rpop1 [1]*redis.StringSliceCmd
 	cmds, rpop := cmd1[:0], rpop1[:0] // usually one queue

@@ -28,6 +28,11 @@ type QueueDecl struct {
 	Lease         time.Duration // how long a delivery holds its item; DefaultLease
 	MaxDeliveries int           // deliveries before an item is dead; DefaultMaxDeliveries
 	DedupeWindow  time.Duration // how long a pushed ID is remembered; DefaultDedupeWindow
+
+	// Shards spreads the queue over that many lists, each with its own
+	// hash tag (see the README's "Sharded queues"); 0 and 1 mean one, the
+	// queue's own key.
+	Shards int
 }
 
 // Queue is a typed at-most-once queue. Its zero value is not usable; get
@@ -35,7 +40,8 @@ type QueueDecl struct {
 type Queue[T any] struct {
 	ds  *DataStore
 	key string
-	err error // from building the key; returned by every call
+	err error     // from building the key; returned by every call
+	sh  *shardSet // of a sharded queue (shards.go); nil for one list
 }
 
 // NewQueue returns the queue of decl for the placeholder values args.
@@ -46,13 +52,20 @@ func NewQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Queue[T] {
 	if err == nil && ds == nil {
 		err = fmt.Errorf("%w: nil DataStore", ErrInvalidArgument)
 	}
+	if err == nil {
+		err = checkShards(decl.Shards)
+	}
 	if err != nil {
 		return Queue[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
 	}
-	return Queue[T]{ds: ds, key: QueueKey(decl.Prefix, name)}
+	q := Queue[T]{ds: ds, key: QueueKey(decl.Prefix, name)}
+	if decl.Shards > 1 {
+		q.sh = ds.shardsFor(decl.Prefix, name, decl.Shards, nil)
+	}
+	return q
 }
 
-// Key returns the queue's Redis key.
+// Key returns the queue's Redis key; for a sharded queue, shard 0's.
 func (q Queue[T]) Key() string { return q.key }
 
 // Push appends v to the queue. It returns nil once v is stored, once. If
@@ -74,6 +87,9 @@ func (q Queue[T]) Push(ctx context.Context, v T) error {
 func (q Queue[T]) PushMany(ctx context.Context, vs ...T) error {
 	if q.err != nil {
 		return opError("push", q.key, q.err)
+	}
+	if q.sh != nil {
+		return q.pushSharded(ctx, vs)
 	}
 	c := q.ds.batch.push.get()
 	items := c.arg.one[:]
@@ -105,7 +121,7 @@ func (q Queue[T]) Pop(ctx context.Context, timeout time.Duration) (v T, ok bool,
 	if q.err != nil {
 		return v, false, opError("pop", q.key, q.err)
 	}
-	n, err := q.ds.pop(ctx, q.key, 1, timeout, func(item []byte) (err error) {
+	n, err := q.pop(ctx, 1, timeout, func(item []byte) (err error) {
 		v, err = decode[T](item, q.ds.maxPayload)
 		return err
 	})
@@ -121,7 +137,7 @@ func (q Queue[T]) PopMany(ctx context.Context, n int, timeout time.Duration) ([]
 		return nil, opError("pop", q.key, q.err)
 	}
 	var vs []T
-	_, err := q.ds.pop(ctx, q.key, n, timeout, func(item []byte) error {
+	_, err := q.pop(ctx, n, timeout, func(item []byte) error {
 		v, err := decode[T](item, q.ds.maxPayload)
 		if err == nil {
 			vs = append(vs, v)
@@ -135,6 +151,9 @@ func (q Queue[T]) PopMany(ctx context.Context, n int, timeout time.Duration) ([]
 func (q Queue[T]) Len(ctx context.Context) (int64, error) {
 	if q.err != nil {
 		return 0, opError("len", q.key, q.err)
+	}
+	if q.sh != nil {
+		return q.lenSharded(ctx)
 	}
 	return q.ds.llen(ctx, q.key)
 }

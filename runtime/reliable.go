@@ -56,9 +56,10 @@ type reliable struct {
 // out its lease. Its zero value is not usable; get one from a generated
 // accessor or NewReliableQueue.
 type ReliableQueue[T any] struct {
-	r   *reliable
+	r   *reliable // shard 0's, for a sharded queue
 	key string
-	err error // from building the key or checking the settings
+	err error     // from building the key or checking the settings
+	sh  *shardSet // of a sharded queue (shards.go); nil for one queue
 }
 
 // NewReliableQueue returns the at-least-once queue of decl for the
@@ -84,7 +85,11 @@ func NewReliableQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Reliab
 	if decl.DedupeWindow != 0 {
 		r.window = decl.DedupeWindow
 	}
-	return ReliableQueue[T]{r: r, key: key}
+	q := ReliableQueue[T]{r: r, key: key}
+	if decl.Shards > 1 {
+		q.sh = ds.shardsFor(decl.Prefix, name, decl.Shards, r)
+	}
+	return q
 }
 
 func checkReliable(ds *DataStore, decl *QueueDecl) error {
@@ -98,11 +103,11 @@ func checkReliable(ds *DataStore, decl *QueueDecl) error {
 	case decl.DedupeWindow < 0 || decl.DedupeWindow%time.Millisecond != 0:
 		return fmt.Errorf("%w: dedupe window %v is not a positive number of milliseconds", ErrInvalidArgument, decl.DedupeWindow)
 	}
-	return nil
+	return checkShards(decl.Shards)
 }
 
 // Key returns the key of the queue's ready list; its other keys share it
-// as a prefix and hash tag.
+// as a prefix and hash tag. For a sharded queue, it is shard 0's.
 func (q ReliableQueue[T]) Key() string { return q.key }
 
 // Push appends v under a new random ID.
@@ -149,7 +154,7 @@ func (q ReliableQueue[T]) push(ctx context.Context, ids []string, vs []T) error 
 		}
 		payloads[i] = b
 	}
-	return q.r.push(ctx, ids, payloads)
+	return q.pushPayloads(ctx, ids, payloads)
 }
 
 func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) error {
@@ -181,6 +186,9 @@ func (q ReliableQueue[T]) Len(ctx context.Context) (int64, error) {
 	if q.err != nil {
 		return 0, opError("len", q.key, q.err)
 	}
+	if q.sh != nil {
+		return q.lenSharded(ctx)
+	}
 	return q.r.ds.llen(ctx, q.key)
 }
 
@@ -205,6 +213,9 @@ type Stats struct {
 func (q ReliableQueue[T]) Stats(ctx context.Context) (Stats, error) {
 	if q.err != nil {
 		return Stats{}, opError("stats", q.key, q.err)
+	}
+	if q.sh != nil {
+		return q.statsSharded(ctx)
 	}
 	var res []int64
 	err := q.r.ds.Connection.call("stats", q.key, func(cl redis.UniversalClient) (err error) {
@@ -304,7 +315,7 @@ func (q ReliableQueue[T]) receive(ctx context.Context, n int, timeout time.Durat
 	if q.err != nil {
 		return nil, opError("receive", q.key, q.err)
 	}
-	ls, err := q.r.receive(ctx, n, timeout, cnt)
+	ls, err := q.lease(ctx, n, timeout, cnt)
 	q.r.ds.Connection.sawError(err)
 	if len(ls) == 0 {
 		return nil, err
@@ -314,17 +325,17 @@ func (q ReliableQueue[T]) receive(ctx context.Context, n int, timeout time.Durat
 	for _, l := range ls {
 		v, derr := decode[T](l.payload, q.r.ds.maxPayload)
 		if derr == nil {
-			ds = append(ds, &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: q.r, receipt: l.receipt})
+			ds = append(ds, &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: l.r, receipt: l.receipt})
 			continue
 		}
 		sctx, cancel := settleContext(ctx)
-		dead, nerr := q.r.nack(sctx, nil, l.receipt.done(), l.id, l.attempt, 0, derr.Error(), cnt)
+		dead, nerr := l.r.nack(sctx, nil, l.receipt.done(), l.id, l.attempt, 0, derr.Error(), cnt)
 		cancel()
 		next := "it will be delivered again"
 		if dead {
-			next = fmt.Sprintf("it is now a dead letter (%s)", DeadKey(q.key))
+			next = fmt.Sprintf("it is now a dead letter (%s)", DeadKey(l.r.key))
 		}
-		errs = append(errs, opError("receive", q.key, fmt.Errorf("item %q, delivery %d: %w; %s", l.id, l.attempt, derr, next)), nerr)
+		errs = append(errs, opError("receive", l.r.key, fmt.Errorf("item %q, delivery %d: %w; %s", l.id, l.attempt, derr, next)), nerr)
 	}
 	return ds, errors.Join(errs...)
 }
@@ -334,7 +345,8 @@ type leased struct {
 	id      string
 	payload []byte
 	attempt int
-	receipt *receipt // of the take that leased it
+	receipt *receipt  // of the take that leased it
+	r       *reliable // of the queue (the shard) it is on
 }
 
 // receive leases up to n items, waiting up to timeout for the first. An
@@ -499,7 +511,7 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKe
 		if !ok1 || !ok2 || !ok3 {
 			return bad()
 		}
-		ls = append(ls, leased{id: id, payload: []byte(payload), attempt: int(attempt), receipt: rc})
+		ls = append(ls, leased{id: id, payload: []byte(payload), attempt: int(attempt), receipt: rc, r: r})
 	}
 	if len(dead) > 0 {
 		names := make([]string, len(dead))
@@ -563,6 +575,9 @@ func (r *reliable) reclaimOnce(ctx context.Context, cl redis.UniversalClient, cn
 func (q ReliableQueue[T]) Reclaim(ctx context.Context) (int, error) {
 	if q.err != nil {
 		return 0, opError("reclaim", q.key, q.err)
+	}
+	if q.sh != nil {
+		return q.reclaimSharded(ctx)
 	}
 	total := 0
 	err := q.r.ds.Connection.call("reclaim", q.key, func(cl redis.UniversalClient) error {
@@ -847,6 +862,9 @@ func (dl DeadLetters[T]) Len(ctx context.Context) (n int64, err error) {
 	if q.err != nil {
 		return 0, opError("dead", q.key, q.err)
 	}
+	if q.sh != nil {
+		return dl.lenSharded(ctx)
+	}
 	err = q.r.ds.Connection.call("dead", q.key, func(cl redis.UniversalClient) (err error) {
 		n, err = cl.ZCard(ctx, q.r.keys[keyDead]).Result()
 		return err
@@ -862,6 +880,9 @@ func (dl DeadLetters[T]) Peek(ctx context.Context, n int) ([]DeadLetter[T], erro
 	}
 	if n < 1 {
 		return nil, opError("dead", q.key, fmt.Errorf("%w: count %d < 1", ErrInvalidArgument, n))
+	}
+	if q.sh != nil {
+		return dl.peekSharded(ctx, n)
 	}
 	var res []string
 	err := q.r.ds.Connection.call("dead", q.key, func(cl redis.UniversalClient) (err error) {
@@ -889,12 +910,18 @@ func (dl DeadLetters[T]) Requeue(ctx context.Context, n int) (int, error) {
 	if n < 1 {
 		return 0, opError("requeue", dl.q.key, fmt.Errorf("%w: count %d < 1", ErrInvalidArgument, n))
 	}
+	if dl.q.err == nil && dl.q.sh != nil {
+		return dl.requeueSharded(ctx, n)
+	}
 	return dl.batches(ctx, "requeue", requeueScript, n)
 }
 
 // Purge deletes the dead letters, up to ten million in one call (call it
 // again for more), and returns how many it deleted.
 func (dl DeadLetters[T]) Purge(ctx context.Context) (int, error) {
+	if dl.q.err == nil && dl.q.sh != nil {
+		return dl.purgeSharded(ctx)
+	}
 	return dl.batches(ctx, "purge", purgeScript, -1)
 }
 
