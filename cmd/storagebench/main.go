@@ -8,7 +8,7 @@
 //
 // Usage:
 //
-//	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m] [-asynq] [-wait N] [-replicas N]
+//	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m] [-asynq] [-wait N] [-replicas N] [-cluster]
 //	go run ./cmd/storagebench -memory [-redis URL] [-n 20000] [-json FILE]
 //
 // Flags:
@@ -29,6 +29,12 @@
 //	               (see asynq.go; it builds the nested module
 //	               cmd/storagebench/asynqref, which fetches asynq through
 //	               the module proxy the first time)
+//	-cluster       start a Redis Cluster of 3 primaries and 3 replicas on
+//	               loopback (redis-server --cluster-enabled yes) and run
+//	               the workloads on it: the typed side through
+//	               Options.Addrs, the plain side through a go-redis
+//	               ClusterClient, server figures summed over the
+//	               primaries; not with -redis, -wait, -replicas, -asynq
 //	-memory        run no workloads: measure what queues and caches take
 //	               in the server's memory instead (memory.go): MEMORY
 //	               USAGE of one queue in each state (empty, loaded with 1,
@@ -80,7 +86,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/storagegen/storagegen/internal/redistest"
-	"github.com/storagegen/storagegen/runtime"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -94,6 +99,8 @@ type config struct {
 	timeout  time.Duration
 	asynq    bool
 	memory   bool
+	cluster  bool     // -cluster
+	addrs    []string // the cluster's nodes, with -cluster
 	wait     int // Options.WaitReplicas of the typed side
 	replicas int // replicas of the server storagebench starts
 }
@@ -110,6 +117,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the results as JSON to `FILE`")
 	fs.StringVar(&only, "only", "", "run only the workloads whose id or name matches `REGEXP`")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "longest one side of one round may take")
+	fs.BoolVar(&cfg.cluster, "cluster", false, "start a Redis Cluster of 3 primaries and 3 replicas on loopback and run the workloads on it")
 	fs.BoolVar(&cfg.memory, "memory", false, "instead of the workloads, measure the memory queues and caches take (MEMORY USAGE, and INFO used_memory over -n queues)")
 	fs.BoolVar(&cfg.asynq, "asynq", false, "after the consume workload, run asynq as a reference (builds cmd/storagebench/asynqref, fetching asynq the first time)")
 	fs.IntVar(&cfg.wait, "wait", 0, "WaitReplicas of the typed side; with no -redis, start that many replicas")
@@ -150,15 +158,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(selected) == 0 {
 		return usage("-only %q matches no workload", only)
 	}
-	if cfg.memory && (only != "" || cfg.asynq) {
-		return usage("-memory runs no workloads: it does not go with -only or -asynq")
+	if cfg.memory && (only != "" || cfg.asynq || cfg.cluster) {
+		return usage("-memory runs no workloads: it does not go with -only, -asynq or -cluster")
+	}
+	if cfg.cluster && (cfg.url != "" || cfg.wait > 0 || cfg.replicas > 0 || cfg.asynq) {
+		return usage("-cluster starts its own cluster: it does not go with -redis (or REDIS_URL), -wait, -replicas or -asynq")
 	}
 	if cfg.asynq && !slices.ContainsFunc(selected, func(w workload) bool { return w.id == "consume" }) {
 		return usage("-asynq: the consume workload is not selected (-only %q)", only)
 	}
 
 	var srv *redistest.Server
-	if cfg.url == "" {
+	if cfg.cluster {
+		c, err := redistest.StartCluster()
+		if errors.Is(err, redistest.ErrNoServer) {
+			return usage("redis-server is not on PATH: install it (apt-get install redis-server)")
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "storagebench: starting a cluster: %v\n", err)
+			return 1
+		}
+		defer c.Close()
+		cfg.addrs = c.Addrs()
+	} else if cfg.url == "" {
 		srv, err = redistest.Start()
 		if errors.Is(err, redistest.ErrNoServer) {
 			return usage("redis-server is not on PATH: install it (apt-get install redis-server) or pass -redis URL")
@@ -206,19 +228,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // bench runs every selected workload and, when it may, redis-benchmark.
 func bench(cfg config, selected []workload, srv *redistest.Server, prog *progress) (*results, error) {
-	// The runtime checks the URL first: its errors never show a password,
-	// and go-redis's parse errors quote the whole URL.
-	ds, err := runtime.New(runtime.Options{URL: cfg.url, PoolSize: cfg.c, BlockingPoolSize: cfg.c, WaitReplicas: cfg.wait})
+	ds, plain, server, err := clients(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer ds.Close()
-	ropts, err := redis.ParseURL(cfg.url)
-	if err != nil {
-		return nil, errors.New("-redis: not a URL go-redis reads")
-	}
-	ropts.PoolSize = cfg.c
-	plain := redis.NewClient(ropts)
 	defer plain.Close()
 
 	ctx := context.Background()
@@ -232,7 +246,7 @@ func bench(cfg config, selected []workload, srv *redistest.Server, prog *progres
 		GOMAXPROCS: goruntime.GOMAXPROCS(0),
 		NumCPU:     goruntime.NumCPU(),
 		Redis:      infoField(info, "redis_version"),
-		Server:     ropts.Addr,
+		Server:     server,
 		OwnServer:  srv != nil,
 		N:          cfg.n, C: cfg.c, Rounds: cfg.rounds,
 		PoolSize: cfg.c, WaitReplicas: cfg.wait,
@@ -284,10 +298,13 @@ func bench(cfg config, selected []workload, srv *redistest.Server, prog *progres
 			}
 		}
 	}
-	if srv != nil {
+	switch {
+	case cfg.cluster:
+		res.RedisBenchmark = &redisBenchmarkResult{Skipped: "redis-benchmark measures one server, not a cluster"}
+	case srv != nil:
 		prog.show("redis-benchmark")
 		res.RedisBenchmark = redisBenchmark(ctx, srv, cfg)
-	} else {
+	default:
 		res.RedisBenchmark = &redisBenchmarkResult{Skipped: "the server is not one storagebench started, and redis-benchmark writes keys outside storagebench: (mylist, key:__rand_int__)"}
 	}
 	prog.done()

@@ -71,7 +71,7 @@ func TestSmoke(t *testing.T) {
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-n", "0"}, {"-c", "-1"}, {"-rounds", "0"}, {"-only", "("}, {"-only", "nothing-matches-this"},
-		{"-timeout", "0s"}, {"extra"}, {"-bogus"}, {"-memory", "-only", "push"},
+		{"-timeout", "0s"}, {"extra"}, {"-bogus"}, {"-memory", "-only", "push"}, {"-cluster", "-redis", "redis://127.0.0.1:1/0"}, {"-cluster", "-memory"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != 2 {
@@ -136,6 +136,39 @@ func TestMemory(t *testing.T) {
 	for _, s := range rep.Scales {
 		if s.Queues != 50 {
 			t.Errorf("%s: %d queues, want 50", s.What, s.Queues)
+		}
+	}
+}
+
+// TestClusterSmoke runs two workloads with -cluster: storagebench starts a
+// cluster, both sides run on it (the plain one through a ClusterClient),
+// and the server figures are summed over its primaries.
+func TestClusterSmoke(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bench.json")
+	args := []string{"-cluster", "-redis", "", "-n", "200", "-rounds", "1", "-c", "4", "-only", "^(push-c|consume-sh8)$", "-json", file}
+	var stdout, stderr bytes.Buffer
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "on a cluster of 3 primaries and 3 replicas") {
+		t.Errorf("the header does not name the cluster:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res results
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Workloads) != 2 {
+		t.Fatalf("%d workloads, want 2", len(res.Workloads))
+	}
+	for _, w := range res.Workloads {
+		for side, s := range map[string]sideResult{"typed": w.Typed, "plain": w.Plain} {
+			if s.OpsPerSec <= 0 || s.ServerUsecPerItem <= 0 {
+				t.Errorf("%s %s: figures not positive: %+v", w.ID, side, s)
+			}
 		}
 	}
 }

@@ -359,6 +359,7 @@ func memoryMode(cfg config, stdout, stderr io.Writer) int {
 	ropts.PoolSize = cfg.c
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
+	// One server: the keys it lists are its own (SCAN).
 	e := &env{cfg: cfg, ds: ds, rdb: rdb, msg: newMessage()}
 	ctx := context.Background()
 	if err := e.clear(ctx); err != nil {
