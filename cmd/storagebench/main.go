@@ -101,8 +101,8 @@ type config struct {
 	memory   bool
 	cluster  bool     // -cluster
 	addrs    []string // the cluster's nodes, with -cluster
-	wait     int // Options.WaitReplicas of the typed side
-	replicas int // replicas of the server storagebench starts
+	wait     int      // Options.WaitReplicas of the typed side
+	replicas int      // replicas of the server storagebench starts
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
