@@ -156,10 +156,14 @@ func (s *Server) ping() error {
 	return nil
 }
 
-func (s *Server) logTail() string {
+func (s *Server) logTail() string { return s.LogTail(2000) }
+
+// LogTail returns the last n bytes of the server's log, for a test's
+// failure message.
+func (s *Server) LogTail(n int) string {
 	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
+	if len(b) > n {
+		b = b[len(b)-n:]
 	}
 	return string(b)
 }
