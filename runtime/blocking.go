@@ -96,7 +96,10 @@ func (c *Connection) getBlockConn(ctx context.Context, key string, deadline time
 		return bc, nil
 	default:
 	}
-	bc := &blockConn{pool: p, conn: p.client.Conn()}
+	// An ephemeral Conn: its Close closes the connection. (A Conn's Close
+	// would put it back, open, in p.client's own pool, where a dropped
+	// pool's connections would stay until Close.)
+	bc := &blockConn{pool: p, conn: p.client.EphemeralConn()}
 	bc.conn.AddHook(exactTimeoutHook{bc})
 	if c.unblock.usable() {
 		id, err := bc.conn.ClientID(ctx).Result()
