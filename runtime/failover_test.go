@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -341,11 +342,18 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// Each step fails over a primary that no earlier step touched: Redis
+	// 7.0 lets a replica that won an election seconds ago claim the next
+	// one with its old votes, and the other nodes never take the claim, so
+	// the slot stays without a primary. Operators do not fail one pair
+	// over twice in seconds; the tests would.
+	var used []*redistest.Node
 	for _, wait := range []int{0, 1} {
 		t.Run(fmt.Sprintf("WaitReplicas=%d", wait), func(t *testing.T) {
 			ds := newStore(t, Options{Addrs: c.Addrs(), Prefix: fmt.Sprintf("fo%d:", wait), WaitReplicas: wait, WaitTimeout: waitTimeout(wait),
 				Logger: slog.New(slog.DiscardHandler)})
-			l := startLoad(t, ds, "jobs", 4)
+			name := queueAwayFrom(t, c, used, "jobs", func(name string) string { return testReliable[string](ds, name, time.Second, 0).Key() })
+			l := startLoad(t, ds, name, 4)
 			l.waitHandled(failoverItems())
 			slot := keyspace.Slot(l.r.Key())
 			primary, err := c.Owner(bg, slot)
@@ -353,6 +361,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			replica := replicaOf(t, c, primary)
+			used = append(used, primary, replica)
 
 			manual := l.during("CLUSTER FAILOVER", func() {
 				manualFailover(t, c, replica, slot, primary)
@@ -380,7 +389,21 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	t.Run("dead primary", func(t *testing.T) { onDeadPrimary(t, c) })
+	t.Run("dead primary", func(t *testing.T) { onDeadPrimary(t, c, used) })
+}
+
+// queueAwayFrom returns the first of base0, base1, … whose queue (key
+// gives its key) is on a primary not in avoid.
+func queueAwayFrom(t *testing.T, c *redistest.Cluster, avoid []*redistest.Node, base string, key func(name string) string) string {
+	t.Helper()
+	for i := range 500 {
+		name := fmt.Sprint(base, i)
+		if owner, err := c.Owner(bg, keyspace.Slot(key(name))); err == nil && !slices.Contains(avoid, owner) {
+			return name
+		}
+	}
+	t.Fatalf("no queue %s0…%s499 on a primary other than %d nodes", base, base, len(avoid))
+	return ""
 }
 
 // onDeadPrimary kills the primary of a queue of c and does not restart
@@ -389,9 +412,9 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 // connection errors, so that pushes, a blocking pop (whose pool on the dead
 // node is dropped) and receives work again once the replica is promoted.
 // Each is tried for at most 30s.
-func onDeadPrimary(t *testing.T, c *redistest.Cluster) {
+func onDeadPrimary(t *testing.T, c *redistest.Cluster, avoid []*redistest.Node) {
 	ds := newStore(t, Options{Addrs: c.Addrs(), Prefix: "dead:", Logger: slog.New(slog.DiscardHandler)})
-	q := testQueue[int](t, ds, "q")
+	q := testQueue[int](t, ds, queueAwayFrom(t, c, avoid, "q", func(name string) string { return testQueue[int](t, ds, name).Key() }))
 	slot := keyspace.Slot(q.Key())
 	primary, err := c.Owner(bg, slot)
 	if err != nil {
