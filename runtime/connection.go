@@ -49,8 +49,8 @@ type Connection struct {
 	shebangRefused atomic.Bool // the server refused #!lua (scripts.go)
 }
 
-func newConnection(o Options, ro *redis.Options) *Connection {
-	c := &Connection{make: o.clientMaker(ro), own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches}
+func newConnection(o Options, co *clientOptions) *Connection {
+	c := &Connection{make: o.clientMaker(co), own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches}
 	if c.blockMax == 0 {
 		c.blockMax = DefaultBlockingPoolSize
 	}
