@@ -16,17 +16,40 @@ import (
 	"github.com/storagegen/storagegen/internal/redistest"
 )
 
-func connectedClients(t *testing.T, raw *redis.Client) int {
+// connectedClients returns the number of client connections the servers
+// behind raw have: every node's, summed, on a cluster.
+func connectedClients(t *testing.T, raw redis.UniversalClient) int {
 	t.Helper()
-	info := raw.Info(bg, "clients").Val()
-	for line := range strings.SplitSeq(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "connected_clients:"); ok {
-			n, _ := strconv.Atoi(v)
-			return n
+	one := func(c redis.Cmdable) (int, error) {
+		info := c.Info(bg, "clients").Val()
+		for line := range strings.SplitSeq(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "connected_clients:"); ok {
+				return strconv.Atoi(v)
+			}
 		}
+		return 0, errors.New("no connected_clients in INFO")
 	}
-	t.Fatal("no connected_clients in INFO")
-	return 0
+	cc, ok := raw.(*redis.ClusterClient)
+	if !ok {
+		n, err := one(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var mu sync.Mutex
+	sum := 0
+	err := cc.ForEachShard(bg, func(ctx context.Context, node *redis.Client) error {
+		n, err := one(node)
+		mu.Lock()
+		sum += n
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
 }
 
 func TestLazyConnectAndClose(t *testing.T) {

@@ -56,7 +56,7 @@ func lateRetryPair(t *testing.T, name string, lease time.Duration, maxDeliveries
 
 // expireLeases makes every lease of the queue at key run out now, as if
 // its time had passed.
-func expireLeases(t *testing.T, raw *redis.Client, key string) {
+func expireLeases(t *testing.T, raw redis.UniversalClient, key string) {
 	t.Helper()
 	leases := reliableKeys(key)[keyLeases]
 	ids, err := raw.ZRange(bg, leases, 0, -1).Result()
