@@ -39,6 +39,7 @@ func (s *syncBuffer) String() string {
 // failed that way for the unfixable window, instead of retrying forever.
 // The first case also leaves Logger nil: slog.Default() gets the log.
 func TestConsumeFailsFast(t *testing.T) {
+	redistest.SingleOnly(t, "servers of its own (a password, an ACL user, a renamed BLMOVE)")
 	defer func(w time.Duration) { unfixableWindow = w }(unfixableWindow)
 	unfixableWindow = 300 * time.Millisecond
 

@@ -258,6 +258,7 @@ func leaks(text, secret string) string {
 // database, its query options, skip_verify, its TLS, or the server behind
 // it), no piece of its user name or password reaches an error.
 func TestNoUserInfoInErrors(t *testing.T) {
+	redistest.SingleOnly(t, "servers of its own with a password and TLS; URLs that never connect")
 	tlsSrv, _, err := redistest.StartTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -354,6 +355,7 @@ func TestNoUserInfoInErrors(t *testing.T) {
 // percent-encoded, authenticates; unencoded, it is refused with an error
 // that says how to encode it.
 func TestEncodedUserInfoWorks(t *testing.T) {
+	redistest.SingleOnly(t, "a server of its own with a password")
 	const pw = "a\"b\tc/d#e?f%g h@i:j"
 	srv, err := redistest.Start("--requirepass", pw)
 	if err != nil {

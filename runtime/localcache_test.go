@@ -178,6 +178,7 @@ func TestLocalCacheSizeBound(t *testing.T) {
 // invalidation never comes: the proxy drops everything the server says
 // once the entry is cached.
 func TestLocalCacheExpiry(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	// The Get through the cut network below outlasts LocalMaxAge; the
 	// entry of the key without expiry must stay servable for the check.
 	defer func(d time.Duration) { localMaxAge = d }(localMaxAge)
@@ -223,6 +224,7 @@ func TestLocalCacheExpiry(t *testing.T) {
 // The entries fetched on a connection go with it: the server forgets what
 // the connection read, and invalidations sent meanwhile are lost.
 func TestLocalCacheConnectionLost(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)
@@ -260,6 +262,7 @@ func TestLocalCacheConnectionLost(t *testing.T) {
 // Where client-side caching is unavailable, a local cache is a plain one:
 // every Get goes to the server, so another client's Set is seen at once.
 func TestLocalCacheUnavailable(t *testing.T) {
+	redistest.SingleOnly(t, "miniredis, database 1 and a plain client of the one server's address")
 	mr := miniredis.RunT(t) // HELLO 3, but no CLIENT TRACKING
 	raw := rawClient(t)
 	if err := raw.Do(bg, "acl", "setuser", "nocsc", "on", ">pw", "~*", "+@all", "-client").Err(); err != nil {

@@ -65,6 +65,28 @@ func rawClient(t testing.TB) redis.UniversalClient {
 	return redistest.Admin(t)
 }
 
+// testClient returns a go-redis client of the test servers as the tests'
+// user (redisURL), closed at the end of the test: a *redis.Client on one
+// server or a Sentinel group (a failover client), a *redis.ClusterClient
+// on a cluster. query adds go-redis query options (pool_timeout=300ms).
+func testClient(t testing.TB, query ...string) redis.UniversalClient {
+	t.Helper()
+	u := redisURL
+	for _, q := range query {
+		if strings.Contains(u, "?") {
+			u += "&" + q
+		} else {
+			u += "?" + q
+		}
+	}
+	c, err := redistest.NewClient(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 var bg = context.Background()
 
 // payload is a struct with every field type a schema accepts.

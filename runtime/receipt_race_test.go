@@ -46,9 +46,8 @@ func (h *lateRetryAfterReclaim) ProcessHook(next redis.ProcessHook) redis.Proces
 // name on each.
 func lateRetryPair(t *testing.T, name string, lease time.Duration, maxDeliveries int) (*lateRetryAfterReclaim, ReliableQueue[int], ReliableQueue[int]) {
 	hook := &lateRetryAfterReclaim{}
-	cl := redis.NewClient(&redis.Options{Addr: testServerAddr(t)})
+	cl := testClient(t)
 	cl.AddHook(hook)
-	t.Cleanup(func() { cl.Close() })
 	ds := newStore(t, Options{Client: cl})
 	other := newStore(t, Options{Prefix: ds.prefix})
 	return hook, testReliable[int](ds, name, lease, maxDeliveries), testReliable[int](other, name, lease, maxDeliveries)
