@@ -453,10 +453,11 @@ type cancelAfterBLMOVE struct {
 	cancel  context.CancelFunc
 }
 
-// cancelAfterNextBLMOVE arms ds's blocking client so that, right after
-// the next BLMOVE returns, between runs and then the returned context is
-// cancelled: a Receive on it ends between BLMOVE and the lease.
-func cancelAfterNextBLMOVE(t *testing.T, ds *DataStore, between func()) context.Context {
+// cancelAfterNextBLMOVE arms ds's blocking client for the queue at key
+// (on a cluster, its primary's) so that, right after the next BLMOVE
+// returns, between runs and then the returned context is cancelled: a
+// Receive on it ends between BLMOVE and the lease.
+func cancelAfterNextBLMOVE(t *testing.T, ds *DataStore, key string, between func()) context.Context {
 	ctx, cancel := context.WithCancel(bg)
 	t.Cleanup(cancel)
 	armed := new(atomic.Bool)
@@ -464,7 +465,11 @@ func cancelAfterNextBLMOVE(t *testing.T, ds *DataStore, between func()) context.
 	if err := ds.Connection.Ping(bg); err != nil { // makes the clients
 		t.Fatal(err)
 	}
-	ds.Connection.pool.client.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: between})
+	pool, err := ds.Connection.poolFor(bg, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.client.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: between})
 	return ctx
 }
 
@@ -495,7 +500,7 @@ func TestReleasedItemKeepsItsPlace(t *testing.T) {
 	if _, err := q.Len(bg); err != nil { // makes the clients
 		t.Fatal(err)
 	}
-	ctx := cancelAfterNextBLMOVE(t, ds, func() {
+	ctx := cancelAfterNextBLMOVE(t, ds, q.Key(), func() {
 		if err := q.Push(bg, "second"); err != nil {
 			t.Error(err)
 		}

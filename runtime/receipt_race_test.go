@@ -120,7 +120,7 @@ func TestLateReleaseSparesAnotherDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dD *Delivery[string]
-	ctx := cancelAfterNextBLMOVE(t, ds, func() {
+	ctx := cancelAfterNextBLMOVE(t, ds, q.Key(), func() {
 		if _, err := q2.Reclaim(bg); err != nil { // orphan lease for X
 			t.Error(err)
 		}

@@ -24,7 +24,7 @@ func TestCancelledReceiveBeatsOrphanLease(t *testing.T) {
 	if _, err := q.Len(bg); err != nil { // makes the clients
 		t.Fatal(err)
 	}
-	ctx := cancelAfterNextBLMOVE(t, ds, func() {
+	ctx := cancelAfterNextBLMOVE(t, ds, q.Key(), func() {
 		if _, err := q2.Reclaim(bg); err != nil {
 			t.Error(err)
 		}

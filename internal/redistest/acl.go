@@ -8,7 +8,7 @@ import "strings"
 // Main creates such a user for the tests, with the tests' prefixes.
 const ACLSetUser = "ACL SETUSER myapp on >PASSWORD resetkeys ~myapp:* resetchannels -@all " +
 	"+ping +hello +auth +client|id +client|unblock +client|tracking " +
-	"+cluster|slots +cluster|shards +readonly +role +info " +
+	"+command +cluster|slots +cluster|shards +readonly +role +info " +
 	"+lpush +rpush +rpop +brpop +blmove +llen +lrange +lindex +lrem " +
 	"+get +set +del +exists +pttl " +
 	"+hget +hmget +hset +hsetnx +hdel +hexists +hincrby " +
