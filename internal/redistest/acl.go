@@ -7,13 +7,13 @@ import "strings"
 // keys, and the commands storagegen's runtime sends, and nothing else.
 // Main creates such a user for the tests, with the tests' prefixes.
 const ACLSetUser = "ACL SETUSER myapp on >PASSWORD resetkeys ~myapp:* resetchannels -@all " +
-	"+ping +hello +auth +client|id +client|unblock +client|tracking " +
-	"+command +cluster|slots +cluster|shards +readonly +role +info " +
+	"+ping +hello +client|id +client|unblock +client|tracking " +
+	"+command +cluster|slots " +
 	"+lpush +rpush +rpop +brpop +blmove +llen +lrange +lindex +lrem " +
 	"+get +set +del +exists +pttl " +
 	"+hget +hmget +hset +hsetnx +hdel +hexists +hincrby " +
 	"+zadd +zrem +zcard +zcount +zscore +zmscore +zrange +zrangebyscore " +
-	"+evalsha +eval +time +config|get"
+	"+evalsha +eval +time"
 
 // AppUserRules returns the rules of ACLSetUser after its password, with
 // a key pattern for each of prefixes instead of ~myapp:*.

@@ -41,6 +41,7 @@ var suite struct {
 	topology Topology
 	admin    string // a URL (of the forms the runtime reads) for the admin: every key, every command
 	app      string // the URL the tests get: the application user's, when Main made one
+	limited  bool   // Main made the application user
 }
 
 // topologyFromEnv reads TopologyEnv.
@@ -223,7 +224,7 @@ func forPackage(prefixes []string) (string, func(), error) {
 		if got := topologyOfURL(u); os.Getenv(TopologyEnv) != "" && got != tp {
 			return "", nil, fmt.Errorf("redistest: %s=%s, but REDIS_URL names a %s; unset one", TopologyEnv, tp, got)
 		}
-		setSuite(topologyOfURL(u), u, u)
+		setSuite(topologyOfURL(u), u, u, false)
 		return u, func() {}, nil
 	}
 	start := time.Now()
@@ -239,22 +240,31 @@ func forPackage(prefixes []string) (string, func(), error) {
 			return "", nil, err
 		}
 		app = WithUser(admin, user)
-		if os.Getenv("STORAGEGEN_TEST_ACL_LOG") != "" {
+		if f := os.Getenv("STORAGEGEN_TEST_ACL_LOG"); f != "" {
 			s := stop
-			stop = func() { printACLLog(nodes); s() }
+			stop = func() { printACLLog(f, nodes); s() }
 		}
 	}
 	if tp != TopologySingle {
 		fmt.Fprintf(os.Stderr, "redistest: %s topology ready in %v\n", tp, time.Since(start).Round(time.Millisecond))
 	}
-	setSuite(tp, admin, app)
+	setSuite(tp, admin, app, len(prefixes) > 0)
 	return app, stop, nil
 }
 
-func setSuite(tp Topology, admin, app string) {
+func setSuite(tp Topology, admin, app string, limited bool) {
 	suite.Lock()
 	defer suite.Unlock()
-	suite.topology, suite.admin, suite.app = tp, admin, app
+	suite.topology, suite.admin, suite.app, suite.limited = tp, admin, app, limited
+}
+
+// Limited reports whether the tests' URL is that of the application user
+// Main created (AppUserRules for the package's prefixes): not with
+// REDIS_URL set, nor for a package that gave Main no prefixes.
+func Limited() bool {
+	suite.Lock()
+	defer suite.Unlock()
+	return suite.limited
 }
 
 // AppUser is the name of the application user Main creates.
@@ -365,16 +375,22 @@ func DeleteKeys(ctx context.Context, c redis.UniversalClient, pattern string) (i
 	return len(keys), err
 }
 
-// printACLLog prints what the nodes' ACL LOG holds: the commands and keys
-// refused to the application user, for working out its rules
-// (STORAGEGEN_TEST_ACL_LOG=1).
-func printACLLog(nodes []*Node) {
+// printACLLog appends what the nodes' ACL LOG holds to the file named
+// by STORAGEGEN_TEST_ACL_LOG: the commands and keys refused to the users
+// (the application user's show what AppUserRules lacks).
+func printACLLog(file string, nodes []*Node) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	out, err := os.OpenFile(file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redistest:", err)
+		return
+	}
+	defer out.Close()
 	for _, n := range nodes {
 		entries, err := n.client.Load().Do(ctx, "ACL", "LOG", "1000").Slice()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "redistest: ACL LOG on %s: %v\n", n.Addr, err)
+			fmt.Fprintf(out, "ACL LOG on %s: %v\n", n.Addr, err)
 			continue
 		}
 		for _, e := range entries {
@@ -383,7 +399,7 @@ func printACLLog(nodes []*Node) {
 			for i := 0; i+1 < len(f); i += 2 {
 				m[fmt.Sprint(f[i])] = f[i+1]
 			}
-			fmt.Fprintf(os.Stderr, "redistest: ACL LOG %s: %v %v %v (count %v)\n", n.Addr, m["reason"], m["context"], m["object"], m["count"])
+			fmt.Fprintf(out, "%s %s: user %v, %v %v %v (count %v)\n", os.Args[0], n.Addr, m["username"], m["reason"], m["context"], m["object"], m["count"])
 		}
 	}
 }
