@@ -295,12 +295,20 @@ func TestNoUserInfoInErrors(t *testing.T) {
 		func(ui string) string { return "rediss+cluster://" + ui + "@127.0.0.1:1?read_only=true" },
 		func(ui string) string { return "rediss+cluster://" + ui + "@127.0.0.1:1?skip_verify=true" },
 		func(ui string) string { return "redis+cluster://" + ui + "@127.0.0.1:notaport" },
-		func(ui string) string { return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&addr=127.0.0.1:2" },
+		func(ui string) string {
+			return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&addr=127.0.0.1:2"
+		},
 		func(ui string) string { return "redis+sentinel://" + ui + "@127.0.0.1:1/notadb?master_name=m" },
 		func(ui string) string { return "redis+sentinel://" + ui + "@127.0.0.1:1/0" },
-		func(ui string) string { return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&no_such_option=1" },
-		func(ui string) string { return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&replica_only=1" },
-		func(ui string) string { return "rediss+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&skip_verify=true" },
+		func(ui string) string {
+			return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&no_such_option=1"
+		},
+		func(ui string) string {
+			return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&replica_only=1"
+		},
+		func(ui string) string {
+			return "rediss+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&skip_verify=true"
+		},
 		func(ui string) string { return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&password=x" },
 		// These parse when the user info is encoded: their errors come
 		// from the server (a wrong password, a certificate no one trusts).
