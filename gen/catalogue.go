@@ -40,6 +40,11 @@ func Catalogue(m *Model) []byte {
 	for _, q := range m.Queues {
 		entry("Queue", q.Name, q.Doc)
 		w("%s", commonRows("Queues."+q.GoName, q.Key, keyspace.QueueKey(m.Prefix, q.Key.Template()), keyspace.QueueKey(m.Prefix, exampleName(q.Key)), q.Params, q.Payload))
+		if q.Shards > 1 {
+			name := q.Key.Template()
+			w("| shards | %d: %s is shard 0, shard *i* is %s; FIFO per shard only |\n", q.Shards,
+				mdCode(keyspace.ShardKey(m.Prefix, name, 0), true), mdCode(keyspace.ShardKeyTemplate(m.Prefix, name), true))
+		}
 		if r := q.Reliable; r != nil {
 			w("| delivery | at-least-once: lease %s, at most %d %s, dedupe window %s |\n",
 				durationText(r.Lease), r.MaxDeliveries, pluralWord(r.MaxDeliveries, "delivery", "deliveries"), durationText(r.DedupeWindow))

@@ -397,14 +397,15 @@ func (c *checker) queueDecl(qd *RawQueue, names map[string]string) *QueueSpec {
 	goName, key, params, payload, ok := c.common(entry{"queue", qd.Name, qd.Key, qd.Payload, qd.Doc}, names)
 	what := fmt.Sprintf("queue %q", qd.Name.Value)
 	rel, relOK := c.delivery(qd, what)
-	if !ok || !relOK {
+	shards, shardsOK := c.shards(qd.Shards, what)
+	if !ok || !relOK || !shardsOK {
 		return nil
 	}
 	notes := c.notes(qd.Name.Pos, qd.Review, what, map[string]Scalar{
 		"key": qd.Key, "payload": qd.Payload, "doc": qd.Doc, "delivery": qd.Delivery,
-		"lease": qd.Lease, "max_deliveries": qd.MaxDeliveries, "dedupe_window": qd.DedupeWindow,
+		"lease": qd.Lease, "max_deliveries": qd.MaxDeliveries, "dedupe_window": qd.DedupeWindow, "shards": qd.Shards,
 	})
-	q := &QueueSpec{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload, Reliable: rel, Review: notes}
+	q := &QueueSpec{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload, Reliable: rel, Shards: shards, Review: notes}
 	if rel != nil {
 		q.DeliveryType, q.HandlerType = deliveryTypeName(goName), handlerTypeName(goName)
 		for _, alias := range []string{q.DeliveryType, q.HandlerType} {
@@ -477,6 +478,26 @@ func (c *checker) delivery(qd *RawQueue, what string) (*ReliableSettings, bool) 
 		r.DedupeWindow, ok = d, ok && dok
 	}
 	return r, ok
+}
+
+// shards checks a queue's shards: a whole number from 1 to
+// keyspace.MaxShards; 1 when it is not set.
+func (c *checker) shards(s Scalar, what string) (int, bool) {
+	if !s.Set {
+		return 1, true
+	}
+	n, err := strconv.Atoi(s.Value)
+	switch {
+	case err != nil:
+		c.errs.add(s.Pos, "%s: shards %q is not a whole number", what, shorten(s.Value))
+	case n < 1:
+		c.errs.add(s.Pos, "%s: shards %d must be at least 1 (1 is an unsharded queue)", what, n)
+	case n > keyspace.MaxShards:
+		c.errs.add(s.Pos, "%s: shards %d is over %d, the most a queue may have", what, n, keyspace.MaxShards)
+	default:
+		return n, true
+	}
+	return 0, false
 }
 
 // atLeastASecond parses a duration setting that must be 1s or more; why

@@ -93,10 +93,11 @@ type entryView struct {
 	keyOf           func(prefix, name string) string
 	settings        [][2]string // safe settings: name, value
 	mode            string      // a queue's delivery; "" for caches
+	shards          int         // a queue's shards; 0 for caches
 }
 
 func queueView(q *QueueSpec) entryView {
-	v := entryView{kind: "queue", name: q.Name, key: q.Key, doc: q.Doc, payload: q.Payload, notes: &q.Review, keyOf: keyspace.QueueKey, mode: "at-most-once"}
+	v := entryView{kind: "queue", name: q.Name, key: q.Key, doc: q.Doc, payload: q.Payload, notes: &q.Review, keyOf: keyspace.QueueKey, mode: "at-most-once", shards: q.Shards}
 	if r := q.Reliable; r != nil {
 		v.mode = "at-least-once"
 		v.settings = [][2]string{{"lease", durationText(r.Lease)}, {"max_deliveries", fmt.Sprint(r.MaxDeliveries)}, {"dedupe_window", durationText(r.DedupeWindow)}}
@@ -207,6 +208,9 @@ func (d *differ) entry(o, c *entryView) {
 		d.add(true, allowed, "delivery-changed", subject, c.notes.PosOf("delivery"),
 			"delivery changed from %s to %s: the two keep items in different layouts, so items queued under the old one are not delivered; drain the queue first", o.mode, c.mode)
 	}
+	if o.shards != c.shards && o.shards > 0 && c.shards > 0 {
+		d.add(true, allowed, "shards-changed", subject, c.notes.PosOf("shards"), "%s", shardsChange(d.old.Prefix, o, c))
+	}
 	for i, s := range c.settings {
 		if i < len(o.settings) && o.settings[i][0] == s[0] && o.settings[i][1] != s[1] {
 			d.add(false, "", strings.ReplaceAll(s[0], "_", "-")+"-changed", subject, c.notes.PosOf(s[0]),
@@ -216,6 +220,62 @@ func (d *differ) entry(o, c *entryView) {
 	if o.doc != c.doc {
 		d.add(false, "", "doc-changed", subject, c.notes.PosOf("doc"), "doc changed")
 	}
+}
+
+// shardsChange is the message of a change of a queue's shards from o's to
+// c's: what is stranded, and how to drain it.
+func shardsChange(prefix string, o, c *entryView) string {
+	name := o.key.Template()
+	var b strings.Builder
+	fmt.Fprintf(&b, "shards changed from %d to %d: ", o.shards, c.shards)
+	if c.shards > o.shards {
+		// Shard 0 is the unsharded key, and shards 1… keep theirs.
+		fmt.Fprintf(&b, "nothing is stranded (%s), but consumers still on the old build never read %s (%s); deploy the consumers first", shardsOf(0, o.shards, "keeps its keys", "keep their keys"), shardRange(o.shards, c.shards), shardKeys(prefix, name, o.shards, c.shards))
+	} else {
+		fmt.Fprintf(&b, "items on the removed %s (%s) are stranded: the new build never reads them", shardRange(c.shards, o.shards), shardKeys(prefix, name, c.shards, o.shards))
+		if o.mode == "at-least-once" {
+			b.WriteString(", nor their in-flight, delayed and dead items")
+		}
+		b.WriteString("; drain them: deploy the producers first, keep consumers of the old build running until those shards are empty (LLEN of each is 0")
+		if o.mode == "at-least-once" {
+			b.WriteString(", and ZCARD of its :leases and :delayed; requeue or purge its dead letters with the old build")
+		}
+		b.WriteString("), then deploy the consumers")
+	}
+	if o.mode == "at-least-once" && c.mode == "at-least-once" {
+		b.WriteString("; an ID's shard depends on the count, so a PushID retried across the change may be stored twice")
+	}
+	return b.String()
+}
+
+// shardRange names shards from to to-1.
+func shardRange(from, to int) string {
+	if to-from == 1 {
+		return fmt.Sprintf("shard %d", from)
+	}
+	return fmt.Sprintf("shards %d to %d", from, to-1)
+}
+
+// shardsOf names shards from to to-1 as the subject of a verb: "shard 0
+// keeps", "shards 0 to 3 keep".
+func shardsOf(from, to int, one, many string) string {
+	if to-from == 1 {
+		return shardRange(from, to) + " " + one
+	}
+	return shardRange(from, to) + " " + many
+}
+
+// shardKeys shows the keys of shards from to to-1 of the queue called name:
+// the first, and the last when there are more.
+func shardKeys(prefix, name string, from, to int) string {
+	first := keyspace.ShardKey(prefix, name, from)
+	switch to - from {
+	case 1:
+		return first
+	case 2:
+		return first + ", " + keyspace.ShardKey(prefix, name, to-1)
+	}
+	return first + " … " + keyspace.ShardKey(prefix, name, to-1)
 }
 
 func (d *differ) types() {

@@ -32,6 +32,9 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("version: 1\nprefix: \"flow:\"\ncaches:\n  by_id: {key: \"{id}\", payload: x.com/y.T, ttl: 1h}\n  settings: {key: \"settings:{name}\", payload: x.com/y.T, ttl: 1h}\n"))
 	f.Add([]byte("version: 1\nx: &m {a: string, b: string, c: string}\ny: &n [*m, *m, *m, *m]\ntypes:\n  A: {fields: *m}\n  B: {fields: *m}\n"))
 	f.Add([]byte("version: 1\ntypes: {T: {doc: \"a\\u202Eb\", fields: {a: \"[][][][][][][][][]int\"}}}\n"))
+	// Shards at and past their limits, on both kinds of queue.
+	f.Add([]byte("version: 1\nqueues:\n  a: {payload: x.com/y.T, shards: 1024}\n  b: {payload: x.com/y.T, delivery: at-least-once, shards: 2, key: \"b:{id}\"}\n  c: {payload: x.com/y.T, shards: 1025}\n"))
+	f.Add([]byte("version: 1\nqueues:\n  a: {payload: x.com/y.T, shards: 0x10}\n  b: {payload: x.com/y.T, shards: \"+3\"}\n"))
 	if src, err := os.ReadFile("../schema.yaml"); err == nil {
 		f.Add(src)
 	}
@@ -61,6 +64,11 @@ func FuzzLoad(f *testing.F) {
 				}
 			}
 			return
+		}
+		for _, q := range m.Queues {
+			if q.Shards < 1 || q.Shards > keyspace.MaxShards {
+				t.Fatalf("queue %q accepted with %d shards", q.Name, q.Shards)
+			}
 		}
 		files, err := Generate(m)
 		if err != nil {

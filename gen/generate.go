@@ -168,7 +168,8 @@ func storeDecl(m *Model) jen.Code {
 //
 // An at-least-once queue's declaration also carries its lease, delivery
 // limit and dedupe window, and its accessor returns a runtime.ReliableQueue
-// made by runtime.NewReliableQueue.
+// made by runtime.NewReliableQueue. A sharded queue's declaration carries
+// Shards; nothing else of it is generated.
 func queueAccessor(prefix string, q *QueueSpec) jen.Code {
 	fields := declFields(q.Name, q.Key)
 	queueType, constructor, delivery := "Queue", "NewQueue", "at-most-once"
@@ -179,6 +180,12 @@ func queueAccessor(prefix string, q *QueueSpec) jen.Code {
 			declField("DedupeWindow", durationCode(r.DedupeWindow)))
 		queueType, constructor = "ReliableQueue", "NewReliableQueue"
 		delivery = fmt.Sprintf("at-least-once (lease %s, at most %d %s)", durationText(r.Lease), r.MaxDeliveries, pluralWord(r.MaxDeliveries, "delivery", "deliveries"))
+	}
+	if q.Shards > 1 {
+		// The runtime spreads the queue over its shards; the accessor
+		// stays the same.
+		fields = append(fields, declField("Shards", jen.Lit(q.Shards)))
+		delivery += fmt.Sprintf(", %d shards (FIFO per shard)", q.Shards)
 	}
 	fields = append(fields, jen.Line())
 	decl := jen.Var().Id(q.VarName).Op("=").Op("&").Qual(runtimePath, "QueueDecl").Values(fields...)

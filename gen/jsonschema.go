@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+
+	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
 // JSONSchema returns a JSON Schema (draft 2020-12) for schema.yaml, for
@@ -38,6 +40,7 @@ func jsonSchema() obj {
 		return props
 	}
 	reliableOnly := []string{"lease", "max_deliveries", "dedupe_window"}
+	shardsDoc := fmt.Sprintf("How many lists the queue is spread over, each with its own hash tag, so that a hot queue can use that many cluster primaries; FIFO per shard only; 1 to %d; default 1 (an unsharded queue).", keyspace.MaxShards)
 	notReliable := obj{}
 	for _, k := range reliableOnly {
 		notReliable[k] = false
@@ -106,6 +109,7 @@ func jsonSchema() obj {
 					"lease":          obj{"allOf": []obj{ref("duration")}, "description": "At-least-once: how long a delivery holds its item; at least 1s; default 30s."},
 					"max_deliveries": obj{"type": "integer", "minimum": 1, "description": "At-least-once: deliveries before an item becomes a dead letter; default 5."},
 					"dedupe_window":  obj{"allOf": []obj{ref("duration")}, "description": "At-least-once: how long a pushed ID is remembered; at least 1s; default 1h."},
+					"shards":         obj{"type": "integer", "minimum": 1, "maximum": keyspace.MaxShards, "description": shardsDoc},
 				}),
 				"if":   obj{"not": obj{"required": []string{"delivery"}, "properties": obj{"delivery": obj{"const": atLeastOnce}}}},
 				"then": obj{"properties": notReliable},

@@ -36,6 +36,7 @@ var LintRules = []LintRule{
 	{"empty-prefix", Warning, "the schema has no prefix, so its keys mix with any other application's on the server"},
 	{"long-key", Warning, "a key is longer than 128 bytes for typical arguments"},
 	{"at-most-once", Info, "a queue is at-most-once, so a consumer that crashes loses the item it holds"},
+	{"sharded-pattern", Info, "a queue whose key has placeholders is sharded, so every queue of the pattern is"},
 }
 
 // Lint limits.
@@ -84,7 +85,13 @@ func Lint(m *Model, disabled map[string]bool) []Finding {
 	l := &linter{disabled: disabled}
 	l.file(m)
 	for _, q := range m.Queues {
-		l.entry("queue", q.Name, q.Key, func(name string) string { return keyspace.QueueKey(m.Prefix, name) }, q.Doc, &q.Review)
+		// The last shard's keys are the longest.
+		l.entry("queue", q.Name, q.Key, func(name string) string { return keyspace.ShardKey(m.Prefix, name, q.Shards-1) }, q.Doc, &q.Review)
+		if q.Shards > 1 && len(q.Key.Placeholders()) > 0 {
+			l.add(&q.Review, "sharded-pattern", q.Review.PosOf("shards"), fmt.Sprintf("queue %q", q.Name),
+				fmt.Sprintf("every queue of the pattern %s gets %d shards: the queues of a pattern already spread over a cluster's slots by their arguments, and each shard is a list that receivers sweep and reclaim", q.Key, q.Shards),
+				"shard a hot queue with a fixed key; for a pattern, leave shards out unless one queue of it is too hot for one primary")
+		}
 		if q.Reliable == nil {
 			l.add(&q.Review, "at-most-once", q.Review.PosOf("delivery"), fmt.Sprintf("queue %q", q.Name),
 				"at-most-once: an item lives only in the consumer's memory between Pop and the end of its work, so a consumer that crashes, is killed or is deployed over loses it",

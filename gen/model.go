@@ -138,6 +138,10 @@ type QueueSpec struct {
 	// at-least-once queues only.
 	DeliveryType, HandlerType string
 
+	// Shards is how many lists the queue is spread over (shards: N), 1 to
+	// keyspace.MaxShards; 1 is an unsharded queue.
+	Shards int
+
 	Review Notes
 }
 

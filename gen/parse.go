@@ -83,6 +83,7 @@ type RawQueue struct {
 	Lease         Scalar // at-least-once only
 	MaxDeliveries Scalar // at-least-once only
 	DedupeWindow  Scalar // at-least-once only
+	Shards        Scalar // lists the queue is spread over; default 1
 	Review        RawReview
 }
 
@@ -314,6 +315,7 @@ func (p *parser) queueDecl(name Scalar, n *yaml.Node) *RawQueue {
 		{name: "key", s: &q.Key}, {name: "payload", s: &q.Payload}, {name: "doc", s: &q.Doc},
 		{name: "delivery", s: &q.Delivery}, {name: "lease", s: &q.Lease},
 		{name: "max_deliveries", s: &q.MaxDeliveries}, {name: "dedupe_window", s: &q.DedupeWindow},
+		{name: "shards", s: &q.Shards},
 	}, p.reviewKeys(&q.Review, what)...)...)
 	return q
 }

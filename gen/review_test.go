@@ -80,6 +80,9 @@ func TestDiffCodes(t *testing.T) {
 		{"lease changed", []string{"delivery: at-least-once}", "delivery: at-least-once, lease: 1m}"}, []string{"lease-changed safe"}},
 		{"max deliveries changed", []string{"delivery: at-least-once}", "delivery: at-least-once, max_deliveries: 2}"}, []string{"max-deliveries-changed safe"}},
 		{"dedupe window changed", []string{"delivery: at-least-once}", "delivery: at-least-once, dedupe_window: 2h}"}, []string{"dedupe-window-changed safe"}},
+		{"shards grown", []string{"payload: T, doc: d}", "payload: T, doc: d, shards: 4}"}, []string{"shards-changed breaking"}},
+		{"shards grown, allowed", []string{"payload: T, doc: d}", "payload: T, doc: d, shards: 4, allow_breaking: \"consumers deployed first\"}"}, []string{"shards-changed allowed"}},
+		{"shards 1 written out", []string{"payload: T, doc: d}", "payload: T, doc: d, shards: 1}"}, nil},
 		{"type added", []string{"types:\n", "types:\n  V: {fields: {y: string}}\n"}, []string{"type-added safe"}},
 		{"type removed", []string{"  U: {fields: {x: string}}\n", ""}, []string{"type-removed safe"}},
 		{"field removed", []string{"      b: {type: int, optional: true}\n", ""}, []string{"field-removed breaking"}},
@@ -138,6 +141,13 @@ func TestLintRules(t *testing.T) {
 		{"id-separator not after an int", strings.Replace(clean, `"c:{id}"`, `"c:{id:int}_x"`, 1), "", nil},
 		// flow:cache:c: + three UUIDs with two colons is 123 bytes.
 		{"long-key: 128 bytes", strings.Replace(clean, `"c:{id}"`, `"c:{a}:{b}:{c}:abcd"`, 1), "", nil},
+		{"sharded-pattern", strings.Replace(clean, "delivery: at-least-once}", "delivery: at-least-once, shards: 4}", 1), "", []string{"sharded-pattern info 4"}},
+		{"sharded-pattern ignored", strings.Replace(clean, "delivery: at-least-once}", "delivery: at-least-once, shards: 4, lint_ignore: [sharded-pattern]}", 1), "", nil},
+		{"sharded fixed key", strings.Replace(clean, `"q:{id}"`, `"q"`, 1) + "", "", nil},
+		// The last shard's key is the longest: flow:queue:{q:+three UUIDs}
+		// is 125 bytes, flow:queue:1023:{…#1023} 135.
+		{"long-key: 125 bytes unsharded", strings.Replace(clean, `"q:{id}"`, `"q:{a}:{b}:{c}"`, 1), "", nil},
+		{"long-key of the last shard", strings.Replace(clean, `key: "q:{id}", payload: x.com/y.T, doc: d, delivery: at-least-once}`, `key: "q:{a}:{b}:{c}", payload: x.com/y.T, doc: d, delivery: at-least-once, shards: 1024, lint_ignore: [sharded-pattern]}`, 1), "", []string{"long-key warning 4"}},
 		{"long-key: 129 bytes", strings.Replace(clean, `"c:{id}"`, `"c:{a}:{b}:{c}:abcde"`, 1), "", []string{"long-key warning 6"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,7 +169,7 @@ func TestLintRules(t *testing.T) {
 	}
 	// The severities themselves: a warning fails storagegen lint, info
 	// does not.
-	want := map[string]Severity{"id-separator": Warning, "missing-doc": Warning, "long-ttl": Warning, "empty-prefix": Warning, "long-key": Warning, "at-most-once": Info}
+	want := map[string]Severity{"id-separator": Warning, "missing-doc": Warning, "long-ttl": Warning, "empty-prefix": Warning, "long-key": Warning, "at-most-once": Info, "sharded-pattern": Info}
 	for _, r := range LintRules {
 		if want[r.ID] != r.Severity {
 			t.Errorf("rule %s has severity %s, want %s", r.ID, r.Severity, want[r.ID])

@@ -109,6 +109,10 @@ func (c *Connection) getBlockConn(ctx context.Context, key string, deadline time
 		default:
 			bc.conn.Close()
 			<-c.slots
+			if mayBeStale(err) {
+				c.dropPool(p)
+				c.sawError(err)
+			}
 			return nil, err
 		}
 	}
@@ -120,7 +124,7 @@ func (c *Connection) getBlockConn(ctx context.Context, key string, deadline time
 // have reconnected it under a new CLIENT ID.
 func (c *Connection) putBlockConn(bc *blockConn) {
 	defer func() { <-c.slots }()
-	if !bc.broken {
+	if !bc.broken && !bc.pool.dropped.Load() {
 		select {
 		case bc.pool.free <- bc:
 			return
@@ -176,6 +180,11 @@ func (c *Connection) popOn(ctx context.Context, bc *blockConn, deadline time.Tim
 		item, ok, err = c.popOnce(ctx, bc, wait, pop)
 		if err != nil && !isServerError(err) {
 			bc.broken = true
+		}
+		if err != nil && mayBeStale(err) {
+			// The node failed, or no longer serves the queue's slot.
+			c.dropPool(bc.pool)
+			c.sawError(err)
 		}
 		if ok || err != nil {
 			return item, ok, err

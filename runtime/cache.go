@@ -230,6 +230,7 @@ func (ds *DataStore) set(ctx context.Context, key string, v any, ttl time.Durati
 	c.items, c.bytes = 1, len(data)
 	ds.batch.set.do(ctx, cl, c)
 	err = c.err
+	ds.Connection.sawError(err)
 	ds.batch.set.put(c)
 	ds.Connection.forgetLocal(key)
 	return opError("set", key, err)

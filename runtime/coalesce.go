@@ -417,14 +417,15 @@ func sentError(err error) error {
 }
 
 // notSent reports whether err shows that a command never left the client:
-// no connection could be had from the pool or dialled, the client is
-// closed, or the batch's context ended before it was sent (go-redis checks
-// the context before it sends; a deadline that passes while it reads the
-// reply is a net timeout, not a context error).
+// no connection could be had from the pool or dialled, its TLS handshake
+// was refused (tlsRefused), the client is closed, or the batch's context
+// ended before it was sent (go-redis checks the context before it sends; a
+// deadline that passes while it reads the reply is a net timeout, not a
+// context error).
 func notSent(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
-		errors.As(err, &op) && op.Op == "dial" ||
+		errors.As(err, &op) && op.Op == "dial" || tlsRefused(err) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
@@ -452,6 +453,20 @@ func popResult(cmd *redis.StringSliceCmd) ([]string, error) {
 	return res, popLost(sentError(err))
 }
 
+// writeContext is the context a batch of writes (or pops) is sent on. On
+// a cluster it is ctx without its cancellation: go-redis's cluster
+// pipeline, when a node's part fails because ctx ended (no connection
+// taken yet), sets ctx's error on every command of the pipeline, those
+// that other nodes already ran included, so an item an RPOP took (or a
+// push that was stored) would be reported as not taken (not stored). The
+// callers of a batch that was sent wait for its reply anyway.
+func writeContext(ctx context.Context, cl redis.UniversalClient) context.Context {
+	if _, ok := cl.(*redis.ClusterClient); ok {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // batchers are the coalescers of a DataStore.
 type batchers struct {
 	push *coalescer[pushArg]
@@ -460,12 +475,16 @@ type batchers struct {
 	pop  *coalescer[popArg]
 }
 
-func newBatchers(off bool) batchers {
+func newBatchers(off bool, conn *Connection) batchers {
 	return batchers{
-		push: newCoalescer(off, false, errSendPanicked, sendPushes),
-		set:  newCoalescer(off, false, errSendPanicked, sendSets),
-		get:  newCoalescer(off, true, errors.New("storagegen: the get's batch failed with a panic"), sendGets),
-		pop:  newCoalescer(off, false, popLost(errSendPanicked), sendPops),
+		push: newCoalescer(off, false, errSendPanicked, func(ctx context.Context, cl redis.UniversalClient, b []*call[pushArg]) {
+			sendPushes(ctx, conn, cl, b)
+		}),
+		set: newCoalescer(off, false, errSendPanicked, func(ctx context.Context, cl redis.UniversalClient, b []*call[setArg]) {
+			sendSets(ctx, conn, cl, b)
+		}),
+		get: newCoalescer(off, true, errors.New("storagegen: the get's batch failed with a panic"), sendGets),
+		pop: newCoalescer(off, false, popLost(errSendPanicked), sendPops),
 	}
 }
 
@@ -481,10 +500,14 @@ type pushArg struct {
 
 func pushKey(a *pushArg) string { return a.key }
 
-func sendPushes(ctx context.Context, cl redis.UniversalClient, batch []*call[pushArg]) {
+// With Options.WaitReplicas, each primary's LPUSHes are followed by one
+// WAIT (durability.go).
+func sendPushes(ctx context.Context, conn *Connection, cl redis.UniversalClient, batch []*call[pushArg]) {
+	ctx = writeContext(ctx, cl)
 	var cmd1 [1]redis.Cmder
 	var lpush1 [1]*redis.IntCmd
-	cmds, lpush := cmd1[:0], lpush1[:0] // usually one queue
+	var key1 [1]string
+	cmds, lpush, keys := cmd1[:0], lpush1[:0], key1[:0] // usually one queue
 	groupByKey(batch, pushKey)
 	runs(batch, pushKey, func(key string, calls []*call[pushArg]) {
 		n := 0
@@ -499,11 +522,15 @@ func sendPushes(ctx context.Context, cl redis.UniversalClient, batch []*call[pus
 		cmd := redis.NewIntCmd(ctx, args...)
 		cmds = append(cmds, onceInt{cmd})
 		lpush = append(lpush, cmd)
+		keys = append(keys, key)
 	})
-	sendBatch(ctx, cl, cmds)
+	werrs := conn.sendWrites(ctx, cl, keys, cmds)
 	i := 0
 	runs(batch, pushKey, func(_ string, calls []*call[pushArg]) {
 		err := sentError(lpush[i].Err())
+		if err == nil && werrs != nil {
+			err = werrs[i]
+		}
 		i++
 		for _, c := range calls {
 			c.err = err
@@ -518,20 +545,26 @@ type setArg struct {
 	n    int
 }
 
-func sendSets(ctx context.Context, cl redis.UniversalClient, batch []*call[setArg]) {
+func sendSets(ctx context.Context, conn *Connection, cl redis.UniversalClient, batch []*call[setArg]) {
+	ctx = writeContext(ctx, cl)
 	var cmd1 [1]redis.Cmder
 	var set1 [1]*redis.StatusCmd
-	cmds, sets := cmd1[:], set1[:]
+	var key1 [1]string
+	cmds, sets, keys := cmd1[:], set1[:], key1[:]
 	if len(batch) > 1 {
-		cmds, sets = make([]redis.Cmder, len(batch)), make([]*redis.StatusCmd, len(batch))
+		cmds, sets, keys = make([]redis.Cmder, len(batch)), make([]*redis.StatusCmd, len(batch)), make([]string, len(batch))
 	}
 	for i, c := range batch {
 		sets[i] = redis.NewStatusCmd(ctx, c.arg.args[:c.arg.n]...)
 		cmds[i] = onceStatus{sets[i]}
+		keys[i], _ = c.arg.args[1].(string)
 	}
-	sendBatch(ctx, cl, cmds)
+	werrs := conn.sendWrites(ctx, cl, keys, cmds)
 	for i, c := range batch {
 		c.err = sentError(sets[i].Err())
+		if c.err == nil && werrs != nil {
+			c.err = werrs[i]
+		}
 	}
 }
 
@@ -583,6 +616,7 @@ type popArg struct {
 func popKey(a *popArg) string { return a.key }
 
 func sendPops(ctx context.Context, cl redis.UniversalClient, batch []*call[popArg]) {
+	ctx = writeContext(ctx, cl)
 	var cmd1 [1]redis.Cmder
 	var rpop1 [1]*redis.StringSliceCmd
 	cmds, rpop := cmd1[:0], rpop1[:0] // usually one queue

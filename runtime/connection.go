@@ -45,12 +45,16 @@ type Connection struct {
 	local   localCaches // localcache.go
 	noLocal bool        // Options.DisableLocalCaches
 
+	wait    waitSetting  // Options.WaitReplicas and WaitTimeout (durability.go)
+	dropped []*blockPool // pools of nodes that stopped being primaries, closed by Close (failover.go); guarded by poolsMu
+
 	unblock        unblockSupport
 	shebangRefused atomic.Bool // the server refused #!lua (scripts.go)
 }
 
 func newConnection(o Options, co *clientOptions) *Connection {
-	c := &Connection{make: o.clientMaker(co), own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches}
+	c := &Connection{make: o.clientMaker(co), own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches,
+		wait: o.waitSetting()}
 	if c.blockMax == 0 {
 		c.blockMax = DefaultBlockingPoolSize
 	}
@@ -123,6 +127,8 @@ func (c *Connection) makeClients() {
 // blockPool is the dedicated connections for blocking pops on one server:
 // the only one, or one primary of a cluster.
 type blockPool struct {
+	addr    string          // the server's address
+	dropped atomic.Bool     // the node failed: no connection goes back to free (failover.go)
 	client  *redis.Client   // makes the connections: the server's options, PoolSize blockMax, no retries
 	unblock *redis.Client   // the server's command client, which sends CLIENT UNBLOCK
 	free    chan *blockConn // idle connections, up to blockMax
@@ -130,7 +136,7 @@ type blockPool struct {
 
 func (c *Connection) newBlockPool(cmd *redis.Client) *blockPool {
 	bo := *cmd.Options()
-	return &blockPool{client: c.newBlockingClient(&bo), unblock: cmd, free: make(chan *blockConn, c.blockMax)}
+	return &blockPool{addr: bo.Addr, client: c.newBlockingClient(&bo), unblock: cmd, free: make(chan *blockConn, c.blockMax)}
 }
 
 // poolFor returns the blocking pool of the server that holds key: the one
@@ -191,7 +197,9 @@ func (c *Connection) call(op, key string, fn func(redis.UniversalClient) error) 
 		return opError(op, key, err)
 	}
 	defer release()
-	return opError(op, key, mapErr(fn(cl)))
+	err = fn(cl)
+	c.sawError(err)
+	return opError(op, key, mapErr(err))
 }
 
 // Ping connects if needed and checks that the server answers, as the
@@ -220,6 +228,7 @@ func (c *Connection) Close() error {
 	for _, p := range c.pools {
 		pools = append(pools, p)
 	}
+	pools = append(pools, c.dropped...)
 	c.poolsMu.Unlock()
 	for _, p := range pools {
 		if p == nil {

@@ -22,7 +22,8 @@ type Handler[T any] func(ctx context.Context, d *Delivery[T]) error
 // ConsumeOptions configures Consume. The zero value is usable.
 type ConsumeOptions struct {
 	// Concurrency is how many handlers run at once; default 1. However
-	// many, Consume holds one connection of the blocking pool.
+	// many, Consume holds one connection of the blocking pool (up to 8 on
+	// a sharded queue: see the README's "Sharded queues").
 	Concurrency int
 	// BlockTimeout is how long one receive waits for an item before it
 	// starts over; default 5s. After a server outage, consuming resumes
@@ -364,6 +365,9 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 		case aerr == nil:
 			hook("acked")
 			c.cnt.add(acked, 1)
+		case errors.Is(aerr, ErrNotReplicated):
+			c.cnt.add(acked, 1)
+			c.log.Warn("storagegen: ack applied on the primary but not known to be replicated; the item comes back only if the primary fails before a replica has the ack", "id", d.ID, "attempt", d.Attempt, "err", aerr)
 		default:
 			c.log.Warn("storagegen: ack failed; the item is delivered again after its lease", "id", d.ID, "attempt", d.Attempt, "err", aerr)
 		}
@@ -421,8 +425,9 @@ func (c *consumer[T]) settleAcks(ctx context.Context) {
 	defer close(c.settlerDone)
 	batch := make([]ackRequest[T], 0, MaxReceiveBatch)
 	hs := make([]held, 0, MaxReceiveBatch)
+	rs := make([]*reliable, 0, MaxReceiveBatch)
 	for {
-		batch, hs = batch[:0], hs[:0]
+		batch, hs, rs = batch[:0], hs[:0], rs[:0]
 		select {
 		case req := <-c.acks:
 			batch = append(batch, req)
@@ -442,10 +447,12 @@ func (c *consumer[T]) settleAcks(ctx context.Context) {
 			}
 		}
 		for _, req := range batch {
-			hs = append(hs, req.d.settling())
+			hs, rs = append(hs, req.d.settling()), append(rs, req.d.r)
 		}
+		// One script per shard the deliveries are on: one for an
+		// unsharded queue.
 		sctx, cancel := settleContext(ctx)
-		res, err := c.q.r.ack(sctx, hs)
+		res, errs := settleGrouped(sctx, rs, hs, (*reliable).ack)
 		cancel()
 		c.flushMu.Lock()
 		c.acking -= len(batch)
@@ -454,14 +461,14 @@ func (c *consumer[T]) settleAcks(ctx context.Context) {
 		c.flushMu.Unlock()
 		for i, req := range batch {
 			switch {
-			case err != nil:
-				req.done <- err
+			case errs[i] != nil && !errors.Is(errs[i], ErrNotReplicated):
+				req.done <- errs[i]
 			case res[i] == 0:
 				req.d.settled.Store(true)
-				req.done <- c.q.r.lost("ack", req.d.ID, req.d.Attempt)
+				req.done <- req.d.r.lost("ack", req.d.ID, req.d.Attempt)
 			default:
 				req.d.settled.Store(true)
-				req.done <- nil
+				req.done <- errs[i] // nil, or the ack ran and is not known to be replicated
 			}
 		}
 	}
@@ -503,29 +510,35 @@ func (c *consumer[T]) keepLeases(ctx context.Context) {
 // extend extends the leases of ds by lease, as keepLeases does.
 func (c *consumer[T]) extend(ctx context.Context, ds []*Delivery[T], lease time.Duration) {
 	hs := make([]held, len(ds))
+	rs := make([]*reliable, len(ds))
 	for i, d := range ds {
-		hs[i] = d.held()
+		hs[i], rs[i] = d.held(), d.r
 	}
 	began := time.Now()
 	ectx, cancel := context.WithTimeout(ctx, lease/3)
-	res, err := c.q.r.extend(ectx, lease, hs)
+	res, errs := settleGrouped(ectx, rs, hs, func(r *reliable, ctx context.Context, hs []held) ([]int64, error) {
+		return r.extend(ctx, lease, hs)
+	})
 	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			c.log.Warn("storagegen: extending leases failed; retrying", "deliveries", len(ds), "err", err)
+	if err := errors.Join(errs...); err != nil && ctx.Err() == nil {
+		failed := 0
+		for _, e := range errs {
+			if e != nil {
+				failed++
+			}
 		}
-		return
+		c.log.Warn("storagegen: extending leases failed; retrying", "deliveries", failed, "err", firstError(errs))
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, d := range ds {
 		rd, ok := c.running[d]
 		switch {
-		case !ok:
+		case !ok, errs[i] != nil:
 		case res[i] == 1:
 			rd.extended = began
 		case !d.settled.Load():
-			rd.cancel(c.q.r.lost("extend", d.ID, d.Attempt))
+			rd.cancel(d.r.lost("extend", d.ID, d.Attempt))
 		}
 	}
 }

@@ -47,6 +47,7 @@ type DataStore struct {
 	batch      batchers // coalesces concurrent pushes, sets, gets and pops (coalesce.go)
 	reclaimed  sync.Map // queue key → *atomic.Int64: unix ns of its last reclaim (reliable.go)
 	promoters  sync.Map // queue key → *promoter: makes delayed items ready on time (reliable.go)
+	shardSets  sync.Map // shardSetKey → *shardSet: the shards of each sharded queue (shards.go)
 	log        *slog.Logger
 	eviction   sync.Once // checks the server's eviction policy (warnEviction)
 }
@@ -58,11 +59,12 @@ func New(opts Options) (*DataStore, error) {
 	if err != nil {
 		return nil, opError("new", "", err)
 	}
+	conn := newConnection(opts, ro)
 	ds := &DataStore{
-		Connection: newConnection(opts, ro),
+		Connection: conn,
 		prefix:     opts.Prefix,
 		maxPayload: opts.MaxPayloadBytes,
-		batch:      newBatchers(opts.NoCoalescing),
+		batch:      newBatchers(opts.NoCoalescing, conn),
 		log:        opts.Logger,
 	}
 	if ds.log == nil {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -76,7 +77,13 @@ type Options struct {
 	// rediss+sentinel://) it replaces go-redis's default (system roots,
 	// server name from the URL), for a private CA or client certificates;
 	// with a redis:// URL (or redis+cluster://, redis+sentinel://), Addr,
-	// Addrs or MasterName it turns TLS on. Default: nil.
+	// Addrs or MasterName it turns TLS on. For a cluster or a Sentinel
+	// group, a clone of it serves every node of the cluster, or the
+	// sentinels and the data nodes of the group alike (go-redis has one TLS
+	// configuration for both): with no ServerName, each certificate is
+	// checked against the host of the address dialed, as listed or as the
+	// cluster or the sentinels report it; with one, every certificate is
+	// checked against it. Default: nil.
 	TLSConfig *tls.Config
 
 	// PoolSize is the number of pooled connections for non-blocking commands
@@ -124,6 +131,24 @@ type Options struct {
 	// (ConsumeOptions.Logger).
 	Logger *slog.Logger
 
+	// WaitReplicas, when above 0, makes every write that carries an item
+	// or settles one durable past a failover of its primary: each push
+	// (Push, PushMany, PushID, coalesced or not), each ack and nack, and
+	// each cache Set is followed, on the connection that sent it, by WAIT
+	// WaitReplicas WaitTimeout (on a cluster, on the primary that took the
+	// write; one WAIT per batch and primary). Fewer replicas acknowledging
+	// in time fail the call with an error wrapping ErrNotReplicated: the
+	// write DID happen on the primary. Default 0: no WAIT (Redis's
+	// asynchronous replication: see the README's "Failover and
+	// durability" for what a failover can lose then).
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT: at least 1ms (WAIT 0 would block
+	// forever). Default 1s (DefaultWaitTimeout) when WaitReplicas is set;
+	// an error without it. It must stay 1s or more below the client's
+	// ReadTimeout (go-redis's default 3s), which the WAIT's reply must
+	// arrive within.
+	WaitTimeout time.Duration
+
 	// Prefix is prepended to every key the untyped QueueStore and
 	// CacheStore build. Typed stores use their schema's prefix instead.
 	// Default "".
@@ -162,6 +187,7 @@ func (o Options) redisOptions() (*clientOptions, error) {
 	if o.MaxPayloadBytes < 0 || o.MaxPayloadBytes > maxRedisValue {
 		bad("MaxPayloadBytes %d is outside 0..%d", o.MaxPayloadBytes, maxRedisValue)
 	}
+	o.checkWait(bad)
 	if err := CheckPrefix(o.Prefix); err != nil {
 		bad("Prefix: %v", err)
 	}

@@ -28,6 +28,11 @@ type QueueDecl struct {
 	Lease         time.Duration // how long a delivery holds its item; DefaultLease
 	MaxDeliveries int           // deliveries before an item is dead; DefaultMaxDeliveries
 	DedupeWindow  time.Duration // how long a pushed ID is remembered; DefaultDedupeWindow
+
+	// Shards spreads the queue over that many lists, each with its own
+	// hash tag (see the README's "Sharded queues"); 0 and 1 mean one, the
+	// queue's own key.
+	Shards int
 }
 
 // Queue is a typed at-most-once queue. Its zero value is not usable; get
@@ -35,7 +40,8 @@ type QueueDecl struct {
 type Queue[T any] struct {
 	ds  *DataStore
 	key string
-	err error // from building the key; returned by every call
+	err error     // from building the key; returned by every call
+	sh  *shardSet // of a sharded queue (shards.go); nil for one list
 }
 
 // NewQueue returns the queue of decl for the placeholder values args.
@@ -46,20 +52,29 @@ func NewQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Queue[T] {
 	if err == nil && ds == nil {
 		err = fmt.Errorf("%w: nil DataStore", ErrInvalidArgument)
 	}
+	if err == nil {
+		err = checkShards(decl.Shards)
+	}
 	if err != nil {
 		return Queue[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
 	}
-	return Queue[T]{ds: ds, key: QueueKey(decl.Prefix, name)}
+	q := Queue[T]{ds: ds, key: QueueKey(decl.Prefix, name)}
+	if decl.Shards > 1 {
+		q.sh = ds.shardsFor(decl.Prefix, name, decl.Shards, nil)
+	}
+	return q
 }
 
-// Key returns the queue's Redis key.
+// Key returns the queue's Redis key; for a sharded queue, shard 0's.
 func (q Queue[T]) Key() string { return q.key }
 
 // Push appends v to the queue. It returns nil once v is stored, once. If
 // ctx ends before the push is sent, it returns ctx's error and nothing is
 // stored; once sent, it waits for the reply. An error wrapping
 // ErrUnknownOutcome means the reply was lost: v was stored once or not at
-// all (a push is never sent twice). Any other error means nothing was
+// all (a push is never sent twice). An error wrapping ErrNotReplicated
+// (Options.WaitReplicas) means v was stored on the primary and fewer
+// replicas acknowledged it in time. Any other error means nothing was
 // stored.
 func (q Queue[T]) Push(ctx context.Context, v T) error {
 	return q.PushMany(ctx, v)
@@ -72,6 +87,9 @@ func (q Queue[T]) Push(ctx context.Context, v T) error {
 func (q Queue[T]) PushMany(ctx context.Context, vs ...T) error {
 	if q.err != nil {
 		return opError("push", q.key, q.err)
+	}
+	if q.sh != nil {
+		return q.pushSharded(ctx, vs)
 	}
 	c := q.ds.batch.push.get()
 	items := c.arg.one[:]
@@ -103,7 +121,7 @@ func (q Queue[T]) Pop(ctx context.Context, timeout time.Duration) (v T, ok bool,
 	if q.err != nil {
 		return v, false, opError("pop", q.key, q.err)
 	}
-	n, err := q.ds.pop(ctx, q.key, 1, timeout, func(item []byte) (err error) {
+	n, err := q.pop(ctx, 1, timeout, func(item []byte) (err error) {
 		v, err = decode[T](item, q.ds.maxPayload)
 		return err
 	})
@@ -119,7 +137,7 @@ func (q Queue[T]) PopMany(ctx context.Context, n int, timeout time.Duration) ([]
 		return nil, opError("pop", q.key, q.err)
 	}
 	var vs []T
-	_, err := q.ds.pop(ctx, q.key, n, timeout, func(item []byte) error {
+	_, err := q.pop(ctx, n, timeout, func(item []byte) error {
 		v, err := decode[T](item, q.ds.maxPayload)
 		if err == nil {
 			vs = append(vs, v)
@@ -133,6 +151,9 @@ func (q Queue[T]) PopMany(ctx context.Context, n int, timeout time.Duration) ([]
 func (q Queue[T]) Len(ctx context.Context) (int64, error) {
 	if q.err != nil {
 		return 0, opError("len", q.key, q.err)
+	}
+	if q.sh != nil {
+		return q.lenSharded(ctx)
 	}
 	return q.ds.llen(ctx, q.key)
 }
@@ -201,6 +222,7 @@ func (ds *DataStore) push(ctx context.Context, c *call[pushArg]) error {
 		c.bytes += len(it.([]byte))
 	}
 	ds.batch.push.do(ctx, cl, c)
+	ds.Connection.sawError(c.err)
 	return opError("push", key, c.err)
 }
 
@@ -242,6 +264,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 	c.arg.key, c.arg.n, c.items = key, n, n
 	ds.batch.pop.do(ctx, cl, c)
 	if c.err != nil {
+		ds.Connection.sawError(c.err)
 		return 0, opError("pop", key, c.err) // nothing taken, or lost with the reply
 	}
 	items := c.arg.items
@@ -250,6 +273,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 		waitCtx, stop := ds.Connection.untilClose(ctx)
 		item, ok, err := ds.Connection.brpop(waitCtx, key, timeout)
 		stop()
+		ds.Connection.sawError(err)
 		if err != nil {
 			if ctx.Err() == nil && ds.Connection.closing.Err() != nil {
 				err = ErrClosed

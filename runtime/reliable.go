@@ -56,9 +56,10 @@ type reliable struct {
 // out its lease. Its zero value is not usable; get one from a generated
 // accessor or NewReliableQueue.
 type ReliableQueue[T any] struct {
-	r   *reliable
+	r   *reliable // shard 0's, for a sharded queue
 	key string
-	err error // from building the key or checking the settings
+	err error     // from building the key or checking the settings
+	sh  *shardSet // of a sharded queue (shards.go); nil for one queue
 }
 
 // NewReliableQueue returns the at-least-once queue of decl for the
@@ -84,7 +85,11 @@ func NewReliableQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Reliab
 	if decl.DedupeWindow != 0 {
 		r.window = decl.DedupeWindow
 	}
-	return ReliableQueue[T]{r: r, key: key}
+	q := ReliableQueue[T]{r: r, key: key}
+	if decl.Shards > 1 {
+		q.sh = ds.shardsFor(decl.Prefix, name, decl.Shards, r)
+	}
+	return q
 }
 
 func checkReliable(ds *DataStore, decl *QueueDecl) error {
@@ -98,11 +103,11 @@ func checkReliable(ds *DataStore, decl *QueueDecl) error {
 	case decl.DedupeWindow < 0 || decl.DedupeWindow%time.Millisecond != 0:
 		return fmt.Errorf("%w: dedupe window %v is not a positive number of milliseconds", ErrInvalidArgument, decl.DedupeWindow)
 	}
-	return nil
+	return checkShards(decl.Shards)
 }
 
 // Key returns the key of the queue's ready list; its other keys share it
-// as a prefix and hash tag.
+// as a prefix and hash tag. For a sharded queue, it is shard 0's.
 func (q ReliableQueue[T]) Key() string { return q.key }
 
 // Push appends v under a new random ID.
@@ -149,7 +154,7 @@ func (q ReliableQueue[T]) push(ctx context.Context, ids []string, vs []T) error 
 		}
 		payloads[i] = b
 	}
-	return q.r.push(ctx, ids, payloads)
+	return q.pushPayloads(ctx, ids, payloads)
 }
 
 func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) error {
@@ -162,6 +167,15 @@ func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) er
 	}
 	return r.ds.Connection.call("push", r.key, func(cl redis.UniversalClient) error {
 		r.ds.warnEviction(ctx, cl)
+		if r.ds.Connection.wait.on() {
+			// The fence rewrites the call's marker as it is (XX KEEPTTL): it
+			// is replicated even when the script stored nothing (a push sent
+			// again with the same first ID), so the WAIT after it also
+			// covers the earlier push that stored the items.
+			fence := redis.NewStatusCmd(ctx, "set", keys[len(keys)-1], "1", "xx", "keepttl")
+			_, err := r.ds.Connection.runDurable(ctx, cl, pushScript, keys, args, onceStatus{fence})
+			return err
+		}
 		return pushScript.run(ctx, r.ds.Connection, cl, keys, args...).Err()
 	})
 }
@@ -171,6 +185,9 @@ func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) er
 func (q ReliableQueue[T]) Len(ctx context.Context) (int64, error) {
 	if q.err != nil {
 		return 0, opError("len", q.key, q.err)
+	}
+	if q.sh != nil {
+		return q.lenSharded(ctx)
 	}
 	return q.r.ds.llen(ctx, q.key)
 }
@@ -196,6 +213,9 @@ type Stats struct {
 func (q ReliableQueue[T]) Stats(ctx context.Context) (Stats, error) {
 	if q.err != nil {
 		return Stats{}, opError("stats", q.key, q.err)
+	}
+	if q.sh != nil {
+		return q.statsSharded(ctx)
 	}
 	var res []int64
 	err := q.r.ds.Connection.call("stats", q.key, func(cl redis.UniversalClient) (err error) {
@@ -295,7 +315,8 @@ func (q ReliableQueue[T]) receive(ctx context.Context, n int, timeout time.Durat
 	if q.err != nil {
 		return nil, opError("receive", q.key, q.err)
 	}
-	ls, err := q.r.receive(ctx, n, timeout, cnt)
+	ls, err := q.lease(ctx, n, timeout, cnt)
+	q.r.ds.Connection.sawError(err)
 	if len(ls) == 0 {
 		return nil, err
 	}
@@ -304,17 +325,17 @@ func (q ReliableQueue[T]) receive(ctx context.Context, n int, timeout time.Durat
 	for _, l := range ls {
 		v, derr := decode[T](l.payload, q.r.ds.maxPayload)
 		if derr == nil {
-			ds = append(ds, &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: q.r, receipt: l.receipt})
+			ds = append(ds, &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: l.r, receipt: l.receipt})
 			continue
 		}
 		sctx, cancel := settleContext(ctx)
-		dead, nerr := q.r.nack(sctx, nil, l.receipt.done(), l.id, l.attempt, 0, derr.Error(), cnt)
+		dead, nerr := l.r.nack(sctx, nil, l.receipt.done(), l.id, l.attempt, 0, derr.Error(), cnt)
 		cancel()
 		next := "it will be delivered again"
 		if dead {
-			next = fmt.Sprintf("it is now a dead letter (%s)", DeadKey(q.key))
+			next = fmt.Sprintf("it is now a dead letter (%s)", DeadKey(l.r.key))
 		}
-		errs = append(errs, opError("receive", q.key, fmt.Errorf("item %q, delivery %d: %w; %s", l.id, l.attempt, derr, next)), nerr)
+		errs = append(errs, opError("receive", l.r.key, fmt.Errorf("item %q, delivery %d: %w; %s", l.id, l.attempt, derr, next)), nerr)
 	}
 	return ds, errors.Join(errs...)
 }
@@ -324,7 +345,8 @@ type leased struct {
 	id      string
 	payload []byte
 	attempt int
-	receipt *receipt // of the take that leased it
+	receipt *receipt  // of the take that leased it
+	r       *reliable // of the queue (the shard) it is on
 }
 
 // receive leases up to n items, waiting up to timeout for the first. An
@@ -489,7 +511,7 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKe
 		if !ok1 || !ok2 || !ok3 {
 			return bad()
 		}
-		ls = append(ls, leased{id: id, payload: []byte(payload), attempt: int(attempt), receipt: rc})
+		ls = append(ls, leased{id: id, payload: []byte(payload), attempt: int(attempt), receipt: rc, r: r})
 	}
 	if len(dead) > 0 {
 		names := make([]string, len(dead))
@@ -554,6 +576,9 @@ func (q ReliableQueue[T]) Reclaim(ctx context.Context) (int, error) {
 	if q.err != nil {
 		return 0, opError("reclaim", q.key, q.err)
 	}
+	if q.sh != nil {
+		return q.reclaimSharded(ctx)
+	}
 	total := 0
 	err := q.r.ds.Connection.call("reclaim", q.key, func(cl redis.UniversalClient) error {
 		for range 1000 { // at most a million items per call
@@ -578,14 +603,14 @@ func (d *Delivery[T]) Ack(ctx context.Context) error {
 		return d.r.lost("ack", d.ID, d.Attempt)
 	}
 	res, err := d.r.ack(ctx, []held{d.settling()})
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotReplicated) {
 		return err
 	}
 	d.settled.Store(true)
 	if res[0] == 0 {
 		return d.r.lost("ack", d.ID, d.Attempt)
 	}
-	return nil
+	return err // nil, or the ack ran and is not known to be replicated
 }
 
 // Nack gives the item back after a failed delivery: it is ready again
@@ -669,10 +694,19 @@ func (r *reliable) extend(ctx context.Context, lease time.Duration, hs []held) (
 func (r *reliable) batch(ctx context.Context, op string, s *script, keys []string, args []any, n int) ([]int64, error) {
 	var res []int64
 	err := r.ds.Connection.call(op, r.key, func(cl redis.UniversalClient) (err error) {
-		res, err = s.run(ctx, r.ds.Connection, cl, keys, args...).Int64Slice()
+		var cmd *redis.Cmd
+		var notReplicated error
+		if s == ackScript {
+			cmd, notReplicated = r.ds.Connection.runSettling(ctx, cl, s, keys, args)
+		} else {
+			cmd = s.run(ctx, r.ds.Connection, cl, keys, args...)
+		}
+		if res, err = cmd.Int64Slice(); err == nil {
+			err = notReplicated
+		}
 		return err
 	})
-	if err == nil && len(res) != n {
+	if (err == nil || errors.Is(err, ErrNotReplicated)) && len(res) != n {
 		err = opError(op, r.key, fmt.Errorf("unexpected reply of %d elements from the %s script for %d deliveries", len(res), s.name, n))
 	}
 	return res, err
@@ -694,10 +728,14 @@ func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id s
 	}
 	var n int64
 	err = r.ds.Connection.call("nack", r.key, func(cl redis.UniversalClient) (err error) {
-		n, err = nackScript.run(ctx, r.ds.Connection, cl, keys, id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes)).Int64()
+		args := []any{id, attempt, delay.Milliseconds(), r.maxDeliveries, truncate(cause, maxErrorBytes)}
+		cmd, notReplicated := r.ds.Connection.runSettling(ctx, cl, nackScript, keys, args)
+		if n, err = cmd.Int64(); err == nil {
+			err = notReplicated
+		}
 		return err
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotReplicated) {
 		return false, err
 	}
 	if settled != nil {
@@ -713,7 +751,7 @@ func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id s
 	if n == 1 && delay.Milliseconds() > 0 {
 		r.promoteAt(time.Now().Add(delay))
 	}
-	return n == 2, nil
+	return n == 2, err // nil, or the nack ran and is not known to be replicated
 }
 
 // promoter makes one queue's delayed items ready when they are due, on
@@ -824,6 +862,9 @@ func (dl DeadLetters[T]) Len(ctx context.Context) (n int64, err error) {
 	if q.err != nil {
 		return 0, opError("dead", q.key, q.err)
 	}
+	if q.sh != nil {
+		return dl.lenSharded(ctx)
+	}
 	err = q.r.ds.Connection.call("dead", q.key, func(cl redis.UniversalClient) (err error) {
 		n, err = cl.ZCard(ctx, q.r.keys[keyDead]).Result()
 		return err
@@ -839,6 +880,9 @@ func (dl DeadLetters[T]) Peek(ctx context.Context, n int) ([]DeadLetter[T], erro
 	}
 	if n < 1 {
 		return nil, opError("dead", q.key, fmt.Errorf("%w: count %d < 1", ErrInvalidArgument, n))
+	}
+	if q.sh != nil {
+		return dl.peekSharded(ctx, n)
 	}
 	var res []string
 	err := q.r.ds.Connection.call("dead", q.key, func(cl redis.UniversalClient) (err error) {
@@ -866,12 +910,18 @@ func (dl DeadLetters[T]) Requeue(ctx context.Context, n int) (int, error) {
 	if n < 1 {
 		return 0, opError("requeue", dl.q.key, fmt.Errorf("%w: count %d < 1", ErrInvalidArgument, n))
 	}
+	if dl.q.err == nil && dl.q.sh != nil {
+		return dl.requeueSharded(ctx, n)
+	}
 	return dl.batches(ctx, "requeue", requeueScript, n)
 }
 
 // Purge deletes the dead letters, up to ten million in one call (call it
 // again for more), and returns how many it deleted.
 func (dl DeadLetters[T]) Purge(ctx context.Context) (int, error) {
+	if dl.q.err == nil && dl.q.sh != nil {
+		return dl.purgeSharded(ctx)
+	}
 	return dl.batches(ctx, "purge", purgeScript, -1)
 }
 

@@ -8,7 +8,8 @@
 //
 // Usage:
 //
-//	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m] [-asynq]
+//	go run ./cmd/storagebench [-redis URL] [-n 20000] [-c 64] [-rounds 3] [-json FILE] [-only REGEXP] [-timeout 2m] [-asynq] [-wait N] [-replicas N] [-cluster]
+//	go run ./cmd/storagebench -memory [-redis URL] [-n 20000] [-json FILE]
 //
 // Flags:
 //
@@ -28,6 +29,26 @@
 //	               (see asynq.go; it builds the nested module
 //	               cmd/storagebench/asynqref, which fetches asynq through
 //	               the module proxy the first time)
+//	-cluster       start a Redis Cluster of 3 primaries and 3 replicas on
+//	               loopback (redis-server --cluster-enabled yes) and run
+//	               the workloads on it: the typed side through
+//	               Options.Addrs, the plain side through a go-redis
+//	               ClusterClient, server figures summed over the
+//	               primaries; not with -redis, -wait, -replicas, -asynq
+//	-memory        run no workloads: measure what queues and caches take
+//	               in the server's memory instead (memory.go): MEMORY
+//	               USAGE of one queue in each state (empty, loaded with 1,
+//	               100 and 10,000 items, leased, acked) and the growth of
+//	               INFO used_memory over -n queues in each state, with what
+//	               a million of them would take
+//	-wait N        the typed side's DataStore has WaitReplicas N (WAIT
+//	               after every push, ack, nack and cache Set; default 0,
+//	               none); with no -redis, storagebench also starts N
+//	               replicas of its server and waits for their links. The
+//	               plain side sends no WAIT: the ratio is WAIT's cost
+//	-replicas N    replicas to start with no -redis (default: -wait), so
+//	               that a run with -wait 0 -replicas 1 is the baseline
+//	               of one with -wait 1
 //
 // Every workload runs its typed and plain side once per round, with the
 // keys cleared before each run; the figures are medians over the rounds,
@@ -58,13 +79,13 @@ import (
 	"regexp"
 	goruntime "runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/storagegen/storagegen/internal/redistest"
-	"github.com/storagegen/storagegen/runtime"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -77,6 +98,11 @@ type config struct {
 	jsonFile string
 	timeout  time.Duration
 	asynq    bool
+	memory   bool
+	cluster  bool     // -cluster
+	addrs    []string // the cluster's nodes, with -cluster
+	wait     int      // Options.WaitReplicas of the typed side
+	replicas int      // replicas of the server storagebench starts
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -91,7 +117,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the results as JSON to `FILE`")
 	fs.StringVar(&only, "only", "", "run only the workloads whose id or name matches `REGEXP`")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "longest one side of one round may take")
+	fs.BoolVar(&cfg.cluster, "cluster", false, "start a Redis Cluster of 3 primaries and 3 replicas on loopback and run the workloads on it")
+	fs.BoolVar(&cfg.memory, "memory", false, "instead of the workloads, measure the memory queues and caches take (MEMORY USAGE, and INFO used_memory over -n queues)")
 	fs.BoolVar(&cfg.asynq, "asynq", false, "after the consume workload, run asynq as a reference (builds cmd/storagebench/asynqref, fetching asynq the first time)")
+	fs.IntVar(&cfg.wait, "wait", 0, "WaitReplicas of the typed side; with no -redis, start that many replicas")
+	fs.IntVar(&cfg.replicas, "replicas", -1, "replicas of the server storagebench starts (default: -wait)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -110,6 +140,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usage("-rounds %d: want 1 to 100", cfg.rounds)
 	case cfg.timeout <= 0:
 		return usage("-timeout %v: want a positive duration", cfg.timeout)
+	case cfg.wait < 0 || cfg.wait > 5:
+		return usage("-wait %d: want 0 to 5", cfg.wait)
+	case cfg.replicas < -1 || cfg.replicas > 5:
+		return usage("-replicas %d: want 0 to 5", cfg.replicas)
 	}
 	re, err := regexp.Compile(only)
 	if err != nil {
@@ -124,12 +158,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(selected) == 0 {
 		return usage("-only %q matches no workload", only)
 	}
+	if cfg.memory && (only != "" || cfg.asynq || cfg.cluster) {
+		return usage("-memory runs no workloads: it does not go with -only, -asynq or -cluster")
+	}
+	if cfg.cluster && (cfg.url != "" || cfg.wait > 0 || cfg.replicas > 0 || cfg.asynq) {
+		return usage("-cluster starts its own cluster: it does not go with -redis (or REDIS_URL), -wait, -replicas or -asynq")
+	}
 	if cfg.asynq && !slices.ContainsFunc(selected, func(w workload) bool { return w.id == "consume" }) {
 		return usage("-asynq: the consume workload is not selected (-only %q)", only)
 	}
 
 	var srv *redistest.Server
-	if cfg.url == "" {
+	if cfg.cluster {
+		c, err := redistest.StartCluster()
+		if errors.Is(err, redistest.ErrNoServer) {
+			return usage("redis-server is not on PATH: install it (apt-get install redis-server)")
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "storagebench: starting a cluster: %v\n", err)
+			return 1
+		}
+		defer c.Close()
+		cfg.addrs = c.Addrs()
+	} else if cfg.url == "" {
 		srv, err = redistest.Start()
 		if errors.Is(err, redistest.ErrNoServer) {
 			return usage("redis-server is not on PATH: install it (apt-get install redis-server) or pass -redis URL")
@@ -140,8 +191,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer srv.Close()
 		cfg.url = srv.URL(0)
+		if cfg.replicas < 0 {
+			cfg.replicas = cfg.wait
+		}
+		for range cfg.replicas {
+			rep, err := startReplica(srv)
+			if err != nil {
+				fmt.Fprintf(stderr, "storagebench: -wait: %v\n", err)
+				return 1
+			}
+			defer rep.Close()
+		}
 	}
 
+	if cfg.memory {
+		return memoryMode(cfg, stdout, stderr)
+	}
 	res, err := bench(cfg, selected, srv, newProgress(stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "storagebench: %v\n", err)
@@ -163,18 +228,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // bench runs every selected workload and, when it may, redis-benchmark.
 func bench(cfg config, selected []workload, srv *redistest.Server, prog *progress) (*results, error) {
-	ropts, err := redis.ParseURL(cfg.url)
-	if err != nil {
-		return nil, fmt.Errorf("-redis: %v", err) // go-redis does not echo passwords in its parse errors
-	}
-	ropts.PoolSize = cfg.c
-	plain := redis.NewClient(ropts)
-	defer plain.Close()
-	ds, err := runtime.New(runtime.Options{URL: cfg.url, PoolSize: cfg.c, BlockingPoolSize: cfg.c})
+	ds, plain, server, err := clients(cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer ds.Close()
+	defer plain.Close()
 
 	ctx := context.Background()
 	info, err := plain.Info(ctx, "server").Result()
@@ -187,10 +246,10 @@ func bench(cfg config, selected []workload, srv *redistest.Server, prog *progres
 		GOMAXPROCS: goruntime.GOMAXPROCS(0),
 		NumCPU:     goruntime.NumCPU(),
 		Redis:      infoField(info, "redis_version"),
-		Server:     ropts.Addr,
+		Server:     server,
 		OwnServer:  srv != nil,
 		N:          cfg.n, C: cfg.c, Rounds: cfg.rounds,
-		PoolSize: cfg.c,
+		PoolSize: cfg.c, WaitReplicas: cfg.wait,
 	}
 	b := &env{cfg: cfg, ds: ds, rdb: plain, msg: newMessage()}
 	if err := b.clear(ctx); err != nil {
@@ -239,10 +298,13 @@ func bench(cfg config, selected []workload, srv *redistest.Server, prog *progres
 			}
 		}
 	}
-	if srv != nil {
+	switch {
+	case cfg.cluster:
+		res.RedisBenchmark = &redisBenchmarkResult{Skipped: "redis-benchmark measures one server, not a cluster"}
+	case srv != nil:
 		prog.show("redis-benchmark")
 		res.RedisBenchmark = redisBenchmark(ctx, srv, cfg)
-	} else {
+	default:
 		res.RedisBenchmark = &redisBenchmarkResult{Skipped: "the server is not one storagebench started, and redis-benchmark writes keys outside storagebench: (mylist, key:__rand_int__)"}
 	}
 	prog.done()
@@ -284,4 +346,23 @@ func (p *progress) done() {
 		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", p.last)+"\r")
 		p.last = 0
 	}
+}
+
+// startReplica starts a replica of srv and waits (up to 30s) until its
+// link is up.
+func startReplica(srv *redistest.Server) (*redistest.Server, error) {
+	rep, err := redistest.Start("--replicaof", "127.0.0.1", strconv.Itoa(srv.Port), "--repl-diskless-sync-delay", "0")
+	if err != nil {
+		return nil, err
+	}
+	cl := redis.NewClient(&redis.Options{Addr: rep.Addr})
+	defer cl.Close()
+	for range 300 {
+		if v, err := cl.Do(context.Background(), "ROLE").Slice(); err == nil && len(v) >= 4 && v[3] == "connected" {
+			return rep, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rep.Close()
+	return nil, fmt.Errorf("the replica on %s did not connect to %s within 30s", rep.Addr, srv.Addr)
 }

@@ -24,7 +24,7 @@ const keyPrefix = "storagebench:"
 type env struct {
 	cfg config
 	ds  *runtime.DataStore
-	rdb *redis.Client
+	rdb benchClient
 	msg message
 }
 
@@ -32,26 +32,13 @@ type env struct {
 // calls m.begin, does the timed work, and calls m.end.
 type sideFunc func(ctx context.Context, e *env, m *meter) error
 
-// clear deletes every key under keyPrefix: SCAN and UNLINK, bounded.
+// clear deletes every key under keyPrefix, on every server.
 func (e *env) clear(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var cursor uint64
-	for range 1_000_000 {
-		keys, next, err := e.rdb.Scan(ctx, cursor, keyPrefix+"*", 1000).Result()
-		if err != nil {
-			return fmt.Errorf("clearing %s*: %w", keyPrefix, err)
-		}
-		if len(keys) > 0 {
-			if err := e.rdb.Unlink(ctx, keys...).Err(); err != nil {
-				return fmt.Errorf("clearing %s*: %w", keyPrefix, err)
-			}
-		}
-		if cursor = next; cursor == 0 {
-			return nil
-		}
-	}
-	return fmt.Errorf("clearing %s*: SCAN did not end", keyPrefix)
+	return e.eachServer(ctx, func(ctx context.Context, c *redis.Client) error {
+		return clearServer(ctx, c, e.cfg.cluster)
+	})
 }
 
 // runSide clears the keys and runs one side of w within the -timeout.
@@ -145,19 +132,25 @@ func (m *meter) end(ctx context.Context, stop time.Time, items, calls int, lat [
 	return nil
 }
 
-// serverStats reads INFO commandstats and the server's CPU seconds.
+// serverStats reads INFO commandstats and the server's CPU seconds,
+// summed over the primaries of a cluster.
 func (e *env) serverStats(ctx context.Context) (map[string]cmdStat, float64, error) {
-	info, err := e.rdb.Info(ctx, "commandstats", "cpu").Result()
-	if err != nil {
-		return nil, 0, fmt.Errorf("INFO commandstats: %w", err)
-	}
-	st, err := parseCommandStats(info)
-	if err != nil {
-		return nil, 0, err
-	}
-	user, _ := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
-	sys, _ := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
-	return st, user + sys, nil
+	var sum sumStats
+	err := e.eachServer(ctx, func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "commandstats", "cpu").Result()
+		if err != nil {
+			return fmt.Errorf("INFO commandstats: %w", err)
+		}
+		st, err := parseCommandStats(info)
+		if err != nil {
+			return err
+		}
+		user, _ := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
+		sys, _ := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
+		sum.add(st, user+sys)
+		return nil
+	})
+	return sum.stats, sum.cpu, err
 }
 
 // calls runs op total times on g goroutines (goroutine w makes calls w,

@@ -27,6 +27,7 @@ type results struct {
 	C              int                   `json:"c"`
 	Rounds         int                   `json:"rounds"`
 	PoolSize       int                   `json:"pool_size"`
+	WaitReplicas   int                   `json:"wait_replicas,omitempty"` // -wait
 	Workloads      []workloadResult      `json:"workloads"`
 	RedisBenchmark *redisBenchmarkResult `json:"redis_benchmark,omitempty"`
 	Asynq          *asynqResult          `json:"asynq,omitempty"` // -asynq
@@ -88,8 +89,12 @@ func writeTable(w io.Writer, r *results) {
 	if r.OwnServer {
 		own = ", started by storagebench"
 	}
-	fmt.Fprintf(w, "storagebench: %s, GOMAXPROCS %d (%d CPUs), Redis %s on %s%s; n %d, c %d, %d round(s), pool size %d on both sides; medians over rounds\n\n",
-		r.Go, r.GOMAXPROCS, r.NumCPU, r.Redis, r.Server, own, r.N, r.C, r.Rounds, r.PoolSize)
+	wait := ""
+	if r.WaitReplicas > 0 {
+		wait = fmt.Sprintf("; typed side with WaitReplicas %d (WAIT after each write), plain side without", r.WaitReplicas)
+	}
+	fmt.Fprintf(w, "storagebench: %s, GOMAXPROCS %d (%d CPUs), Redis %s on %s%s; n %d, c %d, %d round(s), pool size %d on both sides%s; medians over rounds\n\n",
+		r.Go, r.GOMAXPROCS, r.NumCPU, r.Redis, r.Server, own, r.N, r.C, r.Rounds, r.PoolSize, wait)
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprintln(tw, "| workload\t| typed items/s\t| plain items/s\t| typed ÷ plain\t| typed p50 / p99 per call\t| allocs/item typed / plain\t| server µs/item typed / plain\t|")
 	fmt.Fprintln(tw, "| ---\t| ---:\t| ---:\t| ---:\t| ---:\t| ---:\t| ---:\t|")

@@ -41,7 +41,12 @@ var (
 	queueDecl = &runtime.QueueDecl{Name: "bench", Prefix: keyPrefix, Key: runtime.MustKeyPattern("edge:{source}:{target}")}
 	cacheDecl = &runtime.CacheDecl{Name: "bench", Prefix: keyPrefix, Key: runtime.MustKeyPattern("output:{node}:{attempt:int}"), TTL: time.Hour}
 	localDecl = &runtime.CacheDecl{Name: "local", Prefix: keyPrefix, Key: runtime.MustKeyPattern("local:{node}:{attempt:int}"), TTL: time.Hour, Local: hotKeys}
+	// shardedDecl is queueDecl spread over benchShards lists.
+	shardedDecl = &runtime.QueueDecl{Name: "sharded", Prefix: keyPrefix, Key: runtime.MustKeyPattern("sharded:{source}:{target}"), Shards: benchShards}
 )
+
+// benchShards is the shards of the sharded workloads.
+const benchShards = 8
 
 // The plain side's keys.
 const (
@@ -54,6 +59,10 @@ const (
 
 func (e *env) queue() runtime.Queue[message] {
 	return runtime.NewQueue[message](e.ds, queueDecl, "node_extract", "node_transform")
+}
+
+func (e *env) shardedQueue() runtime.Queue[message] {
+	return runtime.NewQueue[message](e.ds, shardedDecl, "node_extract", "node_transform")
 }
 
 func (e *env) cache(i int) runtime.Cache[message] {
@@ -95,15 +104,20 @@ func workloads(cfg config) []workload {
 		{id: "pushmany", name: "PushMany(100) vs pipeline of 100 LPUSH, 1 goroutine", perCall: true, typed: typedPushMany, plain: plainPipeline},
 		{id: "drain", name: "drain: PopMany(100) vs BRPOP, " + gs, typed: typedDrain(c), plain: plainDrain(c, false)},
 		{id: "consume", name: "at-least-once Consume vs BRPOP, " + gs, typed: typedConsume(c), plain: plainDrain(c, true)},
+		{id: "push-c-sh8", name: fmt.Sprintf("Push, %s, %d shards", gs, benchShards), perCall: true, typed: typedPushOn(c, (*env).shardedQueue), plain: plainPush(c)},
+		{id: "pop-c-sh8", name: fmt.Sprintf("Pop, %s, %d shards", gs, benchShards), perCall: true, typed: typedPopOn(c, (*env).shardedQueue), plain: plainPop(c)},
+		{id: "consume-sh8", name: fmt.Sprintf("at-least-once Consume, %d shards, vs BRPOP, %s", benchShards, gs), typed: typedConsumeOn(c, shardedDecl), plain: plainDrain(c, true)},
 		{id: "get-local", name: fmt.Sprintf("hot Get (%d keys) with the local cache, %s", hotKeys, gs), perCall: true, typed: typedGetLocal(c), plain: plainGetHot(c)},
 	}
 }
 
 // Push: one item a call.
 
-func typedPush(g int) sideFunc {
+func typedPush(g int) sideFunc { return typedPushOn(g, (*env).queue) }
+
+func typedPushOn(g int, queue func(*env) runtime.Queue[message]) sideFunc {
 	return func(ctx context.Context, e *env, m *meter) error {
-		q := e.queue()
+		q := queue(e)
 		return m.calls(ctx, g, e.cfg.n, func(ctx context.Context, i int) (int, error) {
 			return 1, q.Push(ctx, e.item(i))
 		})
@@ -124,9 +138,11 @@ func plainPush(g int) sideFunc {
 
 // Pop: a blocking pop a call, from a queue filled beforehand.
 
-func typedPop(g int) sideFunc {
+func typedPop(g int) sideFunc { return typedPopOn(g, (*env).queue) }
+
+func typedPopOn(g int, queue func(*env) runtime.Queue[message]) sideFunc {
 	return func(ctx context.Context, e *env, m *meter) error {
-		q := e.queue()
+		q := queue(e)
 		if err := typedFill(ctx, e, q.PushMany); err != nil {
 			return err
 		}
@@ -447,9 +463,11 @@ func plainDrain(g int, countFill bool) sideFunc {
 // typedConsume pushes n items to an at-least-once queue (PushMany of 100)
 // and runs Consume with Concurrency g and a handler that returns nil,
 // until all are acked. The server's time counts push to ack.
-func typedConsume(g int) sideFunc {
+func typedConsume(g int) sideFunc { return typedConsumeOn(g, queueDecl) }
+
+func typedConsumeOn(g int, decl *runtime.QueueDecl) sideFunc {
 	return func(ctx context.Context, e *env, m *meter) error {
-		q := runtime.NewReliableQueue[message](e.ds, queueDecl, "node_extract", "consume")
+		q := runtime.NewReliableQueue[message](e.ds, decl, "node_extract", "consume")
 		if err := m.serverSnapshot(ctx); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package keyspace
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -35,7 +36,9 @@ func TestSlotMatchesRedis(t *testing.T) {
 // untyped QueueStore accepts), every key of a queue
 // (the at-most-once queue and its dead letters; every key of an
 // at-least-once queue, its dedupe markers and its receipts) has one
-// non-empty hash tag, the queue's expanded name, and so one slot.
+// non-empty hash tag, the queue's expanded name, and so one slot; and so
+// has every key of each shard of a sharded queue, with a tag of its own
+// (the name and "#<shard>", the name alone for shard 0).
 func TestQueueKeysShareASlot(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	// Bytes a hostile argument may hold, braces and escapes included.
@@ -74,15 +77,33 @@ func TestQueueKeysShareASlot(t *testing.T) {
 				untyped++
 			}
 		}
-		q := QueueKey("flow:", name)
-		keys := append([]string{q, DeadKey(q)}, ReliableKeys(q)...)
-		keys = append(keys, MarkerKey(q, randString(1+rng.IntN(20))), ReceiptKey(q, randString(26)))
-		for _, k := range keys {
-			if tag := HashTag(k); tag != name || tag == "" {
-				t.Fatalf("key %q of queue %q (args %q) hashes %q; want the queue's name %q", k, q, args, tag, name)
+		// Every shard of the queue (shard 0 is the queue's own key):
+		// every key of one shard hashes the shard's tag, and no two
+		// shards share a tag.
+		shards := []int{0, 1 + rng.IntN(MaxShards-1), MaxShards - 1}
+		if QueueKey("flow:", name) != ShardKey("flow:", name, 0) {
+			t.Fatalf("shard 0 of %q is %q, not the queue's key", name, ShardKey("flow:", name, 0))
+		}
+		tags := map[string]int{}
+		for _, s := range shards {
+			q := ShardKey("flow:", name, s)
+			want := name
+			if s > 0 {
+				want = name + "#" + strconv.Itoa(s)
 			}
-			if Slot(k) != Slot(q) {
-				t.Fatalf("key %q is in slot %d, its queue %q in %d", k, Slot(k), q, Slot(q))
+			if prev, dup := tags[want]; dup && prev != s {
+				t.Fatalf("shards %d and %d of %q share the tag %q", prev, s, name, want)
+			}
+			tags[want] = s
+			keys := append([]string{q, DeadKey(q)}, ReliableKeys(q)...)
+			keys = append(keys, MarkerKey(q, randString(1+rng.IntN(20))), ReceiptKey(q, randString(26)))
+			for _, k := range keys {
+				if tag := HashTag(k); tag != want || tag == "" {
+					t.Fatalf("key %q of shard %d of queue %q (args %q) hashes %q; want %q", k, s, q, args, tag, want)
+				}
+				if Slot(k) != Slot(q) {
+					t.Fatalf("key %q is in slot %d, its shard %q in %d", k, Slot(k), q, Slot(q))
+				}
 			}
 		}
 	}
@@ -98,4 +119,59 @@ func mustPattern(t *testing.T, s string) *Pattern {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestShardKeys: shard 0 is the queue's key; the others have their own
+// tag and never equal the key of any queue (sharded or not) of another
+// name; ShardOf is a stable function of the ID.
+func TestShardKeys(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{ShardKey("flow:", "jobs", 0), "flow:queue:{jobs}"},
+		{ShardKey("flow:", "jobs", 3), "flow:queue:3:{jobs#3}"},
+		{ShardKey("", "a#1", 2), "queue:2:{a#1#2}"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+	// A name holding '#' and digits cannot make one queue's shard key
+	// another's: the shard number before the tag and the one after '#'
+	// must agree.
+	names := []string{"jobs", "jobs#1", "jobs#1#2", "1", "jobs#", "#"}
+	seen := map[string]string{}
+	for _, name := range names {
+		for i := range 4 {
+			k := ShardKey("p:", name, i)
+			if prev, dup := seen[k]; dup {
+				t.Errorf("key %q is both %s and %q shard %d", k, prev, name, i)
+			}
+			seen[k] = strconv.Quote(name) + " shard " + strconv.Itoa(i)
+		}
+	}
+	if got := ShardKeys("p:", "q", 3); len(got) != 3 || got[0] != QueueKey("p:", "q") || got[2] != "p:queue:2:{q#2}" {
+		t.Errorf("ShardKeys = %q", got)
+	}
+	// Fixed values: the shard of an ID is part of the key layout.
+	for _, tc := range []struct {
+		id   string
+		n    int
+		want int
+	}{{"job-42", 1, 0}, {"job-42", 4, int(fnv32a("job-42") % 4)}, {"", 1024, int(fnv32a("") % 1024)}} {
+		if got := ShardOf(tc.id, tc.n); got != tc.want {
+			t.Errorf("ShardOf(%q, %d) = %d, want %d", tc.id, tc.n, got, tc.want)
+		}
+	}
+	if ShardOf("job-42", 4) != 1 || ShardOf("a", 2) != 0 {
+		t.Errorf("ShardOf changed: job-42 of 4 is %d (was 1), a of 2 is %d (was 0)", ShardOf("job-42", 4), ShardOf("a", 2))
+	}
+}
+
+// fnv32a is FNV-1a, 32 bits, written out.
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }

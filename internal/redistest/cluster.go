@@ -25,6 +25,9 @@ type Cluster struct {
 	// node's Role and Owner ask the servers.
 	Primaries []*Node
 	Replicas  []*Node
+	// TLS holds the certificates of a cluster started WithTLS; nil
+	// otherwise.
+	TLS *TLS
 }
 
 // clusterSlots is the number of hash slots of a Redis Cluster.
@@ -54,6 +57,9 @@ func StartCluster(opts ...Option) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{}
+	if c.TLS, err = o.newTLS(); err != nil {
+		return nil, err
+	}
 	formed := false
 	defer func() {
 		if !formed {
@@ -61,7 +67,7 @@ func StartCluster(opts ...Option) (*Cluster, error) {
 		}
 	}()
 	for i := range 6 {
-		n, err := startClusterNode(bin, o)
+		n, err := startClusterNode(bin, o, c.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("redistest: cluster node %d of 6: %w", i+1, err)
 		}
@@ -81,7 +87,7 @@ func StartCluster(opts ...Option) (*Cluster, error) {
 	return c, nil
 }
 
-func startClusterNode(bin string, o topoOptions) (*Node, error) {
+func startClusterNode(bin string, o topoOptions, t *TLS) (*Node, error) {
 	dir, err := os.MkdirTemp("", "redistest-cluster-")
 	if err != nil {
 		return nil, err
@@ -95,8 +101,12 @@ func startClusterNode(bin string, o topoOptions) (*Node, error) {
 			return nil, err
 		}
 		os.Remove(conf) // from an attempt on a port that was taken
-		return append([]string{
-			"--port", strconv.Itoa(port), "--cluster-port", strconv.Itoa(bus),
+		args := listenArgs(t, port)
+		if t != nil {
+			args = append(args, "--tls-cluster", "yes")
+		}
+		return append(append(args,
+			"--cluster-port", strconv.Itoa(bus),
 			"--cluster-enabled", "yes", "--cluster-config-file", conf,
 			"--cluster-node-timeout", strconv.FormatInt(o.nodeTimeout.Milliseconds(), 10),
 			// A replica may always take over (the default refuses one
@@ -104,8 +114,8 @@ func startClusterNode(bin string, o topoOptions) (*Node, error) {
 			// likely), and replicas stay where they were put.
 			"--cluster-replica-validity-factor", "0",
 			"--cluster-allow-replica-migration", "no",
-		}, append(dataArgs, o.args...)...), nil
-	}, nil)
+		), append(dataArgs, o.args...)...), nil
+	}, harnessTLS(t))
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -327,5 +337,10 @@ func (c *Cluster) Owner(ctx context.Context, slot int) (*Node, error) {
 	return nil, fmt.Errorf("redistest: no cluster node answers CLUSTER SLOTS: %w", errors.Join(errs...))
 }
 
-// Close stops every node and removes their directories.
-func (c *Cluster) Close() error { return closeNodes(c.Nodes()) }
+// Close stops every node and removes their directories and the
+// certificates.
+func (c *Cluster) Close() error {
+	err := closeNodes(c.Nodes())
+	c.TLS.remove()
+	return err
+}

@@ -20,6 +20,9 @@ type SentinelGroup struct {
 	// and a node's Role ask the servers.
 	Primary, Replica *Node
 	Sentinels        []*Node
+	// TLS holds the certificates of a group started WithTLS (the data
+	// nodes and the sentinels share them); nil otherwise.
+	TLS *TLS
 }
 
 // Nodes returns the data nodes: the primary and the replica as started.
@@ -41,6 +44,9 @@ func StartSentinel(opts ...Option) (*SentinelGroup, error) {
 		return nil, err
 	}
 	g := &SentinelGroup{MasterName: "redistest"}
+	if g.TLS, err = o.newTLS(); err != nil {
+		return nil, err
+	}
 	started := false
 	defer func() {
 		if !started {
@@ -49,9 +55,9 @@ func StartSentinel(opts ...Option) (*SentinelGroup, error) {
 	}()
 	data := func(more ...string) (*Node, error) {
 		s, err := startWith(bin, func(port int) ([]string, error) {
-			args := append([]string{"--port", strconv.Itoa(port)}, dataArgs...)
+			args := append(listenArgs(g.TLS, port), dataArgs...)
 			return append(append(args, more...), o.args...), nil
-		}, nil)
+		}, harnessTLS(g.TLS))
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +84,7 @@ func StartSentinel(opts ...Option) (*SentinelGroup, error) {
 		"sentinel parallel-syncs %[1]s 1\n",
 		g.MasterName, g.Primary.Port, ms(o.nodeTimeout), ms(5*o.nodeTimeout))
 	for i := range 3 {
-		n, err := startSentinel(bin, conf)
+		n, err := startSentinel(bin, conf, g.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("redistest: sentinel %d of 3: %w", i+1, err)
 		}
@@ -91,7 +97,7 @@ func StartSentinel(opts ...Option) (*SentinelGroup, error) {
 	return g, nil
 }
 
-func startSentinel(bin, conf string) (*Node, error) {
+func startSentinel(bin, conf string, t *TLS) (*Node, error) {
 	dir, err := os.MkdirTemp("", "redistest-sentinel-")
 	if err != nil {
 		return nil, err
@@ -104,8 +110,8 @@ func startSentinel(bin, conf string) (*Node, error) {
 		return nil, err
 	}
 	s, err := startIn(bin, dir, []string{file}, func(port int) ([]string, error) {
-		return []string{"--port", strconv.Itoa(port), "--sentinel"}, nil
-	}, nil)
+		return append(listenArgs(t, port), "--sentinel"), nil
+	}, harnessTLS(t))
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -302,5 +308,7 @@ func (g *SentinelGroup) Master(ctx context.Context) (*Node, error) {
 // Close stops the sentinels and the data nodes and removes their
 // directories.
 func (g *SentinelGroup) Close() error {
-	return closeNodes(append(slices.Clone(g.Sentinels), g.Primary, g.Replica))
+	err := closeNodes(append(slices.Clone(g.Sentinels), g.Primary, g.Replica))
+	g.TLS.remove()
+	return err
 }

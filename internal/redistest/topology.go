@@ -2,8 +2,10 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +19,8 @@ type topoOptions struct {
 	args        []string
 	nodeTimeout time.Duration
 	wait        time.Duration
+	tls         bool     // WithTLS
+	tlsNames    []string // the names of the servers' certificate
 }
 
 func newTopoOptions(opts []Option) topoOptions {
@@ -48,6 +52,50 @@ func WithStartTimeout(d time.Duration) Option {
 	return func(o *topoOptions) { o.wait = d }
 }
 
+// WithTLS makes every node and sentinel of the topology speak TLS only,
+// with the certificates of a NewTLS(names...) that the topology's TLS
+// field holds: every server requires a client certificate signed by the CA
+// (tls-auth-clients yes); a cluster's bus and every replication link run
+// over TLS too (tls-cluster, tls-replication), and sentinels reach the
+// data nodes and each other over TLS. Redis checks the chain of a
+// certificate presented to it, not its names, so a certificate whose
+// names do not match 127.0.0.1 still forms the topology: a test of name
+// checks gives names here. The harness's own connections use the
+// certificate's first name as their server name.
+func WithTLS(names ...string) Option {
+	return func(o *topoOptions) {
+		o.tls = true
+		o.tlsNames = append(o.tlsNames, names...)
+	}
+}
+
+// newTLS makes the topology's certificates, nil without WithTLS.
+func (o topoOptions) newTLS() (*TLS, error) {
+	if !o.tls {
+		return nil, nil
+	}
+	return NewTLS(o.tlsNames...)
+}
+
+// listenArgs are the arguments that make a topology's server listen on
+// port: in plain text, or with TLS only (t not nil) and replication over
+// TLS.
+func listenArgs(t *TLS, port int) []string {
+	if t == nil {
+		return []string{"--port", strconv.Itoa(port)}
+	}
+	return append(t.serverArgs(port), "--tls-replication", "yes")
+}
+
+// harnessTLS is the configuration of the harness's connections to a
+// topology's servers: nil in plain text.
+func harnessTLS(t *TLS) *tls.Config {
+	if t == nil {
+		return nil
+	}
+	return t.harnessConfig()
+}
+
 // dataArgs are the arguments of every data node of a topology: a primary
 // sends its data to a new replica at once (the default waits 5s for more
 // replicas to share the transfer), and pings its replicas every second,
@@ -68,15 +116,15 @@ type Node struct {
 
 func newNode(s *Server) *Node {
 	n := &Node{Server: s}
-	n.client.Store(nodeClient(s.Addr))
+	n.client.Store(nodeClient(s.Addr, s.tls))
 	return n
 }
 
 // nodeClient is the harness's own connection to a node, for its checks:
-// short timeouts, no retries.
-func nodeClient(addr string) *redis.Client {
+// short timeouts, no retries, and TLS when tlsConf is not nil.
+func nodeClient(addr string, tlsConf *tls.Config) *redis.Client {
 	return redis.NewClient(&redis.Options{
-		Addr: addr, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		Addr: addr, TLSConfig: tlsConf, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
 		MaxRetries: -1, PoolSize: 2, Protocol: 2,
 	})
 }
@@ -94,7 +142,7 @@ func (n *Node) Restart() error {
 	if err := n.Server.Restart(); err != nil {
 		return err
 	}
-	n.client.Swap(nodeClient(n.Addr)).Close() // drop the connections to the killed process
+	n.client.Swap(nodeClient(n.Addr, n.Server.tls)).Close() // drop the connections to the killed process
 	n.down.Store(false)
 	if n.onStart != nil {
 		return n.onStart(n)
