@@ -28,10 +28,6 @@ import (
 // exactly once, every push that returned ctx's error stored nothing, and
 // every item popped was pushed and popped once.
 func TestCoalescedStressAccounting(t *testing.T) {
-	if redistest.CurrentTopology() == redistest.TopologyCluster {
-		// Found by running this test on the cluster topology; not fixed yet.
-		t.Skip("KNOWN BUG on a cluster: pushes that returned nil are missing afterwards (about 1 in 50 with coalescing; none with NoCoalescing)")
-	}
 	ds := newStore(t, Options{})
 	const queues, pushers, poppers = 7, 2000, 64
 	var qs []Queue[string]

@@ -30,6 +30,7 @@ const tlsSecret = "tls-test-secret-pw"
 // wrong CA, expecting another server name, or bringing no client
 // certificate fails every call with an error that says so, at once.
 func TestTLSCluster(t *testing.T) {
+	redistest.SingleOnly(t, "starts a TLS cluster of its own, the same whatever the run's topology")
 	c, err := redistest.StartCluster(redistest.WithTLS())
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +68,7 @@ func TestTLSCluster(t *testing.T) {
 // 127.0.0.1, which it does not name), the wrong CA or no client
 // certificate, every call fails with an error that says so, at once.
 func TestTLSSentinel(t *testing.T) {
+	redistest.SingleOnly(t, "starts a TLS Sentinel group of its own, the same whatever the run's topology")
 	g, err := redistest.StartSentinel(redistest.WithTLS("redis.test"))
 	if err != nil {
 		t.Fatal(err)
