@@ -40,8 +40,7 @@ var suite struct {
 	sync.Mutex
 	topology Topology
 	admin    string // a URL (of the forms the runtime reads) for the admin: every key, every command
-	app      string // the URL the tests get: the application user's, when Main made one
-	limited  bool   // Main made the application user
+	limited  bool   // Main made the application user, whose URL the tests get
 }
 
 // topologyFromEnv reads TopologyEnv.
@@ -224,7 +223,7 @@ func forPackage(prefixes []string) (string, func(), error) {
 		if got := topologyOfURL(u); os.Getenv(TopologyEnv) != "" && got != tp {
 			return "", nil, fmt.Errorf("redistest: %s=%s, but REDIS_URL names a %s; unset one", TopologyEnv, tp, got)
 		}
-		setSuite(topologyOfURL(u), u, u, false)
+		setSuite(topologyOfURL(u), u, false)
 		return u, func() {}, nil
 	}
 	start := time.Now()
@@ -248,14 +247,14 @@ func forPackage(prefixes []string) (string, func(), error) {
 	if tp != TopologySingle {
 		fmt.Fprintf(os.Stderr, "redistest: %s topology ready in %v\n", tp, time.Since(start).Round(time.Millisecond))
 	}
-	setSuite(tp, admin, app, len(prefixes) > 0)
+	setSuite(tp, admin, len(prefixes) > 0)
 	return app, stop, nil
 }
 
-func setSuite(tp Topology, admin, app string, limited bool) {
+func setSuite(tp Topology, admin string, limited bool) {
 	suite.Lock()
 	defer suite.Unlock()
-	suite.topology, suite.admin, suite.app, suite.limited = tp, admin, app, limited
+	suite.topology, suite.admin, suite.limited = tp, admin, limited
 }
 
 // Limited reports whether the tests' URL is that of the application user
