@@ -41,6 +41,11 @@ func TestTLSCluster(t *testing.T) {
 		ds := newStore(t, Options{Addrs: seed, TLSConfig: c.TLS.Config(), Prefix: "tlscl1:"})
 		overTLS(t, ds, clusterPrimaries(t, c))
 	})
+	t.Run("rediss+cluster URL", func(t *testing.T) {
+		u := strings.Replace(c.URL(nil), "redis+cluster://", "rediss+cluster://", 1)
+		ds := newStore(t, Options{URL: u, TLSConfig: c.TLS.Config(), Prefix: "tlscl4:"})
+		overTLS(t, ds, clusterPrimaries(t, c))
+	})
 	t.Run("caller's client", func(t *testing.T) {
 		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: seed, TLSConfig: c.TLS.Config()})
 		defer cc.Close()
@@ -83,6 +88,10 @@ func TestTLSSentinel(t *testing.T) {
 	}
 	t.Run("MasterName and SentinelAddrs", func(t *testing.T) {
 		overTLS(t, newStore(t, opts(named(g.TLS.Config()), "tlss1:")), nil)
+	})
+	t.Run("rediss+sentinel URL", func(t *testing.T) {
+		u := strings.Replace(g.URL(nil, 0), "redis+sentinel://", "rediss+sentinel://", 1)
+		overTLS(t, newStore(t, Options{URL: u, TLSConfig: named(g.TLS.Config()), Prefix: "tlss4:"}), nil)
 	})
 	t.Run("caller's client", func(t *testing.T) {
 		fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: g.MasterName, SentinelAddrs: g.Addrs(), TLSConfig: named(g.TLS.Config())})
