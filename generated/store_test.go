@@ -16,7 +16,7 @@ import (
 
 var redisURL string
 
-func TestMain(m *testing.M) { redistest.Main(m, &redisURL) }
+func TestMain(m *testing.M) { redistest.Main(m, &redisURL, generated.Prefix) }
 
 func newStore(t testing.TB) *generated.Store {
 	ds, err := runtime.New(runtime.Options{URL: redisURL})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/storagegen/storagegen/internal/redistest"
 )
 
 func values[T any](ds []*Delivery[T]) []T {
@@ -31,7 +33,7 @@ func TestReceiveMany(t *testing.T) {
 	q := testReliable[int](ds, "many", 0, 0)
 	raw := rawClient(t)
 	receipts := func() []string {
-		keys, err := raw.Keys(bg, q.Key()+":rx:*").Result()
+		keys, err := redistest.Keys(bg, raw, q.Key()+":rx:*")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +151,7 @@ func TestReceiveManyDecodeErrors(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if keys := rawClient(t).Keys(bg, q.Key()+":rx:*").Val(); len(keys) != 0 {
+	if keys, _ := redistest.Keys(bg, rawClient(t), q.Key()+":rx:*"); len(keys) != 0 {
 		t.Errorf("receipts left after every delivery was settled: %v", keys)
 	}
 }
@@ -159,9 +161,8 @@ func TestReceiveManyDecodeErrors(t *testing.T) {
 // deliveries, each counted once.
 func TestRetriedBatchCountsOnce(t *testing.T) {
 	hook := &retryReceives{}
-	cl := redis.NewClient(&redis.Options{Addr: testServerAddr(t)})
+	cl := testClient(t)
 	cl.AddHook(hook)
-	defer cl.Close()
 	ds := newStore(t, Options{Client: cl})
 	q := testReliable[int](ds, "retried", 0, 1)
 	if err := q.PushMany(bg, 1, 2, 3, 4, 5, 6); err != nil {
@@ -257,7 +258,7 @@ func TestAckBatch(t *testing.T) {
 	if len(s.Items) != 1 || s.Items[b[0].ID] == "" || len(s.Ready) != 1 || len(s.Leases) != 0 {
 		t.Errorf("after the batch ack: %+v; want only the reclaimed item, ready", s)
 	}
-	if keys := raw.Keys(bg, q.Key()+":rx:*").Val(); len(keys) != 0 {
+	if keys, _ := redistest.Keys(bg, raw, q.Key()+":rx:*"); len(keys) != 0 {
 		t.Errorf("receipts left: %v", keys)
 	}
 }
@@ -266,6 +267,7 @@ func TestAckBatch(t *testing.T) {
 // exactly once, in far fewer scripts than items (takes and acks batched),
 // on a server of its own whose command counts are the test's alone.
 func TestConsumeBatches(t *testing.T) {
+	redistest.SingleOnly(t, "counts scripts on a server of its own")
 	srv := startServer(t)
 	ds := newStore(t, Options{Addr: srv.Addr, Prefix: "batches:"})
 	q := testReliable[int](ds, "batches", 0, 0)

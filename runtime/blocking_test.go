@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/storagegen/storagegen/internal/redistest"
 )
 
@@ -40,6 +38,7 @@ func median(ds []time.Duration) time.Duration {
 // ends the wait at its own deadline, so the median overshoot of several
 // tries must be under 10 ms, and no try may return early.
 func TestExactTimeoutsAtHz10(t *testing.T) {
+	redistest.SingleOnly(t, "a server of its own with hz 10")
 	srv := startServer(t, "--hz", "10")
 	ds := newStore(t, Options{URL: srv.URL(0), Prefix: "hz10:"})
 	q := NewQueue[int](ds, &QueueDecl{Name: "empty", Prefix: "hz10:", Key: MustKeyPattern("empty")})
@@ -139,8 +138,7 @@ func TestTimeoutsNeverLoseItems(t *testing.T) {
 // Concurrency: 3 handlers run on a pool of 2 while a Pop holds the other;
 // above MaxConcurrency it refuses.
 func TestBlockingPoolLimits(t *testing.T) {
-	cl := redis.NewClient(&redis.Options{Addr: testServerAddr(t), PoolTimeout: 300 * time.Millisecond})
-	defer cl.Close()
+	cl := testClient(t, "pool_timeout=300ms")
 	ds := newStore(t, Options{Client: cl, BlockingPoolSize: 2})
 	q := testQueue[int](t, ds, "pool")
 	rq := testReliable[int](ds, "rpool", time.Second, 0)

@@ -22,6 +22,7 @@ import (
 // and at-least-once queues end to end: batches, Consume, Stats, dead
 // letters.
 func TestOnCluster(t *testing.T) {
+	redistest.SingleOnly(t, "starts a cluster of its own, the same whatever the run's topology")
 	c, err := redistest.StartCluster()
 	if err != nil {
 		t.Fatal(err)

@@ -92,7 +92,7 @@ func (h *panicHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 func TestPanicInBatchFailsItsCalls(t *testing.T) {
 	ds, g := gatedStore(t, "", Options{})
 	h := &panicHook{}
-	ds.Connection.client.(*redis.Client).AddHook(h)
+	ds.Connection.client.AddHook(h)
 	q := testQueue[string](t, ds, "panic")
 
 	first := holdFirst(t, g, func() error { return q.Push(bg, "first") })
@@ -170,6 +170,7 @@ func TestAbandonedGet(t *testing.T) {
 // not be sent again (what the first took would vanish without a word):
 // the caller gets ErrUnknownOutcome, which says the items are lost.
 func TestPopManyTailRPOPSentOnce(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +223,7 @@ func TestPopManyTailRPOPSentOnce(t *testing.T) {
 // for it too: on a silent connection it fails at the deadline (an unknown
 // outcome: it was sent), not after the client's 30s read timeout.
 func TestCallersContextTimeoutEnabled(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)

@@ -126,19 +126,22 @@ func (g *gate) sends() [][]string {
 // time (unless opts.NoCoalescing).
 func gatedStore(t *testing.T, addr string, opts Options) (*DataStore, *gate) {
 	t.Helper()
-	o, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if addr != "" {
+	var cl redis.UniversalClient
+	if addr != "" { // a proxy in front of the one test server
+		o, err := redis.ParseURL(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
 		o.Addr = addr
+		cl = redis.NewClient(o)
+		t.Cleanup(func() { cl.Close() })
+	} else {
+		cl = testClient(t)
 	}
-	cl := redis.NewClient(o)
 	g := &gate{}
 	cl.AddHook(g)
 	opts.Client = cl
 	ds := newStore(t, opts)
-	t.Cleanup(func() { cl.Close() })
 	t.Cleanup(g.release) // before Close, which waits for the calls the gate holds
 	if !opts.NoCoalescing {
 		ds.batch.push.maxFlights, ds.batch.set.maxFlights = 1, 1
@@ -659,6 +662,7 @@ func TestCoalescedCancels(t *testing.T) {
 // and each item is stored once. A batch of pops loses what it took (and
 // says so); a batch of gets is read again.
 func TestCoalescedReplyLost(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)

@@ -52,8 +52,8 @@ type Connection struct {
 	shebangRefused atomic.Bool // the server refused #!lua (scripts.go)
 }
 
-func newConnection(o Options, ro *redis.Options) *Connection {
-	c := &Connection{make: o.clientMaker(ro), own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches,
+func newConnection(o Options, co *clientOptions) *Connection {
+	c := &Connection{make: o.clientMaker(co), own: o.Client, blockMax: o.BlockingPoolSize, noLocal: o.DisableLocalCaches,
 		wait: o.waitSetting()}
 	if c.blockMax == 0 {
 		c.blockMax = DefaultBlockingPoolSize
@@ -246,15 +246,23 @@ func (c *Connection) Close() error {
 	return errors.Join(errs...)
 }
 
-// mapErr turns errors from a closing go-redis client into ErrClosed, and
-// a server's OOM reply into one that also wraps ErrOutOfMemory.
+// mapErr turns errors from a closing go-redis client into ErrClosed, a
+// server's OOM reply into one that also wraps ErrOutOfMemory, and a
+// permission refusal into one that also wraps ErrPermission.
 func mapErr(err error) error {
 	if errors.Is(err, redis.ErrClosed) {
 		return ErrClosed
 	}
 	var re redis.Error
-	if errors.As(err, &re) && strings.HasPrefix(re.Error(), "OOM ") && !errors.Is(err, ErrOutOfMemory) {
+	if !errors.As(err, &re) {
+		return err
+	}
+	switch msg := re.Error(); {
+	case strings.HasPrefix(msg, "OOM ") && !errors.Is(err, ErrOutOfMemory):
 		return fmt.Errorf("%w: %w", ErrOutOfMemory, err)
+	case (strings.HasPrefix(msg, "NOPERM") || strings.HasPrefix(msg, "ERR The user executing the script can't")) &&
+		!errors.Is(err, ErrPermission):
+		return fmt.Errorf("%w: %w", ErrPermission, err)
 	}
 	return err
 }

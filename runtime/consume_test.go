@@ -39,6 +39,7 @@ func (s *syncBuffer) String() string {
 // failed that way for the unfixable window, instead of retrying forever.
 // The first case also leaves Logger nil: slog.Default() gets the log.
 func TestConsumeFailsFast(t *testing.T) {
+	redistest.SingleOnly(t, "servers of its own (a password, an ACL user, a renamed BLMOVE)")
 	defer func(w time.Duration) { unfixableWindow = w }(unfixableWindow)
 	unfixableWindow = 300 * time.Millisecond
 
@@ -61,10 +62,11 @@ func TestConsumeFailsFast(t *testing.T) {
 	for _, tc := range []struct {
 		name, url, reply string
 		defaultLogger    bool
+		typed            error // what the error also wraps, before the reply
 	}{
-		{"wrong password", "redis://default:s3cret-pw@" + srv.Addr + "/0", "WRONGPASS", true},
-		{"ACL user without BLMOVE", "redis://no-blmove:pw@" + srv.Addr + "/0", "NOPERM", false},
-		{"server without BLMOVE", renamed.URL(0), "ERR unknown command", false},
+		{"wrong password", "redis://default:s3cret-pw@" + srv.Addr + "/0", "WRONGPASS", true, nil},
+		{"ACL user without BLMOVE", "redis://no-blmove:pw@" + srv.Addr + "/0", "NOPERM", false, ErrPermission},
+		{"server without BLMOVE", renamed.URL(0), "ERR unknown command", false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ds, err := New(Options{URL: tc.url})
@@ -92,7 +94,14 @@ func TestConsumeFailsFast(t *testing.T) {
 			if !errors.As(err, &re) || !strings.HasPrefix(re.Error(), tc.reply) {
 				t.Fatalf("Consume = %v; want an error wrapping the %s reply", err, tc.reply)
 			}
-			if !strings.HasPrefix(err.Error(), `storagegen: consume "queue:{fails}": receiving failed for 300ms with replies that retrying cannot fix: `+tc.reply) {
+			want := `storagegen: consume "queue:{fails}": receiving failed for 300ms with replies that retrying cannot fix: `
+			if tc.typed != nil {
+				if !errors.Is(err, tc.typed) {
+					t.Errorf("Consume = %v; want it to wrap %v", err, tc.typed)
+				}
+				want += tc.typed.Error() + ": "
+			}
+			if !strings.HasPrefix(err.Error(), want+tc.reply) {
 				t.Errorf("error text: %v", err)
 			}
 			if took < unfixableWindow || took > unfixableWindow+3*time.Second {

@@ -28,6 +28,7 @@ func openFDs(t *testing.T) int {
 // WRONGPASS and never shows the password, and leave no file descriptor
 // open once closed.
 func TestWrongCredentialsFailFast(t *testing.T) {
+	redistest.SingleOnly(t, "a server of its own with a password")
 	srv, err := redistest.Start("--requirepass", "the-real-one")
 	if err != nil {
 		t.Fatal(err)

@@ -16,17 +16,40 @@ import (
 	"github.com/storagegen/storagegen/internal/redistest"
 )
 
-func connectedClients(t *testing.T, raw *redis.Client) int {
+// connectedClients returns the number of client connections the servers
+// behind raw have: every node's, summed, on a cluster.
+func connectedClients(t *testing.T, raw redis.UniversalClient) int {
 	t.Helper()
-	info := raw.Info(bg, "clients").Val()
-	for line := range strings.SplitSeq(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "connected_clients:"); ok {
-			n, _ := strconv.Atoi(v)
-			return n
+	one := func(c redis.Cmdable) (int, error) {
+		info := c.Info(bg, "clients").Val()
+		for line := range strings.SplitSeq(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "connected_clients:"); ok {
+				return strconv.Atoi(v)
+			}
 		}
+		return 0, errors.New("no connected_clients in INFO")
 	}
-	t.Fatal("no connected_clients in INFO")
-	return 0
+	cc, ok := raw.(*redis.ClusterClient)
+	if !ok {
+		n, err := one(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var mu sync.Mutex
+	sum := 0
+	err := cc.ForEachShard(bg, func(ctx context.Context, node *redis.Client) error {
+		n, err := one(node)
+		mu.Lock()
+		sum += n
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
 }
 
 func TestLazyConnectAndClose(t *testing.T) {
@@ -123,6 +146,7 @@ func TestOptions(t *testing.T) {
 // that no error text carries it: errors, logs and spans never carry a
 // password.
 func TestNoSecretsInErrors(t *testing.T) {
+	redistest.SingleOnly(t, "a server of its own with a password")
 	srv, err := redistest.Start("--requirepass", "the-real-one")
 	if err != nil {
 		t.Fatal(err)
@@ -141,9 +165,7 @@ func TestNoSecretsInErrors(t *testing.T) {
 }
 
 func TestBringYourOwnClient(t *testing.T) {
-	o, _ := redis.ParseURL(redisURL)
-	own := redis.NewClient(o)
-	defer own.Close()
+	own := testClient(t)
 	ds := newStore(t, Options{Client: own})
 	if err := ds.Queue.Push(bg, "own", 1); err != nil {
 		t.Fatal(err)
@@ -162,6 +184,7 @@ func TestBringYourOwnClient(t *testing.T) {
 // with an error that names the operation and the key, and once the server
 // is back on the same port, calls work again without a new DataStore.
 func TestServerGoesAway(t *testing.T) {
+	redistest.SingleOnly(t, "kills and restarts a server of its own")
 	srv, err := redistest.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -215,6 +238,7 @@ func TestServerGoesAway(t *testing.T) {
 // work (the blocking pool inherits TLS); without it, the certificate is
 // refused; skip_verify in the URL is refused outright.
 func TestTLS(t *testing.T) {
+	redistest.SingleOnly(t, "a TLS server of its own")
 	srv, pool, err := redistest.StartTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -253,6 +277,7 @@ func TestTLS(t *testing.T) {
 // rounded up to a second, plus 10 s) with an error that names it, instead
 // of hanging or abandoning a connection that may hold a popped item.
 func TestNetworkCutEndsPop(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of a server of its own")
 	t.Parallel()
 	srv, err := redistest.Start()
 	if err != nil {

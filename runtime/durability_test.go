@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/storagegen/storagegen/internal/keyspace"
 	"github.com/storagegen/storagegen/internal/redistest"
 )
@@ -35,6 +33,7 @@ func TestWaitOptionsChecked(t *testing.T) {
 // positioned at its op and key: pushes alone and coalesced, at-least-once
 // pushes, acks and nacks, cache Sets.
 func TestWaitWithoutReplicas(t *testing.T) {
+	redistest.SingleOnly(t, "the one server has no replica (the other topologies' primaries have one)")
 	for _, noCoalescing := range []bool{false, true} {
 		t.Run(fmt.Sprint("NoCoalescing=", noCoalescing), func(t *testing.T) {
 			ds := newStore(t, Options{WaitReplicas: 1, WaitTimeout: 20 * time.Millisecond, NoCoalescing: noCoalescing})
@@ -91,13 +90,7 @@ func TestWaitWithoutReplicas(t *testing.T) {
 // TestWaitTimeoutBelowReadTimeout: a WaitTimeout that leaves less than a
 // second of the client's ReadTimeout fails before anything is sent.
 func TestWaitTimeoutBelowReadTimeout(t *testing.T) {
-	o, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.ReadTimeout = time.Second
-	cl := redis.NewClient(o)
-	defer cl.Close()
+	cl := testClient(t, "read_timeout=1s")
 	ds := newStore(t, Options{Client: cl, WaitReplicas: 1, WaitTimeout: 500 * time.Millisecond})
 	q := testQueue[int](t, ds, "q")
 	if err := q.Push(bg, 1); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "ReadTimeout") {
@@ -114,6 +107,7 @@ func TestWaitTimeoutBelowReadTimeout(t *testing.T) {
 // pushes to queues on the other primaries, in the same coalesced batches,
 // succeed: a WAIT sent anywhere else would have found a replica.
 func TestWaitOnCluster(t *testing.T) {
+	redistest.SingleOnly(t, "starts a cluster of its own, the same whatever the run's topology")
 	c, err := redistest.StartCluster(redistest.WithArgs("--enable-debug-command", "yes"))
 	if err != nil {
 		t.Fatal(err)

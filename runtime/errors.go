@@ -52,6 +52,13 @@ var (
 	// "OOM command not allowed" reply, which the error also wraps).
 	// Nothing was written; reads, acks and receives go on working.
 	ErrOutOfMemory = errors.New("server out of memory")
+	// ErrPermission means the server refused a command because the ACL
+	// user lacks the permission: a key outside its key patterns, or a
+	// command outside its rules (Redis's NOPERM reply, or inside a script
+	// "The user executing the script can't ...", which the error also
+	// wraps). Nothing was done; the same call fails the same way until the
+	// user's rules change (see the README's "Least privilege").
+	ErrPermission = errors.New("permission denied")
 )
 
 // Error is the error returned by an operation. Its message starts with

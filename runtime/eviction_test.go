@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/storagegen/storagegen/internal/redistest"
 )
 
 // TestEvictionPolicyWarning: the first at-least-once call of a DataStore
@@ -15,6 +17,7 @@ import (
 // noeviction); not on a noeviction server; and not, nor fail, for a user
 // who may not read the configuration (a managed server's NOPERM).
 func TestEvictionPolicyWarning(t *testing.T) {
+	redistest.SingleOnly(t, "servers of its own with eviction policies and ACL users")
 	evicting := startServer(t, "--maxmemory-policy", "allkeys-lru")
 	strict := startServer(t)
 	admin := redis.NewClient(&redis.Options{Addr: evicting.Addr})
@@ -54,6 +57,7 @@ func TestEvictionPolicyWarning(t *testing.T) {
 // TestOutOfMemoryIsTyped: a push refused by a full server wraps
 // ErrOutOfMemory and the server's reply.
 func TestOutOfMemoryIsTyped(t *testing.T) {
+	redistest.SingleOnly(t, "fills a server of its own (maxmemory)")
 	srv := startServer(t, "--maxmemory", "1", "--maxmemory-policy", "noeviction")
 	ds := newStore(t, Options{URL: "redis://" + srv.Addr + "/0", Prefix: "oom:"})
 	for _, push := range []func() error{

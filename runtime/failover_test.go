@@ -337,6 +337,7 @@ func ownerWithin(c *redistest.Cluster, slot int, not *redistest.Node, tries int)
 // asynchronous replication (how many depends on timing). With WaitReplicas
 // 1, none may be lost.
 func TestClusterFailoverUnderLoad(t *testing.T) {
+	redistest.SingleOnly(t, "starts a cluster of its own, the same whatever the run's topology")
 	c, err := redistest.StartCluster()
 	if err != nil {
 		t.Fatal(err)
@@ -476,6 +477,7 @@ func onDeadPrimary(t *testing.T, c *redistest.Cluster, avoid []*redistest.Node) 
 // and not yet replicated are lost when it turns replica (logged); with
 // WaitReplicas 1, none may be.
 func TestSentinelFailoverUnderLoad(t *testing.T) {
+	redistest.SingleOnly(t, "starts a Sentinel group of its own, the same whatever the run's topology")
 	g, err := redistest.StartSentinel()
 	if err != nil {
 		t.Fatal(err)
@@ -532,6 +534,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 // is called again). Nothing acknowledged may be lost; the at-most-once
 // queue may hand out nothing twice.
 func TestSlotMigrationUnderLoad(t *testing.T) {
+	redistest.SingleOnly(t, "starts a cluster of its own, the same whatever the run's topology")
 	c, err := redistest.StartCluster()
 	if err != nil {
 		t.Fatal(err)

@@ -258,6 +258,7 @@ func leaks(text, secret string) string {
 // database, its query options, skip_verify, its TLS, or the server behind
 // it), no piece of its user name or password reaches an error.
 func TestNoUserInfoInErrors(t *testing.T) {
+	redistest.SingleOnly(t, "servers of its own with a password and TLS; URLs that never connect")
 	tlsSrv, _, err := redistest.StartTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +285,31 @@ func TestNoUserInfoInErrors(t *testing.T) {
 		func(ui string) string { return "http://" + ui + "@127.0.0.1/0" },
 		func(ui string) string { return ui + "@127.0.0.1:1" },
 		func(ui string) string { return "redis//" + ui + "@127.0.0.1:1" },
+		// Cluster and Sentinel URLs: go-redis's ParseClusterURL and
+		// ParseFailoverURL errors, and the refusals of their own.
+		func(ui string) string { return "redis+cluster://" + ui + "@127.0.0.1:1?addr=127.0.0.1:2" },
+		func(ui string) string { return "redis+cluster://" + ui + "@127.0.0.1:1?addr=nohost" },
+		func(ui string) string { return "redis+cluster://" + ui + "@127.0.0.1:1?pool_size=many" },
+		func(ui string) string { return "redis+cluster://" + ui + "@127.0.0.1:1?db=2" },
+		func(ui string) string { return "redis+cluster://" + ui + "@127.0.0.1:1/2" },
+		func(ui string) string { return "rediss+cluster://" + ui + "@127.0.0.1:1?read_only=true" },
+		func(ui string) string { return "rediss+cluster://" + ui + "@127.0.0.1:1?skip_verify=true" },
+		func(ui string) string { return "redis+cluster://" + ui + "@127.0.0.1:notaport" },
+		func(ui string) string {
+			return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&addr=127.0.0.1:2"
+		},
+		func(ui string) string { return "redis+sentinel://" + ui + "@127.0.0.1:1/notadb?master_name=m" },
+		func(ui string) string { return "redis+sentinel://" + ui + "@127.0.0.1:1/0" },
+		func(ui string) string {
+			return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&no_such_option=1"
+		},
+		func(ui string) string {
+			return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&replica_only=1"
+		},
+		func(ui string) string {
+			return "rediss+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&skip_verify=true"
+		},
+		func(ui string) string { return "redis+sentinel://" + ui + "@127.0.0.1:1/0?master_name=m&password=x" },
 		// These parse when the user info is encoded: their errors come
 		// from the server (a wrong password, a certificate no one trusts).
 		func(ui string) string { return "redis://" + ui + "@" + plain + "/0" },
@@ -337,6 +363,7 @@ func TestNoUserInfoInErrors(t *testing.T) {
 // percent-encoded, authenticates; unencoded, it is refused with an error
 // that says how to encode it.
 func TestEncodedUserInfoWorks(t *testing.T) {
+	redistest.SingleOnly(t, "a server of its own with a password")
 	const pw = "a\"b\tc/d#e?f%g h@i:j"
 	srv, err := redistest.Start("--requirepass", pw)
 	if err != nil {
@@ -434,10 +461,11 @@ type cancelAfterBLMOVE struct {
 	cancel  context.CancelFunc
 }
 
-// cancelAfterNextBLMOVE arms ds's blocking client so that, right after
-// the next BLMOVE returns, between runs and then the returned context is
-// cancelled: a Receive on it ends between BLMOVE and the lease.
-func cancelAfterNextBLMOVE(t *testing.T, ds *DataStore, between func()) context.Context {
+// cancelAfterNextBLMOVE arms ds's blocking client for the queue at key
+// (on a cluster, its primary's) so that, right after the next BLMOVE
+// returns, between runs and then the returned context is cancelled: a
+// Receive on it ends between BLMOVE and the lease.
+func cancelAfterNextBLMOVE(t *testing.T, ds *DataStore, key string, between func()) context.Context {
 	ctx, cancel := context.WithCancel(bg)
 	t.Cleanup(cancel)
 	armed := new(atomic.Bool)
@@ -445,7 +473,11 @@ func cancelAfterNextBLMOVE(t *testing.T, ds *DataStore, between func()) context.
 	if err := ds.Connection.Ping(bg); err != nil { // makes the clients
 		t.Fatal(err)
 	}
-	ds.Connection.pool.client.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: between})
+	pool, err := ds.Connection.poolFor(bg, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.client.AddHook(cancelAfterBLMOVE{armed: armed, cancel: cancel, between: between})
 	return ctx
 }
 
@@ -476,7 +508,7 @@ func TestReleasedItemKeepsItsPlace(t *testing.T) {
 	if _, err := q.Len(bg); err != nil { // makes the clients
 		t.Fatal(err)
 	}
-	ctx := cancelAfterNextBLMOVE(t, ds, func() {
+	ctx := cancelAfterNextBLMOVE(t, ds, q.Key(), func() {
 		if err := q.Push(bg, "second"); err != nil {
 			t.Error(err)
 		}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/storagegen/storagegen/internal/redistest"
 )
 
@@ -97,9 +95,8 @@ func TestStuckHandlerItemComesBack(t *testing.T) {
 // 512 bytes survive a retried take (the receipt is parsed) and a release.
 func TestHostileIDsInBatches(t *testing.T) {
 	hook := &retryReceives{}
-	cl := redis.NewClient(&redis.Options{Addr: testServerAddr(t)})
+	cl := testClient(t)
 	cl.AddHook(hook)
-	defer cl.Close()
 	ds := newStore(t, Options{Client: cl})
 	q := testReliable[int](ds, "hostile", 0, 0)
 	ids := []string{"a:b", "1 2 3;", "3:abc 1 2;", "x\x00y", strings.Repeat("é", 256), ";", ":", " ", "9:", "0:"}
@@ -199,6 +196,7 @@ func TestHugePushMany(t *testing.T) {
 // a socket that closed. So an entry is served for at most localMaxAge
 // after its fetch (here 1s), whatever its TTL: then it is fetched again.
 func TestLocalCacheSilentCut(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	defer func(d time.Duration) { localMaxAge = d }(localMaxAge)
 	localMaxAge = time.Second
 	proxy, err := redistest.NewProxy(testServerAddr(t))

@@ -47,6 +47,7 @@ func mustGet[T comparable](t *testing.T, c Cache[T], want T) {
 // A Get on a local cache fills it; the next Get is answered from memory;
 // this process's Set and Delete are seen by its next Get at once.
 func TestLocalCacheReadYourWrites(t *testing.T) {
+	localCachesOnly(t)
 	ds := newStore(t, Options{})
 	decl := localDecl(ds, "ryw", time.Hour, 100)
 	c := NewCache[int](ds, decl, "x")
@@ -90,6 +91,7 @@ func TestLocalCacheReadYourWrites(t *testing.T) {
 // again up to three times so that one stall of a loaded machine does not
 // fail it, while a missing invalidation fails all three.
 func TestLocalCacheInvalidatedByOtherClient(t *testing.T) {
+	localCachesOnly(t)
 	ds := newStore(t, Options{})
 	decl := localDecl(ds, "other", time.Hour, 100)
 	c := NewCache[int](ds, decl, "x")
@@ -145,6 +147,7 @@ func TestLocalCacheInvalidatedByOtherClient(t *testing.T) {
 // The cache holds at most its size in entries, and evicting never serves a
 // wrong value.
 func TestLocalCacheSizeBound(t *testing.T) {
+	localCachesOnly(t)
 	ds := newStore(t, Options{})
 	decl := localDecl(ds, "bound", time.Hour, 10)
 	for i := range 100 {
@@ -178,6 +181,7 @@ func TestLocalCacheSizeBound(t *testing.T) {
 // invalidation never comes: the proxy drops everything the server says
 // once the entry is cached.
 func TestLocalCacheExpiry(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	// The Get through the cut network below outlasts LocalMaxAge; the
 	// entry of the key without expiry must stay servable for the check.
 	defer func(d time.Duration) { localMaxAge = d }(localMaxAge)
@@ -223,6 +227,7 @@ func TestLocalCacheExpiry(t *testing.T) {
 // The entries fetched on a connection go with it: the server forgets what
 // the connection read, and invalidations sent meanwhile are lost.
 func TestLocalCacheConnectionLost(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)
@@ -260,6 +265,7 @@ func TestLocalCacheConnectionLost(t *testing.T) {
 // Where client-side caching is unavailable, a local cache is a plain one:
 // every Get goes to the server, so another client's Set is seen at once.
 func TestLocalCacheUnavailable(t *testing.T) {
+	redistest.SingleOnly(t, "miniredis, database 1 and a plain client of the one server's address")
 	mr := miniredis.RunT(t) // HELLO 3, but no CLIENT TRACKING
 	raw := rawClient(t)
 	if err := raw.Do(bg, "acl", "setuser", "nocsc", "on", ">pw", "~*", "+@all", "-client").Err(); err != nil {
@@ -317,6 +323,7 @@ func TestLocalCacheUnavailable(t *testing.T) {
 
 // Close: later Gets fail with ErrClosed and the memory is emptied.
 func TestLocalCacheClose(t *testing.T) {
+	localCachesOnly(t)
 	ds := newStore(t, Options{})
 	decl := localDecl(ds, "close", time.Hour, 100)
 	c := NewCache[int](ds, decl, "x")
@@ -431,5 +438,15 @@ func TestLocalCacheDeclPerCall(t *testing.T) {
 	t.Logf("goroutines %d -> %d, local caches %d", before, after, len(*m))
 	if after-before > 20 {
 		t.Errorf("200 Gets through equal decls made %d goroutines and %d local caches (clients)", after-before, len(*m))
+	}
+}
+
+// localCachesOnly skips t on a cluster, where local caches are plain ones
+// (see the README's "Redis Cluster and Sentinel"): a test of what a local
+// cache keeps in memory has nothing to look at there.
+func localCachesOnly(t *testing.T) {
+	t.Helper()
+	if redistest.CurrentTopology() == redistest.TopologyCluster {
+		t.Skip("local caches are plain on a cluster")
 	}
 }

@@ -12,12 +12,18 @@ import (
 	"github.com/storagegen/storagegen/internal/redistest"
 )
 
-// redisURL is the server every test of this package uses: REDIS_URL, or
-// a redis-server that TestMain starts on a free loopback port.
+// redisURL is the server (or the cluster, or the Sentinel group) every
+// test of this package uses: REDIS_URL, or what TestMain starts on free
+// loopback ports (redistest.Main: the topology STORAGEGEN_TEST_TOPOLOGY
+// selects, and an ACL user limited to the keys under testPrefixes).
 var redisURL string
 
+// testPrefixes are the prefixes of every key the tests write through
+// redisURL: newStore's (testPrefix) and the Example functions'.
+var testPrefixes = []string{"test:", "example:"}
+
 func TestMain(m *testing.M) {
-	redistest.Main(m, &redisURL)
+	redistest.Main(m, &redisURL, testPrefixes...)
 }
 
 // newStore returns a DataStore on the test server whose keys are unique to
@@ -30,13 +36,8 @@ func newStore(t testing.TB, opts Options) *DataStore {
 	if opts.Prefix == "" {
 		opts.Prefix = testPrefix(t)
 		// Keys of an earlier run (go test -count=N) must not leak in.
-		raw := rawClient(t)
-		keys, err := raw.Keys(bg, opts.Prefix+"*").Result()
-		if err != nil {
+		if _, err := redistest.DeleteKeys(bg, rawClient(t), opts.Prefix+"*"); err != nil {
 			t.Fatal(err)
-		}
-		if len(keys) > 0 {
-			raw.Del(bg, keys...)
 		}
 	}
 	ds, err := New(opts)
@@ -56,15 +57,32 @@ func testPrefix(t testing.TB) string {
 	}, t.Name()) + ":"
 }
 
-// rawClient is a plain go-redis client on the test server, for looking
-// behind the API.
-func rawClient(t testing.TB) *redis.Client {
+// rawClient is a plain go-redis client on the test servers as the admin
+// user, for looking behind the API: a *redis.ClusterClient on a cluster
+// (list keys with redistest.Keys, which asks every primary).
+func rawClient(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	o, err := redis.ParseURL(redisURL)
+	return redistest.Admin(t)
+}
+
+// testClient returns a go-redis client of the test servers as the tests'
+// user (redisURL), closed at the end of the test: a *redis.Client on one
+// server or a Sentinel group (a failover client), a *redis.ClusterClient
+// on a cluster. query adds go-redis query options (pool_timeout=300ms).
+func testClient(t testing.TB, query ...string) redis.UniversalClient {
+	t.Helper()
+	u := redisURL
+	for _, q := range query {
+		if strings.Contains(u, "?") {
+			u += "&" + q
+		} else {
+			u += "?" + q
+		}
+	}
+	c, err := redistest.NewClient(u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := redis.NewClient(o)
 	t.Cleanup(func() { c.Close() })
 	return c
 }

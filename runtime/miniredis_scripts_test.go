@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+
+	"github.com/storagegen/storagegen/internal/redistest"
 )
 
 // TestScriptsOnMiniredis: every at-least-once script runs on miniredis (the
 // demo's server): batches, extend, nack, release, reclaim, stats.
 func TestScriptsOnMiniredis(t *testing.T) {
+	redistest.SingleOnly(t, "miniredis")
 	mr := miniredis.RunT(t)
 	ds := newStore(t, Options{Addr: mr.Addr(), Prefix: "mini:"})
 	q := testReliable[int](ds, "mini", time.Second, 0)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/storagegen/storagegen/internal/redistest"
 )
 
 // fillMemory sets maxmemory a little above what the server uses now and
@@ -58,6 +60,7 @@ func fillMemory(t *testing.T, raw *redis.Client) {
 // server that refuses script flags (simulated), Pop's move is refused
 // under OOM too, and its error says the item is lost rather than moved.
 func TestFullMemory(t *testing.T) {
+	redistest.SingleOnly(t, "fills a server of its own (maxmemory)")
 	srv := startServer(t, "--maxmemory-policy", "noeviction")
 	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer raw.Close()

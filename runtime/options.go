@@ -17,10 +17,33 @@ import (
 // Options configures a DataStore. The zero value connects to
 // redis://127.0.0.1:6379/0. Zero means default for every field.
 type Options struct {
-	// URL of the server: redis://[user:password@]host:port/db or rediss://
-	// for TLS, as go-redis's ParseURL reads it, query options included.
-	// Default "redis://127.0.0.1:6379/0". Mutually exclusive with Addr,
-	// Addrs, MasterName and Client.
+	// URL names the servers, in one of three forms (rediss for TLS):
+	//
+	//   - one server: redis://[user:password@]host:port/db, as go-redis's
+	//     ParseURL reads it, query options included; for example
+	//     redis://app:secret@10.0.0.5:6379/0?dial_timeout=3s.
+	//   - a Redis Cluster: redis+cluster://[user:password@]host:port
+	//     ?addr=host2:port2&addr=..., some of its nodes, as ParseClusterURL
+	//     reads the same URL under redis://; for example
+	//     rediss+cluster://app:secret@node1:6379?addr=node2:6379&addr=node3:6379.
+	//     Its path may name database 0 only.
+	//   - a Sentinel group: redis+sentinel://[user:password@]host:port/db
+	//     ?master_name=NAME&addr=host2:port2, some of its sentinels, as
+	//     ParseFailoverURL reads the same URL under redis://; for example
+	//     redis+sentinel://app:secret@sentinel1:26379/0?master_name=mymaster&addr=sentinel2:26379.
+	//     The user info is the primary's and replicas' credentials, as in
+	//     the other forms; the sentinels' are SentinelUsername and
+	//     SentinelPassword.
+	//
+	// The user name and password are percent-encoded (url.UserPassword).
+	// Refused: skip_verify=true in every form; in a cluster or Sentinel
+	// URL, skip_verify itself, and username, password, sentinel_username and sentinel_password query
+	// options (a query string gets logged), and the options that send
+	// commands to replicas (read_only, replica_only, route_by_latency,
+	// route_randomly, ...). PoolSize and TLSConfig apply to every form;
+	// PoolSize, when set, wins over a pool_size query option. Default
+	// "redis://127.0.0.1:6379/0". Mutually exclusive with Addr, Addrs,
+	// MasterName and Client.
 	URL string
 
 	// Addr is the server's host:port, an alternative to URL. Default: unset
@@ -50,19 +73,22 @@ type Options struct {
 	SentinelAddrs                      []string
 	SentinelUsername, SentinelPassword string
 
-	// TLSConfig configures TLS: with a rediss:// URL it replaces go-redis's
-	// default (system roots, server name from the URL), for a private CA or
-	// client certificates; with a redis:// URL or Addr it turns TLS on.
-	// With Addrs or MasterName, a clone of it serves every node of the
-	// cluster, or the sentinels and the data nodes of the Sentinel group
-	// alike (go-redis has one TLS configuration for both): with no
-	// ServerName, each certificate is checked against the host of the
-	// address dialed, as listed or as the cluster or the sentinels report
-	// it; with one, every certificate is checked against it. Default: nil.
+	// TLSConfig configures TLS: with a rediss:// URL (or rediss+cluster://,
+	// rediss+sentinel://) it replaces go-redis's default (system roots,
+	// server name from the URL), for a private CA or client certificates;
+	// with a redis:// URL (or redis+cluster://, redis+sentinel://), Addr,
+	// Addrs or MasterName it turns TLS on. For a cluster or a Sentinel
+	// group, a clone of it serves every node of the cluster, or the
+	// sentinels and the data nodes of the group alike (go-redis has one TLS
+	// configuration for both): with no ServerName, each certificate is
+	// checked against the host of the address dialed, as listed or as the
+	// cluster or the sentinels report it; with one, every certificate is
+	// checked against it. Default: nil.
 	TLSConfig *tls.Config
 
 	// PoolSize is the number of pooled connections for non-blocking commands
-	// (pushes, cache calls, lengths). Default 10.
+	// (pushes, cache calls, lengths), per node on a cluster. Default: a
+	// URL's pool_size, else 10.
 	PoolSize int
 	// BlockingPoolSize is the number of connections kept for blocking pops,
 	// apart from PoolSize so that blocked consumers never starve other
@@ -137,9 +163,17 @@ const (
 	maxRedisValue           = 512 << 20
 )
 
+// clientOptions is what the DataStore makes its client from: exactly one
+// field is set, filled from the Options fields or the URL.
+type clientOptions struct {
+	single   *redis.Options
+	cluster  *redis.ClusterOptions
+	failover *redis.FailoverOptions
+}
+
 // redisOptions validates o and returns the go-redis options it describes
 // (nil when o.Client is set).
-func (o Options) redisOptions() (*redis.Options, error) {
+func (o Options) redisOptions() (*clientOptions, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: options: "+format, append([]any{ErrInvalidArgument}, args...)...))
@@ -161,6 +195,10 @@ func (o Options) redisOptions() (*redis.Options, error) {
 	if topology {
 		o.checkTopology(bad)
 	}
+	urlKind, _ := topologyScheme(o.URL)
+	if (o.SentinelUsername != "" || o.SentinelPassword != "") && o.MasterName == "" && urlKind != "sentinel" {
+		bad("SentinelUsername or SentinelPassword without a Sentinel group (MasterName, or a redis+sentinel:// URL)")
+	}
 	addrSet := !topology && (o.Addr != "" || o.Username != "" || o.Password != "" || o.DB != 0)
 	switch {
 	case o.Client != nil && (o.URL != "" || addrSet || o.TLSConfig != nil):
@@ -180,36 +218,81 @@ func (o Options) redisOptions() (*redis.Options, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if o.Client != nil || topology {
+	if o.Client != nil {
 		return nil, nil
 	}
-	var ro *redis.Options
-	if addrSet {
-		ro = &redis.Options{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB}
-		if ro.Addr == "" {
-			ro.Addr = "127.0.0.1:6379"
+	co := &clientOptions{}
+	switch {
+	case len(o.Addrs) > 0:
+		co.cluster = &redis.ClusterOptions{Addrs: slices.Clone(o.Addrs), Username: o.Username, Password: o.Password}
+	case o.MasterName != "":
+		co.failover = &redis.FailoverOptions{MasterName: o.MasterName, SentinelAddrs: slices.Clone(o.SentinelAddrs),
+			Username: o.Username, Password: o.Password, DB: o.DB}
+	case addrSet:
+		co.single = &redis.Options{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB}
+		if co.single.Addr == "" {
+			co.single.Addr = "127.0.0.1:6379"
 		}
-	} else {
+	case urlKind != "":
+		var err error
+		if co, err = parseTopologyURL(o.URL); err != nil {
+			return nil, err
+		}
+	default:
 		u := o.URL
 		if u == "" {
 			u = DefaultURL
 		}
 		var err error
-		if ro, err = parseURL(u, o.TLSConfig != nil); err != nil {
+		if co.single, err = parseURL(u, o.TLSConfig != nil); err != nil {
 			return nil, err
 		}
 	}
-	if o.TLSConfig != nil {
-		ro.TLSConfig = o.TLSConfig.Clone()
-		if host, _, err := net.SplitHostPort(ro.Addr); err == nil && ro.TLSConfig.ServerName == "" {
-			ro.TLSConfig.ServerName = host // also right for [::1]:6379
+	o.finish(co)
+	return co, nil
+}
+
+// finish sets what every kind of client takes from o whatever named the
+// servers: the sentinels' credentials, TLSConfig, and the pool size
+// (o.PoolSize when set, else a URL's pool_size, else the default).
+func (o Options) finish(co *clientOptions) {
+	pool := func(fromURL *int) {
+		switch {
+		case o.PoolSize != 0:
+			*fromURL = o.PoolSize
+		case *fromURL == 0:
+			*fromURL = DefaultPoolSize
 		}
 	}
-	ro.PoolSize = o.PoolSize
-	if ro.PoolSize == 0 {
-		ro.PoolSize = DefaultPoolSize
+	// A cluster's or a Sentinel group's nodes share one TLS configuration:
+	// with no ServerName, go-redis's dialer checks each certificate
+	// against the host it dials.
+	var tlsConfig *tls.Config
+	if o.TLSConfig != nil {
+		tlsConfig = o.TLSConfig.Clone()
 	}
-	return ro, nil
+	switch {
+	case co.cluster != nil:
+		pool(&co.cluster.PoolSize)
+		if tlsConfig != nil {
+			co.cluster.TLSConfig = tlsConfig
+		}
+	case co.failover != nil:
+		pool(&co.failover.PoolSize)
+		co.failover.SentinelUsername, co.failover.SentinelPassword = o.SentinelUsername, o.SentinelPassword
+		if tlsConfig != nil {
+			co.failover.TLSConfig = tlsConfig
+		}
+	default:
+		ro := co.single
+		pool(&ro.PoolSize)
+		if tlsConfig != nil {
+			ro.TLSConfig = tlsConfig
+			if host, _, err := net.SplitHostPort(ro.Addr); err == nil && ro.TLSConfig.ServerName == "" {
+				ro.TLSConfig.ServerName = host // also right for [::1]:6379
+			}
+		}
+	}
 }
 
 // checkTopology reports, through bad, what is wrong with a cluster's or
@@ -236,36 +319,19 @@ func (o Options) checkTopology(bad func(string, ...any)) {
 	}
 }
 
-// clientMaker returns what makes the client o names: a cluster's, a
-// Sentinel group's, or one server's from ro (what redisOptions returned);
-// nil when o brings its own. o has been checked.
-func (o Options) clientMaker(ro *redis.Options) func() redis.UniversalClient {
-	if o.Client != nil {
-		return nil
-	}
-	poolSize := o.PoolSize
-	if poolSize == 0 {
-		poolSize = DefaultPoolSize
-	}
-	// One TLS configuration for every node (and sentinel): with no
-	// ServerName, go-redis's dialer checks each certificate against the
-	// host it dials.
-	var tlsConfig *tls.Config
-	if o.TLSConfig != nil {
-		tlsConfig = o.TLSConfig.Clone()
-	}
+// clientMaker returns what makes the client co describes: a cluster's, a
+// Sentinel group's, or one server's; nil when the options bring their
+// own (co is nil).
+func (o Options) clientMaker(co *clientOptions) func() redis.UniversalClient {
 	switch {
-	case len(o.Addrs) > 0:
-		co := &redis.ClusterOptions{Addrs: slices.Clone(o.Addrs), Username: o.Username, Password: o.Password,
-			PoolSize: poolSize, TLSConfig: tlsConfig}
-		return func() redis.UniversalClient { return redis.NewClusterClient(co) }
-	case o.MasterName != "":
-		fo := &redis.FailoverOptions{MasterName: o.MasterName, SentinelAddrs: slices.Clone(o.SentinelAddrs),
-			SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
-			Username: o.Username, Password: o.Password, DB: o.DB, PoolSize: poolSize, TLSConfig: tlsConfig}
-		return func() redis.UniversalClient { return redis.NewFailoverClient(fo) }
+	case co == nil:
+		return nil
+	case co.cluster != nil:
+		return func() redis.UniversalClient { return redis.NewClusterClient(co.cluster) }
+	case co.failover != nil:
+		return func() redis.UniversalClient { return redis.NewFailoverClient(co.failover) }
 	}
-	return func() redis.UniversalClient { return redis.NewClient(ro) }
+	return func() redis.UniversalClient { return redis.NewClient(co.single) }
 }
 
 // parseURL reads a URL as go-redis's ParseURL does, but takes its user
@@ -280,25 +346,9 @@ func (o Options) clientMaker(ro *redis.Options) func() redis.UniversalClient {
 // be taken for the end of a user info. The rest of the URL goes to ParseURL
 // without it, and errors show only that rest.
 func parseURL(u string, ownTLS bool) (*redis.Options, error) {
-	start := 0
-	if i := strings.Index(u, "://"); i >= 0 {
-		start = i + len("://")
-	}
-	rest, info, hasInfo := u, "", false
-	if at := userinfoEnd(u, start); at >= start {
-		rest, info, hasInfo = u[:start]+u[at+1:], u[start:at], true
-	}
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: options: URL %s: "+format, append([]any{ErrInvalidArgument, shownURL(rest, hasInfo)}, args...)...)
-	}
-	var user *url.Userinfo
-	if hasInfo {
-		var ok bool
-		if user, ok = parseUserinfo(info); !ok {
-			return nil, bad("the user name and password must be percent-encoded " +
-				"(a character URLs do not allow there, or a %% not followed by two hex digits); " +
-				"build the URL with url.UserPassword, or set Addr, Username and Password instead")
-		}
+	rest, user, bad, err := cutUserinfo(u)
+	if err != nil {
+		return nil, err
 	}
 	ro, err := redis.ParseURL(rest)
 	if err != nil {
@@ -309,11 +359,53 @@ func parseURL(u string, ownTLS bool) (*redis.Options, error) {
 		// option should not quietly turn certificate checks off.
 		return nil, bad("skip_verify=true turns off TLS certificate verification; set TLSConfig with InsecureSkipVerify if that is really meant")
 	}
-	if user != nil {
-		ro.Username = user.Username()
-		ro.Password, _ = user.Password()
-	}
+	ro.Username, ro.Password = credentials(user)
 	return ro, nil
+}
+
+// cutUserinfo takes u's user info apart (see parseURL) and returns the
+// rest of the URL, the user info decoded (nil without one), and what
+// makes an error that shows the URL without its user info.
+func cutUserinfo(u string) (rest string, user *url.Userinfo, bad func(string, ...any) error, err error) {
+	start := 0
+	if i := strings.Index(u, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	rest, info, hasInfo := u, "", false
+	if at := userinfoEnd(u, start); at >= start {
+		rest, info, hasInfo = u[:start]+u[at+1:], u[start:at], true
+	}
+	shown, credKey := redactQuery(rest)
+	bad = func(format string, args ...any) error {
+		return fmt.Errorf("%w: options: URL %s: "+format, append([]any{ErrInvalidArgument, shownURL(shown, hasInfo)}, args...)...)
+	}
+	if credKey != "" {
+		where := "the URL's user info (user:password@) holds the user name and password"
+		if kind, _ := topologyScheme(u); kind == "sentinel" {
+			where = "the URL's user info (user:password@) holds the primary's and replicas' user name and password; " +
+				"Options.SentinelUsername and SentinelPassword the sentinels'"
+		}
+		return "", nil, nil, bad("query option %s: credentials never go in a query string, which gets logged; %s", credKey, where)
+	}
+	if hasInfo {
+		var ok bool
+		if user, ok = parseUserinfo(info); !ok {
+			return "", nil, nil, bad("the user name and password must be percent-encoded " +
+				"(a character URLs do not allow there, or a %% not followed by two hex digits); " +
+				"build the URL with url.UserPassword, or set Username and Password (with Addr, Addrs or MasterName) instead")
+		}
+	}
+	return rest, user, bad, nil
+}
+
+// credentials returns the user name and password of user, which may be
+// nil.
+func credentials(user *url.Userinfo) (username, password string) {
+	if user == nil {
+		return "", ""
+	}
+	password, _ = user.Password()
+	return user.Username(), password
 }
 
 // userinfoEnd returns the index of the '@' that ends u's user info, which
@@ -332,6 +424,41 @@ func userinfoEnd(u string, start int) int {
 		}
 	}
 	return strings.LastIndex(u, "@")
+}
+
+// credentialQuery are query options that would carry a user name or a
+// password. They are refused in every URL, and their values never shown:
+// query strings get logged.
+var credentialQuery = []string{"username", "password", "sentinel_username", "sentinel_password"}
+
+// redactQuery returns rest with the value of every credential option of
+// its query string replaced by "xxxxx", and the first such option's name
+// ("" if none). It reads the query string as it is written, before any
+// parser that might quote it in an error.
+func redactQuery(rest string) (shown, key string) {
+	q := strings.IndexByte(rest, '?')
+	if q < 0 {
+		return rest, ""
+	}
+	end := len(rest)
+	if h := strings.IndexByte(rest[q:], '#'); h >= 0 {
+		end = q + h
+	}
+	pairs := strings.Split(rest[q+1:end], "&")
+	for i, pair := range pairs {
+		name, _, _ := strings.Cut(pair, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		if slices.Contains(credentialQuery, strings.ToLower(name)) {
+			if key == "" {
+				key = name
+			}
+			pairs[i], _, _ = strings.Cut(pair, "=")
+			pairs[i] += "=xxxxx"
+		}
+	}
+	return rest[:q+1] + strings.Join(pairs, "&") + rest[end:], key
 }
 
 // shownURL is the URL as errors show it: its user info, if it had one,

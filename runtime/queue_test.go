@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	goruntime "runtime"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/storagegen/storagegen/internal/redistest"
 )
 
 func testQueue[T any](t *testing.T, ds *DataStore, name string) Queue[T] {
@@ -356,13 +359,9 @@ func TestUntypedQueue(t *testing.T) {
 // pops fall back to short blocking slices, and still honour timeouts and
 // cancellation without losing items.
 func TestPopWithoutClientCommand(t *testing.T) {
-	raw := rawClient(t)
 	user := "noclient_" + fmt.Sprint(rand.Uint32())
-	if err := raw.Do(bg, "acl", "setuser", user, "on", ">pw", "~*", "&*", "+@all", "-client").Err(); err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Do(bg, "acl", "deluser", user)
-	ds := newStore(t, Options{URL: strings.Replace(redisURL, "redis://", "redis://"+user+":pw@", 1)})
+	redistest.SetUser(t, user, "on", ">pw", "~*", "&*", "+@all", "-client")
+	ds := newStore(t, Options{URL: redistest.WithUser(redisURL, url.UserPassword(user, "pw"))})
 	q := testQueue[int](t, ds, "acl")
 
 	start := time.Now()

@@ -46,9 +46,8 @@ func (h *lateRetryAfterReclaim) ProcessHook(next redis.ProcessHook) redis.Proces
 // name on each.
 func lateRetryPair(t *testing.T, name string, lease time.Duration, maxDeliveries int) (*lateRetryAfterReclaim, ReliableQueue[int], ReliableQueue[int]) {
 	hook := &lateRetryAfterReclaim{}
-	cl := redis.NewClient(&redis.Options{Addr: testServerAddr(t)})
+	cl := testClient(t)
 	cl.AddHook(hook)
-	t.Cleanup(func() { cl.Close() })
 	ds := newStore(t, Options{Client: cl})
 	other := newStore(t, Options{Prefix: ds.prefix})
 	return hook, testReliable[int](ds, name, lease, maxDeliveries), testReliable[int](other, name, lease, maxDeliveries)
@@ -56,7 +55,7 @@ func lateRetryPair(t *testing.T, name string, lease time.Duration, maxDeliveries
 
 // expireLeases makes every lease of the queue at key run out now, as if
 // its time had passed.
-func expireLeases(t *testing.T, raw *redis.Client, key string) {
+func expireLeases(t *testing.T, raw redis.UniversalClient, key string) {
 	t.Helper()
 	leases := reliableKeys(key)[keyLeases]
 	ids, err := raw.ZRange(bg, leases, 0, -1).Result()
@@ -121,7 +120,7 @@ func TestLateReleaseSparesAnotherDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dD *Delivery[string]
-	ctx := cancelAfterNextBLMOVE(t, ds, func() {
+	ctx := cancelAfterNextBLMOVE(t, ds, q.Key(), func() {
 		if _, err := q2.Reclaim(bg); err != nil { // orphan lease for X
 			t.Error(err)
 		}

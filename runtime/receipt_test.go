@@ -50,9 +50,8 @@ func (h *retryReceives) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // still ready.
 func TestRetriedReceiveCountsOnce(t *testing.T) {
 	hook := &retryReceives{}
-	cl := redis.NewClient(&redis.Options{Addr: testServerAddr(t)})
+	cl := testClient(t)
 	cl.AddHook(hook)
-	defer cl.Close()
 	ds := newStore(t, Options{Client: cl})
 	q := testReliable[int](ds, "retried", 5*time.Second, 1)
 
@@ -106,7 +105,7 @@ func TestRetriedReceiveCountsOnce(t *testing.T) {
 		t.Errorf("only %d receive scripts were run twice", hook.retried.Load())
 	}
 	// Ack and nack delete the receipts; none is left but that of 9.
-	keys, _ := rawClient(t).Keys(bg, q.Key()+":rx:*").Result()
+	keys, _ := redistest.Keys(bg, rawClient(t), q.Key()+":rx:*")
 	if len(keys) != 1 {
 		t.Errorf("receipts left: %q; want only the one of the delivery still in flight", keys)
 	}
@@ -116,6 +115,7 @@ func TestRetriedReceiveCountsOnce(t *testing.T) {
 // proxy and closes the connection: go-redis sends the script again on a
 // new connection, and the same delivery comes back, counted once.
 func TestReceiveReplyLost(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +153,7 @@ func TestReceiveReplyLost(t *testing.T) {
 // and every delivery the server counted must have been handed to a
 // caller: an item's attempts, as handed out, are 1, 2, … with no gap.
 func TestClientKillsCountOnlyHandedDeliveries(t *testing.T) {
+	redistest.SingleOnly(t, "CLIENT KILL on a server of its own")
 	const items, receivers = 2000, 4
 	srv := startServer(t)
 	killer := redis.NewClient(&redis.Options{Addr: srv.Addr})

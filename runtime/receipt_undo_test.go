@@ -24,7 +24,7 @@ func TestCancelledReceiveBeatsOrphanLease(t *testing.T) {
 	if _, err := q.Len(bg); err != nil { // makes the clients
 		t.Fatal(err)
 	}
-	ctx := cancelAfterNextBLMOVE(t, ds, func() {
+	ctx := cancelAfterNextBLMOVE(t, ds, q.Key(), func() {
 		if _, err := q2.Reclaim(bg); err != nil {
 			t.Error(err)
 		}
@@ -57,6 +57,7 @@ func TestCancelledReceiveBeatsOrphanLease(t *testing.T) {
 // delivery that nobody got. Receive undoes it by the call's receipt, so
 // with max_deliveries 1 the item is received, not dead-lettered unseen.
 func TestStalledReceiveIsUndone(t *testing.T) {
+	redistest.SingleOnly(t, "DEBUG SLEEP on a server of its own")
 	srv := startServer(t, "--enable-debug-command", "yes")
 	ds := newStore(t, Options{URL: srv.URL(0) + "?read_timeout=500ms"})
 	q := testReliable[int](ds, "stalled", time.Second, 1)
@@ -101,6 +102,7 @@ func TestStalledReceiveIsUndone(t *testing.T) {
 // so the retry hands out the same delivery, with a lease from now, and
 // counts none: with max_deliveries 1 nothing becomes a dead letter.
 func TestLateRetryFindsItsReceipt(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +141,7 @@ func TestReceiptLifetime(t *testing.T) {
 	}
 	receipts := func() []string {
 		t.Helper()
-		keys, err := raw.Keys(bg, q.Key()+":rx:*").Result()
+		keys, err := redistest.Keys(bg, raw, q.Key()+":rx:*")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,6 +181,7 @@ func TestReceiptLifetime(t *testing.T) {
 // timeout, 5s dial, read and write timeouts, 3 retries, back-off up to
 // 1s), a minute for a timeout turned off, and two minutes at most.
 func TestRetryWindow(t *testing.T) {
+	redistest.SingleOnly(t, "the retry window of one server's *redis.Client options")
 	for _, tc := range []struct {
 		name string
 		opts *redis.Options

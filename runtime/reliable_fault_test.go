@@ -252,6 +252,7 @@ func TestCrashPoints(t *testing.T) {
 // every item is handled: refused connections and LOADING replies are
 // logged and retried, never the end of Consume.
 func TestServerRestart(t *testing.T) {
+	redistest.SingleOnly(t, "kills and restarts a server of its own")
 	srv, err := redistest.Start("--appendonly", "yes", "--appendfsync", "always")
 	if err != nil {
 		t.Fatal(err)
@@ -337,6 +338,7 @@ func TestServerRestart(t *testing.T) {
 // resumes within two block timeouts: UNBLOCKED and READONLY replies are
 // retried with backoff, never the end of Consume.
 func TestDemotion(t *testing.T) {
+	redistest.SingleOnly(t, "demotes a server of its own (REPLICAOF)")
 	srv, err := redistest.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -405,6 +407,7 @@ func TestDemotion(t *testing.T) {
 // queue stores the item once. An at-most-once push is not sent again: it
 // returns ErrUnknownOutcome, and its item is stored once.
 func TestPushReplyLost(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)
@@ -445,6 +448,7 @@ func TestPushReplyLost(t *testing.T) {
 // connection is given back at once by the receipt, uncounted. An ack whose
 // reply was dropped is sent again by go-redis and still succeeds.
 func TestRepliesLost(t *testing.T) {
+	redistest.SingleOnly(t, "a TCP proxy in front of the one server's address")
 	proxy, err := redistest.NewProxy(testServerAddr(t))
 	if err != nil {
 		t.Fatal(err)
@@ -529,7 +533,13 @@ func TestRepliesLost(t *testing.T) {
 	}
 }
 
+// testServerAddr returns the address of the one test server, for tests
+// that call redistest.SingleOnly first (a proxy in front of it).
 func testServerAddr(t *testing.T) string {
+	t.Helper()
+	if tp := redistest.CurrentTopology(); tp != redistest.TopologySingle {
+		t.Fatalf("testServerAddr on a %s: the test must call redistest.SingleOnly first", tp)
+	}
 	o, err := redis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 // blocking connections to the old primary are dropped when it turns
 // replica, and new ones go to the new primary.
 func TestOnSentinel(t *testing.T) {
+	redistest.SingleOnly(t, "starts a Sentinel group of its own, the same whatever the run's topology")
 	g, err := redistest.StartSentinel()
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,7 @@ func TestShards(t *testing.T) {
 // primaries (CLUSTER KEYSLOT and the owner of each slot say where), and
 // every check of TestShards holds there.
 func TestShardsOnCluster(t *testing.T) {
+	redistest.SingleOnly(t, "starts a cluster of its own (TestShards runs on the run's topology)")
 	c, err := redistest.StartCluster()
 	if err != nil {
 		t.Fatal(err)

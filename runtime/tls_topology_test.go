@@ -30,6 +30,7 @@ const tlsSecret = "tls-test-secret-pw"
 // wrong CA, expecting another server name, or bringing no client
 // certificate fails every call with an error that says so, at once.
 func TestTLSCluster(t *testing.T) {
+	redistest.SingleOnly(t, "starts a TLS cluster of its own, the same whatever the run's topology")
 	c, err := redistest.StartCluster(redistest.WithTLS())
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +39,11 @@ func TestTLSCluster(t *testing.T) {
 	seed := c.Addrs()[:1]
 	t.Run("Addrs", func(t *testing.T) {
 		ds := newStore(t, Options{Addrs: seed, TLSConfig: c.TLS.Config(), Prefix: "tlscl1:"})
+		overTLS(t, ds, clusterPrimaries(t, c))
+	})
+	t.Run("rediss+cluster URL", func(t *testing.T) {
+		u := strings.Replace(c.URL(nil), "redis+cluster://", "rediss+cluster://", 1)
+		ds := newStore(t, Options{URL: u, TLSConfig: c.TLS.Config(), Prefix: "tlscl4:"})
 		overTLS(t, ds, clusterPrimaries(t, c))
 	})
 	t.Run("caller's client", func(t *testing.T) {
@@ -67,6 +73,7 @@ func TestTLSCluster(t *testing.T) {
 // 127.0.0.1, which it does not name), the wrong CA or no client
 // certificate, every call fails with an error that says so, at once.
 func TestTLSSentinel(t *testing.T) {
+	redistest.SingleOnly(t, "starts a TLS Sentinel group of its own, the same whatever the run's topology")
 	g, err := redistest.StartSentinel(redistest.WithTLS("redis.test"))
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +88,10 @@ func TestTLSSentinel(t *testing.T) {
 	}
 	t.Run("MasterName and SentinelAddrs", func(t *testing.T) {
 		overTLS(t, newStore(t, opts(named(g.TLS.Config()), "tlss1:")), nil)
+	})
+	t.Run("rediss+sentinel URL", func(t *testing.T) {
+		u := strings.Replace(g.URL(nil, 0), "redis+sentinel://", "rediss+sentinel://", 1)
+		overTLS(t, newStore(t, Options{URL: u, TLSConfig: named(g.TLS.Config()), Prefix: "tlss4:"}), nil)
 	})
 	t.Run("caller's client", func(t *testing.T) {
 		fc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: g.MasterName, SentinelAddrs: g.Addrs(), TLSConfig: named(g.TLS.Config())})

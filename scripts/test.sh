@@ -12,6 +12,9 @@ if ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 # Debian's package starts a system service on 6379; the tests do not use it.
+# REDIS_URL, when set, must not be exported to this script: the runs on a
+# cluster and on a Sentinel group start their own (redistest.Main refuses
+# a REDIS_URL of another topology than STORAGEGEN_TEST_TOPOLOGY's).
 # The same binary runs the cluster nodes and the sentinels of
 # internal/redistest (redis-server --cluster-enabled yes, --sentinel): no
 # other package is needed, but Redis 7.0 or later is (cluster-port,
@@ -38,3 +41,15 @@ go run ./cmd/storagegen lint -schema schema.yaml
 
 echo "test.sh: go test -race"
 go test -race -count=1 -timeout 20m ./...
+
+# The integration packages again on the other topologies (the run above is
+# on one server): a Redis Cluster of 3 primaries and 3 replicas, and a
+# Sentinel group of a primary, a replica and 3 sentinels, each started by
+# the packages' TestMain (internal/redistest.Main) and named by a
+# redis+cluster:// or redis+sentinel:// URL. STORAGEGEN_TEST_TOPOLOGY
+# selects one for a run of your own.
+integration="./runtime ./generated"
+for topology in cluster sentinel; do
+  echo "test.sh: go test -race on a $topology ($integration)"
+  STORAGEGEN_TEST_TOPOLOGY=$topology go test -race -count=1 -timeout 20m $integration
+done

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -202,34 +201,4 @@ func (s *Server) Close() error {
 		os.RemoveAll(dir)
 	}
 	return err
-}
-
-// ForPackage returns the URL a package's tests use: REDIS_URL when set,
-// otherwise that of a new server, which stop ends. Tests must not skip
-// when it fails: they report the error, which says how to get a server.
-func ForPackage() (url string, stop func(), err error) {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u, func() {}, nil
-	}
-	s, err := Start()
-	if err != nil {
-		return "", nil, err
-	}
-	return s.URL(0), func() { s.Close() }, nil
-}
-
-// Main runs a package's tests against the server of ForPackage, whose URL
-// it stores in *url and in REDIS_URL (for Example functions, which read it
-// as users would), and exits with the tests' status. Call it from TestMain.
-func Main(m *testing.M, url *string) {
-	u, stop, err := ForPackage()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	*url = u
-	os.Setenv("REDIS_URL", u)
-	code := m.Run()
-	stop()
-	os.Exit(code)
 }
