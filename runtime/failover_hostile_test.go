@@ -23,6 +23,7 @@ import (
 // failovers, MOVED during slot migrations) must not pile up connections
 // to the node beyond BlockingPoolSize.
 func TestDroppedBlockingPoolsCloseTheirConnections(t *testing.T) {
+	redistest.SingleOnly(t, "starts a cluster of its own, the same whatever the run's topology")
 	c, err := redistest.StartCluster()
 	if err != nil {
 		t.Fatal(err)
