@@ -101,25 +101,76 @@ func (c *Connection) getBlockConn(ctx context.Context, key string, deadline time
 	// pool's connections would stay until Close.)
 	bc := &blockConn{pool: p, conn: p.client.EphemeralConn()}
 	bc.conn.AddHook(exactTimeoutHook{bc})
+	// The connection is dialled by its first command, on a context of its
+	// own rather than the caller's: go-redis counts a dial that a cancel
+	// cut short as a failed dial, and after PoolSize of them its pool fails
+	// every dial with the last one's error ("context canceled", which no
+	// context of the caller then caused) until a dial in the background
+	// succeeds. When ctx ends first, the call returns ctx.Err() and the
+	// dial goes on alone: its connection joins the free ones.
+	primed := make(chan error, 1)
+	go func() { primed <- c.prime(p, bc) }()
+	select {
+	case err := <-primed:
+		if err != nil {
+			c.discardBlockConn(p, bc, err)
+			return nil, err
+		}
+		return bc, nil
+	case <-ctx.Done():
+		go func() {
+			if err := <-primed; err != nil || c.closing.Err() != nil {
+				c.discardBlockConn(p, bc, err)
+				return
+			}
+			c.putBlockConn(bc)
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// prime dials bc's connection with its first command: CLIENT ID, which
+// CLIENT UNBLOCK needs, or PING where CLIENT cannot be used. It is bounded
+// by the blocking client's dial and read timeouts.
+func (c *Connection) prime(p *blockPool, bc *blockConn) error {
+	o := p.client.Options()
+	ctx, cancel := context.WithTimeout(context.Background(), positive(o.DialTimeout)+positive(o.ReadTimeout))
+	defer cancel()
 	if c.unblock.usable() {
 		id, err := bc.conn.ClientID(ctx).Result()
 		switch {
 		case err == nil:
 			bc.id = id
 			c.unblock.state.Store(1)
+			return nil
 		case isServerError(err):
 			c.unblock.state.Store(2) // unknown command or NOPERM: poll instead
+			return nil
 		default:
-			bc.conn.Close()
-			<-c.slots
-			if mayBeStale(err) {
-				c.dropPool(p)
-				c.sawError(err)
-			}
-			return nil, err
+			return err
 		}
 	}
-	return bc, nil
+	return bc.conn.Ping(ctx).Err()
+}
+
+// positive returns d, or 5 s (go-redis's default timeouts) when d is not
+// positive.
+func positive(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 5 * time.Second
+	}
+	return d
+}
+
+// discardBlockConn closes a connection that could not be dialled, gives
+// its slot back, and drops its pool when err says the server may be gone.
+func (c *Connection) discardBlockConn(p *blockPool, bc *blockConn, err error) {
+	bc.conn.Close()
+	<-c.slots
+	if err != nil && mayBeStale(err) {
+		c.dropPool(p)
+		c.sawError(err)
+	}
 }
 
 // putBlockConn keeps a healthy connection for the next pop and gives its

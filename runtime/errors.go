@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -270,4 +271,23 @@ func kindName(k jsontext.Kind) string {
 		return "array"
 	}
 	return "value"
+}
+
+// callerEnded returns ctx.Err() in place of err when ctx has ended and err
+// is that end as a library reported it: wrapped, or flattened into a new
+// error of the same text (go-redis's Sentinel lookup reports a dial cut
+// short by the caller's deadline as "context canceled"), so that callers
+// can test for their own context's error.
+func callerEnded(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if err == nil || cerr == nil || errors.Is(err, ErrUnknownOutcome) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return cerr
+	}
+	if msg := err.Error(); strings.HasSuffix(msg, context.Canceled.Error()) || strings.HasSuffix(msg, context.DeadlineExceeded.Error()) {
+		return cerr
+	}
+	return err
 }

@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -87,4 +89,33 @@ func TestDecodeErrorDepth(t *testing.T) {
 		t.Errorf("error %q does not show the cut", err)
 	}
 	t.Log(err)
+}
+
+// TestCallerEnded: once the caller's context has ended, an error that is
+// that end, wrapped or flattened into text by a library, reads as the
+// caller's own ctx.Err(); other errors, and any error while ctx lives, are
+// kept, and an unknown outcome is never hidden.
+func TestCallerEnded(t *testing.T) {
+	live := context.Background()
+	ended, cancel := context.WithTimeout(live, -time.Second)
+	defer cancel()
+	flat := errors.New("context canceled") // as go-redis's Sentinel lookup reports it
+	other := errors.New("connection refused")
+	unknown := fmt.Errorf("%w: %w", ErrUnknownOutcome, context.Canceled)
+	for _, c := range []struct {
+		ctx       context.Context
+		err, want error
+	}{
+		{live, flat, flat},
+		{live, context.Canceled, context.Canceled},
+		{ended, flat, context.DeadlineExceeded},
+		{ended, fmt.Errorf("dial: %w", context.Canceled), context.DeadlineExceeded},
+		{ended, other, other},
+		{ended, unknown, unknown},
+		{ended, nil, nil},
+	} {
+		if got := callerEnded(c.ctx, c.err); got != c.want {
+			t.Errorf("callerEnded(ctx with %v, %v) = %v, want %v", c.ctx.Err(), c.err, got, c.want)
+		}
+	}
 }

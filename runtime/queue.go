@@ -265,7 +265,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 	ds.batch.pop.do(ctx, cl, c)
 	if c.err != nil {
 		ds.Connection.sawError(c.err)
-		return 0, opError("pop", key, c.err) // nothing taken, or lost with the reply
+		return 0, opError("pop", key, callerEnded(ctx, c.err)) // nothing taken, or lost with the reply
 	}
 	items := c.arg.items
 	var popErr error
@@ -278,7 +278,7 @@ func (ds *DataStore) pop(ctx context.Context, key string, n int, timeout time.Du
 			if ctx.Err() == nil && ds.Connection.closing.Err() != nil {
 				err = ErrClosed
 			}
-			return 0, opError("pop", key, mapErr(err))
+			return 0, opError("pop", key, mapErr(callerEnded(ctx, err)))
 		}
 		if !ok {
 			return 0, nil
