@@ -168,7 +168,7 @@ func runAsynqOnce(ctx context.Context, e *env, bin string, args []string, prog *
 	if err := e.clear(ctx); err != nil {
 		return asynqRound{}, err
 	}
-	before, _, err := e.serverStats(ctx)
+	before, _, _, err := e.serverStats(ctx)
 	if err != nil {
 		return asynqRound{}, err
 	}
@@ -193,7 +193,7 @@ func runAsynqOnce(ctx context.Context, e *env, bin string, args []string, prog *
 	if err != nil {
 		return round, err
 	}
-	after, _, err := e.serverStats(ctx)
+	after, _, _, err := e.serverStats(ctx)
 	if err != nil {
 		return round, err
 	}

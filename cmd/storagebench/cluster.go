@@ -87,18 +87,21 @@ func clearServer(ctx context.Context, c *redis.Client, oneByOne bool) error {
 }
 
 // sumStats adds up the servers' INFO commandstats and CPU seconds.
+// per keeps each server's own, by address, to show how the work spread.
 type sumStats struct {
 	mu    sync.Mutex
 	stats map[string]cmdStat
+	per   map[string]map[string]cmdStat
 	cpu   float64
 }
 
-func (s *sumStats) add(st map[string]cmdStat, cpu float64) {
+func (s *sumStats) add(addr string, st map[string]cmdStat, cpu float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stats == nil {
-		s.stats = map[string]cmdStat{}
+		s.stats, s.per = map[string]cmdStat{}, map[string]map[string]cmdStat{}
 	}
+	s.per[addr] = st
 	for k, v := range st {
 		t := s.stats[k]
 		t.Calls += v.Calls
@@ -106,4 +109,20 @@ func (s *sumStats) add(st map[string]cmdStat, cpu float64) {
 		s.stats[k] = t
 	}
 	s.cpu += cpu
+}
+
+// busiestShare returns the largest share of the servers' time that one
+// server spent between before and after: 1 on one server, about 1/N when
+// the work spread evenly over N primaries. 0 with no time spent.
+func busiestShare(before, after map[string]map[string]cmdStat) float64 {
+	var sum, most int64
+	for addr, st := range after {
+		u := serverUsec(statsDelta(before[addr], st))
+		sum += u
+		most = max(most, u)
+	}
+	if sum == 0 {
+		return 0
+	}
+	return float64(most) / float64(sum)
 }

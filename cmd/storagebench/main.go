@@ -249,7 +249,7 @@ func bench(cfg config, selected []workload, srv *redistest.Server, prog *progres
 		Server:     server,
 		OwnServer:  srv != nil,
 		N:          cfg.n, C: cfg.c, Rounds: cfg.rounds,
-		PoolSize: cfg.c, WaitReplicas: cfg.wait,
+		PoolSize: cfg.c, WaitReplicas: cfg.wait, Cluster: cfg.cluster,
 	}
 	b := &env{cfg: cfg, ds: ds, rdb: plain, msg: newMessage()}
 	if err := b.clear(ctx); err != nil {

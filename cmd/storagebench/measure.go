@@ -70,6 +70,7 @@ type meter struct {
 
 	serverTaken bool
 	before      map[string]cmdStat
+	perBefore   map[string]map[string]cmdStat // by server
 	cpuBefore   float64
 	mallocs     uint64
 	start       time.Time
@@ -87,6 +88,9 @@ type measurement struct {
 	ServerUsec  int64              `json:"server_usec"`
 	ServerCPU   float64            `json:"server_cpu_seconds"` // INFO cpu, user+sys: includes network I/O
 	CommandStat map[string]cmdStat `json:"commandstats"`
+	// BusiestShare is the largest share of the server time that one
+	// server (one primary of a cluster) took: 1 on one server.
+	BusiestShare float64 `json:"busiest_server_share"`
 }
 
 func (m *measurement) opsPerSec() float64 { return float64(m.Items) / m.Seconds }
@@ -94,8 +98,8 @@ func (m *measurement) opsPerSec() float64 { return float64(m.Items) / m.Seconds 
 // serverSnapshot reads the server's counters; begin does it unless a side
 // called it earlier to count its fill too.
 func (m *meter) serverSnapshot(ctx context.Context) error {
-	st, cpu, err := m.e.serverStats(ctx)
-	m.before, m.cpuBefore, m.serverTaken = st, cpu, true
+	st, per, cpu, err := m.e.serverStats(ctx)
+	m.before, m.perBefore, m.cpuBefore, m.serverTaken = st, per, cpu, true
 	return err
 }
 
@@ -117,7 +121,7 @@ func (m *meter) begin(ctx context.Context) error {
 func (m *meter) end(ctx context.Context, stop time.Time, items, calls int, lat []time.Duration) error {
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
-	after, cpu, err := m.e.serverStats(ctx)
+	after, per, cpu, err := m.e.serverStats(ctx)
 	if err != nil {
 		return err
 	}
@@ -126,15 +130,15 @@ func (m *meter) end(ctx context.Context, stop time.Time, items, calls int, lat [
 	m.res = measurement{
 		Items: items, Calls: calls, Seconds: stop.Sub(m.start).Seconds(), Latencies: lat,
 		Mallocs: ms.Mallocs - m.mallocs, ServerUsec: serverUsec(delta), ServerCPU: cpu - m.cpuBefore,
-		CommandStat: delta,
+		CommandStat: delta, BusiestShare: busiestShare(m.perBefore, per),
 	}
 	m.ended = true
 	return nil
 }
 
 // serverStats reads INFO commandstats and the server's CPU seconds,
-// summed over the primaries of a cluster.
-func (e *env) serverStats(ctx context.Context) (map[string]cmdStat, float64, error) {
+// summed over the primaries of a cluster, and each server's commandstats.
+func (e *env) serverStats(ctx context.Context) (map[string]cmdStat, map[string]map[string]cmdStat, float64, error) {
 	var sum sumStats
 	err := e.eachServer(ctx, func(ctx context.Context, c *redis.Client) error {
 		info, err := c.Info(ctx, "commandstats", "cpu").Result()
@@ -147,10 +151,10 @@ func (e *env) serverStats(ctx context.Context) (map[string]cmdStat, float64, err
 		}
 		user, _ := strconv.ParseFloat(infoField(info, "used_cpu_user"), 64)
 		sys, _ := strconv.ParseFloat(infoField(info, "used_cpu_sys"), 64)
-		sum.add(st, user+sys)
+		sum.add(c.Options().Addr, st, user+sys)
 		return nil
 	})
-	return sum.stats, sum.cpu, err
+	return sum.stats, sum.per, sum.cpu, err
 }
 
 // calls runs op total times on g goroutines (goroutine w makes calls w,

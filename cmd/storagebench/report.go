@@ -28,6 +28,7 @@ type results struct {
 	Rounds         int                   `json:"rounds"`
 	PoolSize       int                   `json:"pool_size"`
 	WaitReplicas   int                   `json:"wait_replicas,omitempty"` // -wait
+	Cluster        bool                  `json:"cluster,omitempty"`       // -cluster
 	Workloads      []workloadResult      `json:"workloads"`
 	RedisBenchmark *redisBenchmarkResult `json:"redis_benchmark,omitempty"`
 	Asynq          *asynqResult          `json:"asynq,omitempty"` // -asynq
@@ -54,6 +55,7 @@ type sideResult struct {
 	AllocsPerItem      float64        `json:"allocs_per_item"`
 	ServerUsecPerItem  float64        `json:"server_usec_per_item"`
 	ServerCPUUsPerItem float64        `json:"server_process_cpu_usec_per_item"`
+	BusiestShare       float64        `json:"busiest_server_share"` // median; see measurement
 	Rounds             []*measurement `json:"rounds"`
 }
 
@@ -62,19 +64,21 @@ func (s *sideResult) add(m *measurement) { s.Rounds = append(s.Rounds, m) }
 func (w *workloadResult) finish() {
 	w.Ratio = median(w.Ratios)
 	for _, s := range []*sideResult{&w.Typed, &w.Plain} {
-		var ops, allocs, srv, cpu, p50, p99 []float64
+		var ops, allocs, srv, cpu, share, p50, p99 []float64
 		for _, m := range s.Rounds {
 			items := float64(m.Items)
 			ops = append(ops, m.opsPerSec())
 			allocs = append(allocs, float64(m.Mallocs)/items)
 			srv = append(srv, float64(m.ServerUsec)/items)
 			cpu = append(cpu, m.ServerCPU*1e6/items)
+			share = append(share, m.BusiestShare)
 			if w.PerCall {
 				p50 = append(p50, float64(percentile(m.Latencies, 50)))
 				p99 = append(p99, float64(percentile(m.Latencies, 99)))
 			}
 		}
 		s.OpsPerSec, s.AllocsPerItem, s.ServerUsecPerItem, s.ServerCPUUsPerItem = median(ops), median(allocs), median(srv), median(cpu)
+		s.BusiestShare = median(share)
 		if w.PerCall {
 			s.P50, s.P99 = time.Duration(median(p50)), time.Duration(median(p99))
 			s.P50Micros, s.P99Micros = float64(s.P50)/1e3, float64(s.P99)/1e3
@@ -115,6 +119,18 @@ func writeTable(w io.Writer, r *results) {
 		}
 	}
 	tw.Flush()
+	if r.Cluster {
+		fmt.Fprintf(w, "\nThe busiest primary's share of the server time (1.00: one primary did all the work; 0.33: spread evenly over three), median over rounds:\n\n")
+		tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+		fmt.Fprintln(tw, "| workload\t| typed\t| plain\t|")
+		fmt.Fprintln(tw, "| ---\t| ---:\t| ---:\t|")
+		for _, wr := range r.Workloads {
+			if wr.NotBuilt == "" {
+				fmt.Fprintf(tw, "| %s\t| %.2f\t| %.2f\t|\n", wr.Name, wr.Typed.BusiestShare, wr.Plain.BusiestShare)
+			}
+		}
+		tw.Flush()
+	}
 	if r.Asynq != nil {
 		fmt.Fprint(w, "\n"+asynqNote(r.Asynq))
 	}
