@@ -38,7 +38,8 @@ type Options struct {
 	// The user name and password are percent-encoded (url.UserPassword).
 	// Refused: skip_verify=true in every form; in a cluster or Sentinel
 	// URL, skip_verify itself, and username, password, sentinel_username and sentinel_password query
-	// options (a query string gets logged), and the options that send
+	// options (a query string gets logged), an addr option with user info
+	// (user:password%40host:port), and the options that send
 	// commands to replicas (read_only, replica_only, route_by_latency,
 	// route_randomly, ...). PoolSize and TLSConfig apply to every form;
 	// PoolSize, when set, wins over a pool_size query option. Default
@@ -379,6 +380,10 @@ func cutUserinfo(u string) (rest string, user *url.Userinfo, bad func(string, ..
 	bad = func(format string, args ...any) error {
 		return fmt.Errorf("%w: options: URL %s: "+format, append([]any{ErrInvalidArgument, shownURL(shown, hasInfo)}, args...)...)
 	}
+	if strings.EqualFold(credKey, "addr") {
+		return "", nil, nil, bad("query option addr: an address holds no user info (user:password@host:port); " +
+			"the URL's user info holds the credentials of every node")
+	}
 	if credKey != "" {
 		where := "the URL's user info (user:password@) holds the user name and password"
 		if kind, _ := topologyScheme(u); kind == "sentinel" {
@@ -433,8 +438,11 @@ var credentialQuery = []string{"username", "password", "sentinel_username", "sen
 
 // redactQuery returns rest with the value of every credential option of
 // its query string replaced by "xxxxx", and the first such option's name
-// ("" if none). It reads the query string as it is written, before any
-// parser that might quote it in an error.
+// ("" if none). An addr option whose value holds user info (an '@',
+// written %40) counts as one: go-redis's parsers quote a bad address
+// whole, and dial errors and log lines name a good one. It reads the query
+// string as it is written, before any parser that might quote it in an
+// error.
 func redactQuery(rest string) (shown, key string) {
 	q := strings.IndexByte(rest, '?')
 	if q < 0 {
@@ -446,11 +454,15 @@ func redactQuery(rest string) (shown, key string) {
 	}
 	pairs := strings.Split(rest[q+1:end], "&")
 	for i, pair := range pairs {
-		name, _, _ := strings.Cut(pair, "=")
+		name, value, _ := strings.Cut(pair, "=")
 		if n, err := url.QueryUnescape(name); err == nil {
 			name = n
 		}
-		if slices.Contains(credentialQuery, strings.ToLower(name)) {
+		if v, err := url.QueryUnescape(value); err == nil {
+			value = v
+		}
+		if slices.Contains(credentialQuery, strings.ToLower(name)) ||
+			(strings.ToLower(name) == "addr" && strings.Contains(value, "@")) {
 			if key == "" {
 				key = name
 			}
