@@ -38,3 +38,45 @@ func TestAddrParamUserInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedCredentialValueNeverShown: a credential written in a query
+// string is refused, and no piece of its value is shown, however it is
+// written: its value may run on past a '#', '&', ';' or '@' (an unencoded
+// password may hold any of them), a ';' separates pairs that url.Query
+// drops without a word (so a password after one was neither refused nor
+// hidden), and a name that is not go-redis's own but says what it holds
+// (passwd, auth, token...) holds a credential all the same.
+func TestRefusedCredentialValueNeverShown(t *testing.T) {
+	const secret = "Qz7cd"
+	for _, u := range []string{
+		"redis://h:1/0?password=ab#" + secret,
+		"redis://h:1/0?dial_timeout=1s&password=ab#x&" + secret,
+		"redis+cluster://h:1?password=ab&" + secret,
+		"redis+cluster://h:1?password=ab&" + secret + "=1",
+		"redis+cluster://h:1?password=ab&" + secret + "&pool_size=many",
+		"redis://h:1/0?password=ab@" + secret,
+		"redis://h:1/0?password=ab@" + secret + ":1/0",
+		"rediss+cluster://app:pw@h:1?username=u&password=ab@" + secret + ":2",
+		"redis+sentinel://h:1?master_name=m&sentinel_password=ab@" + secret + ":1",
+		"redis+cluster://h:1?x=1;password=" + secret + "&pool_size=many",
+		"redis://h:1/0?pool_size=1;password=" + secret,
+		"redis+sentinel://h:1?master_name=m;sentinel_password=" + secret,
+		"redis://h:1/0?passwd=" + secret,
+		"redis://h:1/0?pass=" + secret + "&pool_size=many",
+		"redis+cluster://h:1?auth=" + secret,
+		"redis+cluster://h:1?token=" + secret,
+		"redis+sentinel://h:1?master_name=m&sentinel_pass=" + secret,
+		"redis://h:1/0?requirepass=" + secret,
+		"redis://h:1/0?user=app:" + secret,
+		"redis://h:1/0?password:" + secret,
+		"redis://h:1/0?Pass%20word=" + secret,
+	} {
+		_, err := New(Options{URL: u})
+		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "credentials never go in a query string") {
+			t.Errorf("New(%s) = %v; want ErrInvalidArgument refusing a credential in the query string", u, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "Qz7") {
+			t.Errorf("New(%s): the error carries the secret: %v", u, err)
+		}
+	}
+}
