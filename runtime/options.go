@@ -43,7 +43,9 @@ type Options struct {
 	// an addr option with user info (user:password%40host:port). Refused in
 	// a cluster or Sentinel URL: skip_verify itself, and the options that
 	// send commands to replicas (read_only, replica_only, route_by_latency,
-	// route_randomly, ...). PoolSize and TLSConfig apply to every form;
+	// route_randomly, ...). Refused too: a query string that
+	// url.ParseQuery cannot read (a ';' separator, a bad escape), whose
+	// broken options go-redis would drop without a word. PoolSize and TLSConfig apply to every form;
 	// PoolSize, when set, wins over a pool_size query option. Default
 	// "redis://127.0.0.1:6379/0". Mutually exclusive with Addr, Addrs,
 	// MasterName and Client.
@@ -407,6 +409,14 @@ func cutUserinfo(u string) (rest string, user *url.Userinfo, bad func(string, ..
 			return "", nil, nil, bad("the user name and password must be percent-encoded " +
 				"(a character URLs do not allow there, or a %% not followed by two hex digits); " +
 				"build the URL with url.UserPassword, or set Username and Password (with Addr, Addrs or MasterName) instead")
+		}
+	}
+	// go-redis's parsers read the query with url.Query, which drops a pair
+	// it cannot read (a ';' separator, a bad escape) without a word.
+	if q := strings.IndexByte(rest, '?'); q >= 0 {
+		query, _, _ := strings.Cut(rest[q+1:], "#")
+		if _, err := url.ParseQuery(query); err != nil {
+			return "", nil, nil, bad("query string: %v", err)
 		}
 	}
 	return rest, user, bad, nil

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -78,5 +79,32 @@ func TestRefusedCredentialValueNeverShown(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "Qz7") {
 			t.Errorf("New(%s): the error carries the secret: %v", u, err)
 		}
+	}
+}
+
+// TestMalformedQueryRefused: a query string that url.ParseQuery cannot
+// read (a ';' separator, a '%' not followed by two hex digits) is refused:
+// url.Query, which go-redis's parsers use, drops such a pair without a
+// word, so ?addr=h2:2;addr=h3:3 seeded a cluster with its first host only
+// and ?pool_size=7;dial_timeout=1s set neither.
+func TestMalformedQueryRefused(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"redis://127.0.0.1:1/0?pool_size=7;dial_timeout=1s", "semicolon"},
+		{"redis://127.0.0.1:1/0?dial_timeout=1s&pool_size=%zz7", `invalid URL escape "%zz"`},
+		{"redis+cluster://h:1?addr=h2:2;addr=h3:3", "semicolon"},
+		{"rediss+cluster://app:pw@h:1?addr=h2:2&addr=h3:%3", "invalid URL escape"},
+		{"redis+sentinel://h:1?master_name=m;addr=h2:2", "semicolon"},
+		{"redis+sentinel://h:1?master_name=m&addr=h2:2&pool%g=1", "invalid URL escape"},
+		{"unix:///tmp/redis.sock?db=1;protocol=2", "semicolon"},
+	} {
+		_, err := New(Options{URL: tc.url})
+		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "query string") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%s) = %v; want ErrInvalidArgument about the query string with %q", tc.url, err, tc.want)
+		}
+	}
+	// Every addr of a well-formed cluster URL seeds the client.
+	co, err := Options{URL: "redis+cluster://h:1?addr=h2:2&addr=h3:3&addr=h2:2"}.redisOptions()
+	if err != nil || !slices.Equal(co.cluster.Addrs, []string{"h:1", "h2:2", "h3:3", "h2:2"}) {
+		t.Errorf("cluster URL with three addr: %v, %v", co, err)
 	}
 }
