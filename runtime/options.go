@@ -478,12 +478,7 @@ func queryCredential(u string) string {
 	}
 	for _, pair := range strings.FieldsFunc(u[q+1:], func(r rune) bool { return r == '&' || r == ';' || r == '#' }) {
 		name, value, _ := strings.Cut(pair, "=")
-		if n, err := url.QueryUnescape(name); err == nil {
-			name = n
-		}
-		if v, err := url.QueryUnescape(value); err == nil {
-			value = v
-		}
+		name, value = lenientUnescape(name), lenientUnescape(value)
 		lower := strings.ToLower(name)
 		switch {
 		case slices.Contains(credentialQuery, lower):
@@ -498,6 +493,31 @@ func queryCredential(u string) string {
 		}
 	}
 	return ""
+}
+
+// lenientUnescape decodes s as a query string's name or value, as
+// url.QueryUnescape does, but decodes each valid %XX even when another '%'
+// of s is not followed by two hex digits (url.QueryUnescape would give up
+// on all of s).
+func lenientUnescape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b.WriteByte(' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			v, _ := url.PathUnescape(s[i : i+3])
+			b.WriteString(v)
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // shownURL is the URL as errors show it: its user info, if it had one,

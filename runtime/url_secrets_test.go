@@ -22,6 +22,7 @@ func TestAddrParamUserInfo(t *testing.T) {
 		secret + "%40h2:2",
 		url.QueryEscape("u:" + secret + "@h2:2"),
 		url.QueryEscape("u:" + secret + "@[::1]:2"),
+		"u:" + secret + "%40h2:2%", // a bad escape must not hide the %40
 	} {
 		for _, u := range []string{
 			"redis+cluster://h:1?addr=" + addr,
@@ -71,6 +72,7 @@ func TestRefusedCredentialValueNeverShown(t *testing.T) {
 		"redis://h:1/0?user=app:" + secret,
 		"redis://h:1/0?password:" + secret,
 		"redis://h:1/0?Pass%20word=" + secret,
+		"redis://h:1/0?%70assword%zz=" + secret,
 	} {
 		_, err := New(Options{URL: u})
 		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "credentials never go in a query string") {
