@@ -69,11 +69,17 @@ var fuzzShapes = []func(scheme, secret, extra string) string{
 	func(sc, s, x string) string { return sc + "://h:1/0?" + x + "&password=" + s },
 	func(sc, s, x string) string { return sc + "://h:1/0?password=" + s + "&" + x },
 	func(sc, s, x string) string { return sc + "://h:1?sentinel_password=" + s + x },
-	func(sc, s, x string) string { return sc + "://h:1?master_name=m&addr=" + url.QueryEscape("app:"+s+"@h2:2") + x },
-	func(sc, s, x string) string { return sc + "://h:1?master_name=m&addr=" + url.QueryEscape(s+"@h2:2") + "&" + x },
+	func(sc, s, x string) string {
+		return sc + "://h:1?master_name=m&addr=" + url.QueryEscape("app:"+s+"@h2:2") + x
+	},
+	func(sc, s, x string) string {
+		return sc + "://h:1?master_name=m&addr=" + url.QueryEscape(s+"@h2:2") + "&" + x
+	},
 	func(sc, s, x string) string { return sc + "://" + url.UserPassword("app", s).String() + "@h:1/" + x },
 	func(sc, s, x string) string { return sc + "://" + url.UserPassword("app", s).String() + "@h:1?" + x },
-	func(sc, s, x string) string { return sc + "://" + url.UserPassword("app", s).String() + "@[" + x + "]:1" },
+	func(sc, s, x string) string {
+		return sc + "://" + url.UserPassword("app", s).String() + "@[" + x + "]:1"
+	},
 	func(sc, s, x string) string { return sc + "://app:" + s + "@h:1?master_name=" + x },
 	func(sc, s, x string) string { return x + "://app:" + s + "@h:1" },
 }
