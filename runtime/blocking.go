@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,8 +21,10 @@ import (
 // already. That happens when the caller's context ends, and also at the
 // pop's own deadline: the server checks blocking timeouts only on its cron
 // tick (1000/hz ms, 100 ms at the default hz 10), so a 10 ms BRPOP would
-// otherwise return after up to 100 ms. Where CLIENT is not allowed (an ACL
-// user without it, or a server that lacks it) the wait is cut into slices
+// otherwise return after up to 100 ms. Where CLIENT ID or CLIENT UNBLOCK
+// is not allowed (an ACL user without either, or a server that lacks them;
+// CLIENT UNBLOCK is tried once, on the new connection's own ID, before the
+// first wait) the wait is cut into slices
 // of pollSlice and the context is checked between them; there a timeout is
 // as precise as the server's tick.
 //
@@ -138,13 +141,19 @@ func (c *Connection) prime(p *blockPool, bc *blockConn) error {
 	defer cancel()
 	if c.unblock.usable() {
 		id, err := bc.conn.ClientID(ctx).Result()
+		if err == nil && c.unblock.state.Load() != 1 {
+			// CLIENT ID is not enough: a user may run it and not CLIENT
+			// UNBLOCK. Unblocking a client that is not blocked does
+			// nothing (it replies 0), so one try tells before any wait.
+			err = bc.pool.unblock.ClientUnblock(ctx, id).Err()
+		}
 		switch {
 		case err == nil:
 			bc.id = id
 			c.unblock.state.Store(1)
 			return nil
 		case isServerError(err):
-			c.unblock.state.Store(2) // unknown command or NOPERM: poll instead
+			c.unblock.state.Store(2) // unknown command or NOPERM: slices instead
 			return nil
 		default:
 			return err
@@ -225,7 +234,7 @@ func (c *Connection) blmove(ctx context.Context, bc *blockConn, src, dst string,
 func (c *Connection) popOn(ctx context.Context, bc *blockConn, deadline time.Time, pop popFunc) (item []byte, ok bool, err error) {
 	for {
 		wait := time.Until(deadline)
-		if bc.id == 0 {
+		if bc.id == 0 || !c.unblock.usable() {
 			wait = min(wait, pollSlice)
 		}
 		if wait <= 0 {
@@ -259,7 +268,7 @@ func (c *Connection) popOnce(ctx context.Context, bc *blockConn, wait time.Durat
 	// logging about truncation. The hook sends the exact value.
 	rounded := (wait + time.Second - 1).Truncate(time.Second)
 
-	if bc.id != 0 {
+	if bc.id != 0 && c.unblock.usable() {
 		// The server would end the wait on its next cron tick after wait,
 		// up to 1000/hz ms late; the runtime ends it on time instead.
 		until, cancel := context.WithTimeout(ctx, wait)
@@ -268,7 +277,7 @@ func (c *Connection) popOnce(ctx context.Context, bc *blockConn, wait time.Durat
 		unblocked := make(chan struct{})
 		stop := context.AfterFunc(until, func() {
 			defer close(unblocked)
-			unblockUntil(bc.pool.unblock, bc.id, done)
+			unblockUntil(bc.pool.unblock, bc.id, done, &c.unblock)
 		})
 		defer func() {
 			close(done)
@@ -296,13 +305,20 @@ func (c *Connection) popOnce(ctx context.Context, bc *blockConn, wait time.Durat
 // unblockUntil sends CLIENT UNBLOCK id, through cl (the command client of
 // the server the blocked connection is on), until it unblocks the client
 // or done closes. A zero reply means the BRPOP has not reached the server yet (or
-// has already returned), so it tries again shortly.
-func unblockUntil(cl *redis.Client, id int64, done <-chan struct{}) {
+// has already returned), so it tries again shortly. A refusal (the
+// user's rules changed since getBlockConn tried it) is not tried again:
+// support records it, and later waits are cut into slices.
+func unblockUntil(cl *redis.Client, id int64, done <-chan struct{}, support *unblockSupport) {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		n, err := cl.ClientUnblock(ctx, id).Result()
 		cancel()
 		if err == nil && n == 1 {
+			return
+		}
+		if err != nil && isServerError(err) &&
+			(strings.HasPrefix(err.Error(), "NOPERM") || strings.HasPrefix(err.Error(), "ERR unknown")) {
+			support.state.Store(2)
 			return
 		}
 		select {

@@ -36,11 +36,16 @@ type Options struct {
 	//     SentinelPassword.
 	//
 	// The user name and password are percent-encoded (url.UserPassword).
-	// Refused: skip_verify=true in every form; in a cluster or Sentinel
-	// URL, skip_verify itself, and username, password, sentinel_username and sentinel_password query
-	// options (a query string gets logged), and the options that send
-	// commands to replicas (read_only, replica_only, route_by_latency,
-	// route_randomly, ...). PoolSize and TLSConfig apply to every form;
+	// Refused in every form: skip_verify=true; username, password,
+	// sentinel_username and sentinel_password query options, and any whose
+	// name holds pass, user, pwd, secret, auth, token, cred or key (a query
+	// string gets logged; the error shows the URL up to its scheme only);
+	// an addr option with user info (user:password%40host:port). Refused in
+	// a cluster or Sentinel URL: skip_verify itself, and the options that
+	// send commands to replicas (read_only, replica_only, route_by_latency,
+	// route_randomly, ...). Refused too: a query string that
+	// url.ParseQuery cannot read (a ';' separator, a bad escape), whose
+	// broken options go-redis would drop without a word. PoolSize and TLSConfig apply to every form;
 	// PoolSize, when set, wins over a pool_size query option. Default
 	// "redis://127.0.0.1:6379/0". Mutually exclusive with Addr, Addrs,
 	// MasterName and Client.
@@ -366,26 +371,37 @@ func parseURL(u string, ownTLS bool) (*redis.Options, error) {
 // cutUserinfo takes u's user info apart (see parseURL) and returns the
 // rest of the URL, the user info decoded (nil without one), and what
 // makes an error that shows the URL without its user info.
+//
+// A credential in the query string (see queryCredential) is refused first,
+// with an error that shows no part of the URL past its scheme: the
+// credential's value may run on past a '&', ';', '#' or '@' (a password
+// need not be encoded there), and that '@' would be taken for the end of
+// a user info, what follows it for the host.
 func cutUserinfo(u string) (rest string, user *url.Userinfo, bad func(string, ...any) error, err error) {
 	start := 0
 	if i := strings.Index(u, "://"); i >= 0 {
 		start = i + len("://")
 	}
-	rest, info, hasInfo := u, "", false
-	if at := userinfoEnd(u, start); at >= start {
-		rest, info, hasInfo = u[:start]+u[at+1:], u[start:at], true
-	}
-	shown, credKey := redactQuery(rest)
-	bad = func(format string, args ...any) error {
-		return fmt.Errorf("%w: options: URL %s: "+format, append([]any{ErrInvalidArgument, shownURL(shown, hasInfo)}, args...)...)
-	}
-	if credKey != "" {
+	if what := queryCredential(u[start:]); what != "" {
 		where := "the URL's user info (user:password@) holds the user name and password"
 		if kind, _ := topologyScheme(u); kind == "sentinel" {
 			where = "the URL's user info (user:password@) holds the primary's and replicas' user name and password; " +
 				"Options.SentinelUsername and SentinelPassword the sentinels'"
 		}
-		return "", nil, nil, bad("query option %s: credentials never go in a query string, which gets logged; %s", credKey, where)
+		if strings.EqualFold(what, "addr") {
+			where = "an address holds no user info (user:password@host:port); " +
+				"the URL's user info holds the credentials of every node"
+		}
+		return "", nil, nil, fmt.Errorf("%w: options: URL %s... (the rest not shown): query option %s: "+
+			"credentials never go in a query string, which gets logged; %s",
+			ErrInvalidArgument, u[:start], what, where)
+	}
+	rest, info, hasInfo := u, "", false
+	if at := userinfoEnd(u, start); at >= start {
+		rest, info, hasInfo = u[:start]+u[at+1:], u[start:at], true
+	}
+	bad = func(format string, args ...any) error {
+		return fmt.Errorf("%w: options: URL %s: "+format, append([]any{ErrInvalidArgument, shownURL(rest, hasInfo)}, args...)...)
 	}
 	if hasInfo {
 		var ok bool
@@ -393,6 +409,14 @@ func cutUserinfo(u string) (rest string, user *url.Userinfo, bad func(string, ..
 			return "", nil, nil, bad("the user name and password must be percent-encoded " +
 				"(a character URLs do not allow there, or a %% not followed by two hex digits); " +
 				"build the URL with url.UserPassword, or set Username and Password (with Addr, Addrs or MasterName) instead")
+		}
+	}
+	// go-redis's parsers read the query with url.Query, which drops a pair
+	// it cannot read (a ';' separator, a bad escape) without a word.
+	if q := strings.IndexByte(rest, '?'); q >= 0 {
+		query, _, _ := strings.Cut(rest[q+1:], "#")
+		if _, err := url.ParseQuery(query); err != nil {
+			return "", nil, nil, bad("query string: %v", err)
 		}
 	}
 	return rest, user, bad, nil
@@ -427,38 +451,73 @@ func userinfoEnd(u string, start int) int {
 }
 
 // credentialQuery are query options that would carry a user name or a
-// password. They are refused in every URL, and their values never shown:
-// query strings get logged.
-var credentialQuery = []string{"username", "password", "sentinel_username", "sentinel_password"}
+// password: go-redis's own (username, password, sentinel_username,
+// sentinel_password), and any other whose name holds one of
+// credentialWords (passwd, auth, token, ...; go-redis reads none of
+// those, but the value is a credential all the same). They are refused
+// in every URL, and their values never shown: query strings get logged.
+var (
+	credentialQuery = []string{"username", "password", "sentinel_username", "sentinel_password"}
+	credentialWords = []string{"pass", "user", "pwd", "secret", "auth", "token", "cred", "key"}
+)
 
-// redactQuery returns rest with the value of every credential option of
-// its query string replaced by "xxxxx", and the first such option's name
-// ("" if none). It reads the query string as it is written, before any
-// parser that might quote it in an error.
-func redactQuery(rest string) (shown, key string) {
-	q := strings.IndexByte(rest, '?')
+// queryCredential returns what names the first query option of u (a URL
+// after its "://") that holds a credential: its name when it is one of
+// credentialQuery, "addr" for an addr option whose value holds user info
+// (an '@', written %40: go-redis's parsers quote a bad address whole, and
+// dial errors and log lines name a good one), else a phrase that names the
+// credential word its name holds (the name itself might be a password);
+// "" if none. It reads u as it is written, before any parser that might
+// quote it, from its first '?' or '#' (which may still be in an unencoded
+// user info), and takes '&', ';' and '#' for separators: url.Query drops
+// a pair with a ';' without a word.
+func queryCredential(u string) string {
+	q := strings.IndexAny(u, "?#")
 	if q < 0 {
-		return rest, ""
+		return ""
 	}
-	end := len(rest)
-	if h := strings.IndexByte(rest[q:], '#'); h >= 0 {
-		end = q + h
-	}
-	pairs := strings.Split(rest[q+1:end], "&")
-	for i, pair := range pairs {
-		name, _, _ := strings.Cut(pair, "=")
-		if n, err := url.QueryUnescape(name); err == nil {
-			name = n
+	for _, pair := range strings.FieldsFunc(u[q+1:], func(r rune) bool { return r == '&' || r == ';' || r == '#' }) {
+		name, value, _ := strings.Cut(pair, "=")
+		name, value = lenientUnescape(name), lenientUnescape(value)
+		lower := strings.ToLower(name)
+		switch {
+		case slices.Contains(credentialQuery, lower):
+			return name
+		case lower == "addr" && strings.Contains(value, "@"):
+			return name
 		}
-		if slices.Contains(credentialQuery, strings.ToLower(name)) {
-			if key == "" {
-				key = name
+		for _, w := range credentialWords {
+			if strings.Contains(lower, w) {
+				return fmt.Sprintf("with %q in its name", w)
 			}
-			pairs[i], _, _ = strings.Cut(pair, "=")
-			pairs[i] += "=xxxxx"
 		}
 	}
-	return rest[:q+1] + strings.Join(pairs, "&") + rest[end:], key
+	return ""
+}
+
+// lenientUnescape decodes s as a query string's name or value, as
+// url.QueryUnescape does, but decodes each valid %XX even when another '%'
+// of s is not followed by two hex digits (url.QueryUnescape would give up
+// on all of s).
+func lenientUnescape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b.WriteByte(' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			v, _ := url.PathUnescape(s[i : i+3])
+			b.WriteString(v)
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // shownURL is the URL as errors show it: its user info, if it had one,

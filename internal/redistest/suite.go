@@ -201,6 +201,11 @@ func SetUser(t testing.TB, name string, rules ...string) {
 // in *url and in REDIS_URL (for Example functions, which read it as users
 // would). Tests that look behind the API use Admin, which has every key
 // and command.
+//
+// Main reads TopologyEnv, REDIS_URL and STORAGEGEN_TEST_ACL_LOG before
+// m.Run, where go test does not record them: its result cache does not
+// know them, so a run with another topology needs -count=1, or it reports
+// the cached result of the last run.
 func Main(m *testing.M, url *string, prefixes ...string) {
 	u, stop, err := forPackage(prefixes)
 	if err != nil {
