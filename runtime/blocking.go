@@ -121,7 +121,12 @@ func (c *Connection) getBlockConn(ctx context.Context, key string, deadline time
 		}
 		return bc, nil
 	case <-ctx.Done():
+		// Registered like a call, so that Close waits for it (and its
+		// dial ends when Close begins) before it closes the free ones.
+		// The caller's own registration holds the count above zero here.
+		c.inflight.Add(1)
 		go func() {
+			defer c.done()
 			if err := <-primed; err != nil || c.closing.Err() != nil {
 				c.discardBlockConn(p, bc, err)
 				return
@@ -134,10 +139,11 @@ func (c *Connection) getBlockConn(ctx context.Context, key string, deadline time
 
 // prime dials bc's connection with its first command: CLIENT ID, which
 // CLIENT UNBLOCK needs, or PING where CLIENT cannot be used. It is bounded
-// by the blocking client's dial and read timeouts.
+// by the blocking client's dial and read timeouts, and ends when Close
+// begins.
 func (c *Connection) prime(p *blockPool, bc *blockConn) error {
 	o := p.client.Options()
-	ctx, cancel := context.WithTimeout(context.Background(), positive(o.DialTimeout)+positive(o.ReadTimeout))
+	ctx, cancel := context.WithTimeout(c.closing, positive(o.DialTimeout)+positive(o.ReadTimeout))
 	defer cancel()
 	if c.unblock.usable() {
 		id, err := bc.conn.ClientID(ctx).Result()

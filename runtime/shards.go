@@ -211,6 +211,13 @@ func sum(ns []int64) int64 {
 // them, for at most shardSweepSlice (and limit, if positive).
 func (ds *DataStore) waitShards(ctx context.Context, keys []string, start int, deadline time.Time, limit time.Duration) (int, error) {
 	c := ds.Connection
+	// Registered, so that Close waits for the wait (which it ends) before
+	// it closes the blocking pools.
+	_, release, err := c.acquire()
+	if err != nil {
+		return -1, err
+	}
+	defer release()
 	n := min(len(keys), maxShardWaits)
 	until := deadline
 	if n < len(keys) {
