@@ -104,47 +104,19 @@ func (c *Connection) getBlockConn(ctx context.Context, key string, deadline time
 	// pool's connections would stay until Close.)
 	bc := &blockConn{pool: p, conn: p.client.EphemeralConn()}
 	bc.conn.AddHook(exactTimeoutHook{bc})
-	// The connection is dialled by its first command, on a context of its
-	// own rather than the caller's: go-redis counts a dial that a cancel
-	// cut short as a failed dial, and after PoolSize of them its pool fails
-	// every dial with the last one's error ("context canceled", which no
-	// context of the caller then caused) until a dial in the background
-	// succeeds. When ctx ends first, the call returns ctx.Err() and the
-	// dial goes on alone: its connection joins the free ones.
-	primed := make(chan error, 1)
-	go func() { primed <- c.prime(p, bc) }()
-	select {
-	case err := <-primed:
-		if err != nil {
-			c.discardBlockConn(p, bc, err)
-			return nil, err
-		}
-		return bc, nil
-	case <-ctx.Done():
-		// Registered like a call, so that Close waits for it (and its
-		// dial ends when Close begins) before it closes the free ones.
-		// The caller's own registration holds the count above zero here.
-		c.inflight.Add(1)
-		go func() {
-			defer c.done()
-			if err := <-primed; err != nil || c.closing.Err() != nil {
-				c.discardBlockConn(p, bc, err)
-				return
-			}
-			c.putBlockConn(bc)
-		}()
-		return nil, ctx.Err()
+	// The connection is dialled by its first command, on the caller's
+	// context (so that a cancel ends the dial at once).
+	if err := c.prime(ctx, bc); err != nil {
+		c.discardBlockConn(p, bc, err)
+		return nil, callerEnded(ctx, err)
 	}
+	return bc, nil
 }
 
-// prime dials bc's connection with its first command: CLIENT ID, which
-// CLIENT UNBLOCK needs, or PING where CLIENT cannot be used. It is bounded
-// by the blocking client's dial and read timeouts, and ends when Close
-// begins.
-func (c *Connection) prime(p *blockPool, bc *blockConn) error {
-	o := p.client.Options()
-	ctx, cancel := context.WithTimeout(c.closing, positive(o.DialTimeout)+positive(o.ReadTimeout))
-	defer cancel()
+// prime dials bc's connection with its first command, CLIENT ID, which
+// CLIENT UNBLOCK needs. Where CLIENT cannot be used, the connection is
+// dialled by the pop itself.
+func (c *Connection) prime(ctx context.Context, bc *blockConn) error {
 	if c.unblock.usable() {
 		id, err := bc.conn.ClientID(ctx).Result()
 		if err == nil && c.unblock.state.Load() != 1 {
@@ -165,16 +137,7 @@ func (c *Connection) prime(p *blockPool, bc *blockConn) error {
 			return err
 		}
 	}
-	return bc.conn.Ping(ctx).Err()
-}
-
-// positive returns d, or 5 s (go-redis's default timeouts) when d is not
-// positive.
-func positive(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 5 * time.Second
-	}
-	return d
+	return nil
 }
 
 // discardBlockConn closes a connection that could not be dialled, gives
