@@ -195,13 +195,8 @@ func (l *load) finish() (acked, lost, dup int) {
 	missing := func() int {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		n := 0
-		for id := range l.acked {
-			if l.handled[id] == 0 {
-				n++
-			}
-		}
-		return n
+		lost, _ := lostAndDuplicated(l.acked, l.handled)
+		return lost
 	}
 	// Until none is missing, or the count has not moved for 10s (three
 	// leases: a lost item never comes); at most a minute.
@@ -224,15 +219,22 @@ func (l *load) finish() (acked, lost, dup int) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for id := range l.acked {
-		if l.handled[id] == 0 {
+	lost, dup = lostAndDuplicated(l.acked, l.handled)
+	return len(l.acked), lost, dup
+}
+
+// lostAndDuplicated counts the acknowledged items never handled, and the
+// handlings beyond each item's first.
+func lostAndDuplicated[V any](acked map[string]V, handled map[string]int) (lost, dup int) {
+	for id := range acked {
+		if handled[id] == 0 {
 			lost++
 		}
 	}
-	for _, n := range l.handled {
+	for _, n := range handled {
 		dup += max(n-1, 0)
 	}
-	return len(l.acked), lost, dup
+	return lost, dup
 }
 
 // countingHandler counts log records at Warn and above, and drops them all.
@@ -695,14 +697,7 @@ func (p *plainLoad) finish() (acked, lost, dup, unknown int) {
 	p.cons.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for v := range p.acked {
-		if p.popped[v] == 0 {
-			lost++
-		}
-	}
-	for _, n := range p.popped {
-		dup += max(n-1, 0)
-	}
+	lost, dup = lostAndDuplicated(p.acked, p.popped)
 	return len(p.acked), lost, dup, p.unknown
 }
 

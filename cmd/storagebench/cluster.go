@@ -58,32 +58,44 @@ func (e *env) eachServer(ctx context.Context, fn func(ctx context.Context, c *re
 // UNLINK, one key a command on a cluster node (keys of several slots
 // cannot share one), bounded.
 func clearServer(ctx context.Context, c *redis.Client, oneByOne bool) error {
+	err := scanKeys(ctx, c, func(keys []string) error {
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			if !oneByOne {
+				p.Unlink(ctx, keys...)
+				return nil
+			}
+			for _, k := range keys {
+				p.Unlink(ctx, k)
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("clearing %s*: %w", keyPrefix, err)
+	}
+	return nil
+}
+
+// scanKeys calls fn with each non-empty batch of the keys under keyPrefix
+// that SCAN finds on c's server, bounded.
+func scanKeys(ctx context.Context, c redis.Cmdable, fn func(keys []string) error) error {
 	var cursor uint64
 	for range 1_000_000 {
 		keys, next, err := c.Scan(ctx, cursor, keyPrefix+"*", 1000).Result()
 		if err != nil {
-			return fmt.Errorf("clearing %s*: %w", keyPrefix, err)
+			return fmt.Errorf("SCAN: %w", err)
 		}
 		if len(keys) > 0 {
-			_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
-				if !oneByOne {
-					p.Unlink(ctx, keys...)
-					return nil
-				}
-				for _, k := range keys {
-					p.Unlink(ctx, k)
-				}
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("clearing %s*: %w", keyPrefix, err)
+			if err := fn(keys); err != nil {
+				return err
 			}
 		}
 		if cursor = next; cursor == 0 {
 			return nil
 		}
 	}
-	return fmt.Errorf("clearing %s*: SCAN did not end", keyPrefix)
+	return fmt.Errorf("SCAN %s* did not end", keyPrefix)
 }
 
 // sumStats adds up the servers' INFO commandstats and CPU seconds.

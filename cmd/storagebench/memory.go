@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -219,18 +218,11 @@ func (m *memMeter) row(ctx context.Context, rep *memReport, what string, items i
 
 func (m *memMeter) keys(ctx context.Context) ([]string, error) {
 	var all []string
-	var cursor uint64
-	for range 1_000_000 {
-		keys, next, err := m.e.rdb.Scan(ctx, cursor, keyPrefix+"*", 1000).Result()
-		if err != nil {
-			return nil, fmt.Errorf("SCAN: %w", err)
-		}
+	err := scanKeys(ctx, m.e.rdb, func(keys []string) error {
 		all = append(all, keys...)
-		if cursor = next; cursor == 0 {
-			return all, nil
-		}
-	}
-	return nil, fmt.Errorf("SCAN %s* did not end", keyPrefix)
+		return nil
+	})
+	return all, err
 }
 
 // usedMemory returns INFO memory's used_memory, after letting lazy frees
@@ -347,19 +339,12 @@ func memoryMode(cfg config, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storagebench: -memory: %v\n", err)
 		return 1
 	}
-	ds, err := runtime.New(runtime.Options{URL: cfg.url, PoolSize: cfg.c})
+	ds, rdb, _, err := clients(cfg) // one server (-memory is not with -cluster)
 	if err != nil {
-		return fail(err) // runtime's URL errors never show a password
+		return fail(err)
 	}
 	defer ds.Close()
-	ropts, err := redis.ParseURL(cfg.url)
-	if err != nil {
-		return fail(errors.New("-redis: not a URL go-redis reads"))
-	}
-	ropts.PoolSize = cfg.c
-	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
-	// One server: the keys it lists are its own (SCAN).
 	e := &env{cfg: cfg, ds: ds, rdb: rdb, msg: newMessage()}
 	ctx := context.Background()
 	if err := e.clear(ctx); err != nil {
