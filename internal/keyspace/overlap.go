@@ -180,10 +180,15 @@ func setOf(f func(c byte) bool) byteSet {
 	return s
 }
 
-// edge is a transition on any byte of on.
+// edge is a transition on any byte of on. Its label says what the byte
+// is part of: 0 for fixed text, k+1 for the value of placeholder k, and
+// -(i+1) for the first byte of the i-th key part of a KeySet's automaton
+// (see keySetAutomaton); a search reads the arguments of its example from
+// the labels of the path it found.
 type edge struct {
-	on byteSet
-	to int
+	on    byteSet
+	to    int
+	label int32
 }
 
 // automaton is a nondeterministic automaton: state 0 is the start, and
@@ -201,8 +206,8 @@ func (a *automaton) state() int {
 	return len(a.edges) - 1
 }
 
-func (a *automaton) edge(from int, on byteSet, to int) {
-	a.edges[from] = append(a.edges[from], edge{on, to})
+func (a *automaton) edge(from int, on byteSet, to int, label int32) {
+	a.edges[from] = append(a.edges[from], edge{on, to, label})
 }
 
 // closures fills in a.closure.
@@ -225,57 +230,128 @@ func (a *automaton) closures() {
 var (
 	digitBytes   = setOf(func(c byte) bool { return c >= '0' && c <= '9' })
 	nonZeroBytes = setOf(func(c byte) bool { return c >= '1' && c <= '9' })
+	// plainBytes are the bytes a plain value may hold (CheckPlainValue).
+	plainBytes = setOf(func(c byte) bool { return !plainRefused(c) })
 )
 
-// automatonOf builds the automaton of p's expansions.
-func automatonOf(p *Pattern) *automaton {
+// builder appends to an automaton from its current state, cur.
+type builder struct {
+	a    *automaton
+	cur  int
+	mark int32 // the label of the next edge from cur, then 0
+}
+
+func newBuilder() *builder {
 	a := &automaton{}
-	cur := a.state()
-	lit := func(s string) {
-		for i := 0; i < len(s); i++ {
-			next := a.state()
-			a.edge(cur, single(s[i]), next)
-			cur = next
-		}
+	return &builder{a: a, cur: a.state()}
+}
+
+// finish makes cur the accepting state and returns the automaton.
+func (b *builder) finish() *automaton {
+	b.a.accept = b.cur
+	b.a.closures()
+	return b.a
+}
+
+// step adds an edge on from cur to a new state, which becomes cur.
+func (b *builder) step(on byteSet, label int32) {
+	if b.mark != 0 {
+		label, b.mark = b.mark, 0
 	}
-	raw := setOf(func(c byte) bool { return !p.escape[c] })
-	digits, nonZero := digitBytes, nonZeroBytes
+	next := b.a.state()
+	b.a.edge(b.cur, on, next, label)
+	b.cur = next
+}
+
+// lit adds the bytes of s, as fixed text.
+func (b *builder) lit(s string) {
+	for i := 0; i < len(s); i++ {
+		b.step(single(s[i]), 0)
+	}
+}
+
+// number adds [1-9][0-9]*, as fixed text: a shard's number.
+func (b *builder) number() {
+	b.step(nonZeroBytes, 0)
+	b.a.edge(b.cur, digitBytes, b.cur, 0)
+}
+
+// oneOf adds a choice: each alternative builds from cur, and they all
+// end in one new state.
+func (b *builder) oneOf(alts ...func()) {
+	start, end := b.cur, b.a.state()
+	for _, alt := range alts {
+		b.cur = start
+		alt()
+		b.a.eps[b.cur] = append(b.a.eps[b.cur], end)
+	}
+	b.cur = end
+}
+
+// expansion adds the names p expands to in layout l, the bytes of
+// placeholder k labelled k+1.
+func (b *builder) expansion(p *Pattern, l Layout) {
 	for i, ph := range p.placeholders {
-		lit(p.literals[i])
-		in, end := cur, a.state()
-		if ph.Type == Int { // strconv.Itoa: -?(0|[1-9][0-9]*)
-			neg, digit := a.state(), a.state()
-			a.edge(in, single('-'), neg)
-			a.edge(in, single('0'), end)
-			a.edge(in, nonZero, digit)
-			a.edge(neg, nonZero, digit)
-			a.edge(digit, digits, digit)
-			a.eps[digit] = append(a.eps[digit], end)
-		} else { // one or more units: a raw byte, or %XX of an escaped byte
-			pct := a.state()
-			a.edge(in, raw, end)
-			a.edge(in, single('%'), pct)
-			for h := 0; h < 16; h++ {
-				var lo byteSet
-				for l := 0; l < 16; l++ {
-					if p.escape[h<<4|l] {
-						lo.add(hexDigits[l])
-					}
-				}
-				if !lo.empty() {
-					hi := a.state()
-					a.edge(pct, single(hexDigits[h]), hi)
-					a.edge(hi, lo, end)
-				}
-			}
-			a.eps[end] = append(a.eps[end], in)
+		b.lit(p.literals[i])
+		label := int32(i + 1)
+		switch {
+		case ph.Type == Int: // strconv.Itoa: -?(0|[1-9][0-9]*)
+			in, end := b.cur, b.a.state()
+			neg, digit := b.a.state(), b.a.state()
+			b.a.edge(in, single('-'), neg, label)
+			b.a.edge(in, single('0'), end, label)
+			b.a.edge(in, nonZeroBytes, digit, label)
+			b.a.edge(neg, nonZeroBytes, digit, label)
+			b.a.edge(digit, digitBytes, digit, label)
+			b.a.eps[digit] = append(b.a.eps[digit], end)
+			b.cur = end
+		case l == Plain: // one or more bytes that CheckPlainValue allows
+			in := b.cur
+			b.step(plainBytes, label)
+			b.a.eps[b.cur] = append(b.a.eps[b.cur], in)
+		default:
+			b.units(&p.escape, label)
 		}
-		cur = end
 	}
-	lit(p.literals[len(p.literals)-1])
-	a.accept = cur
-	a.closures()
-	return a
+	b.lit(p.literals[len(p.literals)-1])
+}
+
+// units adds one or more units of an escaped value: a byte that escape
+// leaves raw, or %XX for one it escapes.
+func (b *builder) units(escape *[256]bool, label int32) {
+	raw := setOf(func(c byte) bool { return !escape[c] })
+	in, end, pct := b.cur, b.a.state(), b.a.state()
+	b.a.edge(in, raw, end, label)
+	b.a.edge(in, single('%'), pct, label)
+	for h := 0; h < 16; h++ {
+		var lo byteSet
+		for l := 0; l < 16; l++ {
+			if escape[h<<4|l] {
+				lo.add(hexDigits[l])
+			}
+		}
+		if !lo.empty() {
+			hi := b.a.state()
+			b.a.edge(pct, single(hexDigits[h]), hi, label)
+			b.a.edge(hi, lo, end, label)
+		}
+	}
+	b.a.eps[end] = append(b.a.eps[end], in)
+	b.cur = end
+}
+
+// automatonOf builds the automaton of p's expansions (tagged).
+func automatonOf(p *Pattern) *automaton {
+	b := newBuilder()
+	b.expansion(p, Tagged)
+	return b.finish()
+}
+
+// pathStep is one byte of a string two automata both accept, with the
+// labels of the edges each took on it.
+type pathStep struct {
+	c      byte
+	la, lb int32
 }
 
 // intersect searches the product of x and y breadth first for a shortest
@@ -286,48 +362,68 @@ func automatonOf(p *Pattern) *automaton {
 // OverlapWithin. The pairs it reached are kept in a map, so its memory is
 // proportional to the pairs visited, not to the product's size.
 func intersect(x, y *automaton, steps int) (name string, overlap bool, used int) {
+	path, overlap, used := search(x, y, steps, false)
+	b := make([]byte, len(path))
+	for i, st := range path {
+		b[i] = st.c
+	}
+	return string(b), overlap, used
+}
+
+// search is intersect's search, returning the path it found. With
+// diverge, it looks for a string that x and y accept along paths whose
+// labels differ somewhere (x and y are then one automaton, and the string
+// is one key that two argument tuples give): each pair of states is
+// searched twice, before and after the labels first differed.
+func search(x, y *automaton, steps int, diverge bool) (path []pathStep, found bool, used int) {
 	type step struct {
-		from int // the pair it was reached from, as s*ny+t; -1 for the start's
-		c    byte
+		from   int // the pair it was reached from; -1 for the start's
+		c      byte
+		la, lb int32
 	}
 	ny := len(y.edges)
 	prev := map[int]step{}
 	var queue []int
-	push := func(s, t int, st step) {
+	push := func(s, t, d int, st step) {
 		for _, s := range x.closure[s] {
 			for _, t := range y.closure[t] {
-				if q := s*ny + t; !seenPair(prev, q) {
+				if q := (s*ny+t)*2 + d; !seenPair(prev, q) {
 					prev[q] = st
 					queue = append(queue, q)
 				}
 			}
 		}
 	}
-	push(0, 0, step{from: -1})
+	push(0, 0, 0, step{from: -1})
 	for len(queue) > 0 {
 		if used++; steps >= 0 && used > steps {
-			return "", false, used
+			return nil, false, used
 		}
 		p := queue[0]
 		queue = queue[1:]
-		s, t := p/ny, p%ny
-		if s == x.accept && t == y.accept {
-			var name []byte
+		d := p % 2
+		s, t := p/2/ny, p/2%ny
+		if s == x.accept && t == y.accept && (!diverge || d == 1) {
 			for q := p; prev[q].from >= 0; q = prev[q].from {
-				name = append(name, prev[q].c)
+				st := prev[q]
+				path = append(path, pathStep{st.c, st.la, st.lb})
 			}
-			slices.Reverse(name)
-			return string(name), true, used
+			slices.Reverse(path)
+			return path, true, used
 		}
 		for _, e := range x.edges[s] {
 			for _, f := range y.edges[t] {
 				if on := e.on.and(f.on); !on.empty() {
-					push(e.to, f.to, step{p, on.pick()})
+					nd := d
+					if diverge && e.label != f.label {
+						nd = 1
+					}
+					push(e.to, f.to, nd, step{p, on.pick(), e.label, f.label})
 				}
 			}
 		}
 	}
-	return "", false, used
+	return nil, false, used
 }
 
 func seenPair[V any](m map[int]V, q int) bool {

@@ -59,6 +59,10 @@ type Pattern struct {
 	cuts           map[byteSet]cutPieces
 	lastCut        byteSet   // the key of the last cut asked for
 	last           cutPieces // and its pieces
+
+	// The automata of the KeySets of this pattern, by shape (under
+	// cutsMu): a schema's declarations are compared pairwise.
+	keySets map[keySetShape]*automaton
 }
 
 // PatternError is a syntax error in a key pattern, at a byte offset.
