@@ -65,7 +65,9 @@ func checkExample(t *testing.T, k KeySet, key string, ex Example) {
 }
 
 func TestOverlapKeysCases(t *testing.T) {
-	q := func(pattern string, l Layout) KeySet { return KeySet{Queue: true, Pattern: MustParsePattern(pattern), Layout: l} }
+	q := func(pattern string, l Layout) KeySet {
+		return KeySet{Queue: true, Pattern: MustParsePattern(pattern), Layout: l}
+	}
 	c := func(pattern string, l Layout) KeySet { return KeySet{Pattern: MustParsePattern(pattern), Layout: l} }
 	rel := func(k KeySet) KeySet { k.Reliable = true; return k }
 	sharded := func(k KeySet, n int) KeySet { k.Shards = n; return k }
