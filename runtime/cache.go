@@ -27,6 +27,7 @@ type CacheDecl struct {
 	Name   string        // the schema's name, for errors
 	Prefix string        // the schema's prefix
 	Key    *KeyPattern   // the key pattern
+	Layout Layout        // LayoutTagged (the zero value) or LayoutPlain
 	TTL    time.Duration // the schema's ttl; NoExpiry for `ttl: none`
 	// Local is the number of entries the cache keeps in process memory
 	// (the schema's `local: true` and `local_size`); 0 keeps none. See
@@ -49,7 +50,7 @@ type Cache[T any] struct {
 // A bad argument (an empty string, say) is reported by every call on the
 // returned entry.
 func NewCache[T any](ds *DataStore, decl *CacheDecl, args ...any) Cache[T] {
-	name, err := decl.Key.Expand(args...)
+	name, err := decl.Key.ExpandLayout(decl.Layout, args...)
 	if err == nil && ds == nil {
 		err = fmt.Errorf("%w: nil DataStore", ErrInvalidArgument)
 	}

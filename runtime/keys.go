@@ -49,6 +49,19 @@ func MustKeyPattern(pattern string) *KeyPattern {
 	return p
 }
 
+// Layout is how a declaration's placeholder values become its keys:
+// LayoutTagged (the zero value) escapes them and gives a queue's keys a
+// hash tag; LayoutPlain inserts them as they are, as the engine's Python
+// storage system writes its keys. See the README's "Migrating from the
+// Python storage system".
+type Layout = keyspace.Layout
+
+// The layouts of a declaration's keys.
+const (
+	LayoutTagged = keyspace.Tagged // <prefix>queue:{<escaped expansion>}, <prefix>cache:<escaped expansion>
+	LayoutPlain  = keyspace.Plain  // <prefix>queue:<expansion>, <prefix>cache:<expansion>, values as they are
+)
+
 // QueueKey returns the key of the queue called name under prefix:
 // <prefix>queue:{<name>}, where the braces are a Redis Cluster hash tag
 // that keeps every key of the queue in one slot.

@@ -61,11 +61,12 @@ type localCache struct {
 // must not get a client of its own each time.
 type localKey struct {
 	prefix, name, pattern string
+	layout                Layout
 	size                  int
 }
 
 func localKeyOf(decl *CacheDecl) localKey {
-	return localKey{decl.Prefix, decl.Name, decl.Key.String(), decl.Local}
+	return localKey{decl.Prefix, decl.Name, decl.Key.String(), decl.Layout, decl.Local}
 }
 
 // localFor returns decl's local cache, made on first use, or nil when

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/storagegen/storagegen/internal/keyspace"
 )
 
 // Queues are Redis lists: LPUSH at the head, pop at the tail, so items come
@@ -22,6 +24,10 @@ type QueueDecl struct {
 	Name   string      // the schema's name, for errors
 	Prefix string      // the schema's prefix
 	Key    *KeyPattern // the key pattern
+	// Layout is how the pattern's values become the key: LayoutTagged
+	// (the zero value) or LayoutPlain, which only an unsharded
+	// at-most-once queue may have.
+	Layout Layout
 
 	// The settings of an at-least-once queue (NewReliableQueue); zero
 	// means the default. At-most-once queues ignore them.
@@ -48,17 +54,20 @@ type Queue[T any] struct {
 // A bad argument (an empty string, say) is reported by every call on the
 // returned queue.
 func NewQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Queue[T] {
-	name, err := decl.Key.Expand(args...)
+	name, err := decl.Key.ExpandLayout(decl.Layout, args...)
 	if err == nil && ds == nil {
 		err = fmt.Errorf("%w: nil DataStore", ErrInvalidArgument)
 	}
 	if err == nil {
 		err = checkShards(decl.Shards)
 	}
+	if err == nil && decl.Layout == LayoutPlain && decl.Shards > 1 {
+		err = fmt.Errorf("%w: a plain queue cannot have shards (each shard's key has a hash tag of its own)", ErrInvalidArgument)
+	}
 	if err != nil {
 		return Queue[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
 	}
-	q := Queue[T]{ds: ds, key: QueueKey(decl.Prefix, name)}
+	q := Queue[T]{ds: ds, key: keyspace.QueueKeyOf(decl.Layout, decl.Prefix, name)}
 	if decl.Shards > 1 {
 		q.sh = ds.shardsFor(decl.Prefix, name, decl.Shards, nil)
 	}
@@ -332,8 +341,9 @@ func (ds *DataStore) deadLetter(ctx context.Context, cl redis.UniversalClient, k
 	dead := DeadKey(key)
 	wctx, cancel := settleContext(ctx)
 	defer cancel()
-	// An at-most-once queue's dead key is where reliableKeys puts DEAD.
-	derr := deadLetterScript.run(wctx, ds.Connection, cl, reliableKeys(key), bad...).Err()
+	// The dead-letter list is the script's one key: a plain queue's own
+	// key is in another cluster slot.
+	derr := deadLetterScript.run(wctx, ds.Connection, cl, []string{dead}, bad...).Err()
 	if derr == nil {
 		return opError("pop", key, fmt.Errorf("%w (%d item(s) moved to %q)", refusal, len(bad), dead))
 	}

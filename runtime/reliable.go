@@ -96,6 +96,8 @@ func checkReliable(ds *DataStore, decl *QueueDecl) error {
 	switch {
 	case ds == nil:
 		return fmt.Errorf("%w: nil DataStore", ErrInvalidArgument)
+	case decl.Layout != LayoutTagged:
+		return fmt.Errorf("%w: an at-least-once queue's keys must share one hash tag for its scripts; layout %v is for at-most-once queues and caches", ErrInvalidArgument, decl.Layout)
 	case decl.Lease < 0 || decl.Lease%time.Millisecond != 0:
 		return fmt.Errorf("%w: lease %v is not a positive number of milliseconds", ErrInvalidArgument, decl.Lease)
 	case decl.MaxDeliveries < 0:

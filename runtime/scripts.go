@@ -21,7 +21,9 @@ import (
 //     of reliableKeys, which lua/prelude.lua names (READY … READY_AT), then,
 //     for push, the marker key of the call, and for receive, release, ack
 //     and nack, receipts of takes (RECEIPT); all of them share the queue's
-//     hash tag, so they are in one cluster slot;
+//     hash tag, so they are in one cluster slot (deadletter, which serves
+//     at-most-once queues, plain ones among them, takes only the
+//     dead-letter list: a plain queue has no hash tag);
 //   - reads the time from the server (TIME), never from the client, whose
 //     clock may be off.
 //
@@ -55,7 +57,8 @@ var (
 	peekScript    = newScript("peek")
 	statsScript   = newScript("stats")
 
-	// deadLetterScript serves at-most-once queues (queue.go).
+	// deadLetterScript serves at-most-once queues (queue.go); it takes
+	// one key, the dead-letter list, not the queue's keys.
 	deadLetterScript = newScript("deadletter")
 )
 

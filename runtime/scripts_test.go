@@ -181,12 +181,18 @@ func TestScriptHeaders(t *testing.T) {
 		argvDoc, argvRead := map[string]bool{}, map[string]bool{}
 		returns := false
 		// Keys of the call beyond the queue's: documented with an index
-		// after the prelude's, bound by name.
+		// after the prelude's, bound by name. A script may also take keys
+		// of its own instead of the queue's (deadletter's one key, the
+		// dead-letter list): documented under names the prelude does not
+		// bind, bound by name, and then it may use none of the prelude's
+		// names, which would stand for its own keys.
 		extra := map[string]int{}
+		own := false
 		for line := range strings.Lines(string(src)) {
 			if m := keyDocLine.FindStringSubmatch(line); m != nil {
-				if n, _ := strconv.Atoi(m[1]); n > numReliableKeys {
+				if n, _ := strconv.Atoi(m[1]); n > numReliableKeys || keyNames[m[2]] == 0 {
 					extra[m[2]] = n
+					own = own || n <= numReliableKeys
 				}
 			}
 		}
@@ -228,6 +234,13 @@ func TestScriptHeaders(t *testing.T) {
 				}
 				if !bound && (name != "ack" || m != "KEYS[i]") {
 					t.Errorf("%s: says %s; use the prelude's names", name, m)
+				}
+			}
+		}
+		if own {
+			for key := range used {
+				if keyNames[key] != 0 {
+					t.Errorf("%s: takes keys of its own, and uses the prelude's %s, which is not one of them", name, key)
 				}
 			}
 		}
