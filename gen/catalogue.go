@@ -33,13 +33,16 @@ func Catalogue(m *Model) []byte {
 	w("<!-- %s -->\n\n", Header(m.Schema))
 	w("# Storage catalogue\n\n")
 	w("Every queue, cache and payload type that %s declares, with the key pattern of each. Prefix: %s.\n", mdCode(m.Schema, false), code(m.Prefix))
-	w("A key shows each placeholder as `<name>`, or `<name:int>` for an int; the braces of a queue's key are its Redis Cluster hash tag.\n")
+	w("A key shows each placeholder as `<name>`, or `<name:int>` for an int; the braces of a queue's key are its Redis Cluster hash tag (a queue in the plain layout has none).\n")
 	w("Example keys use each placeholder's name, with `-` for `_`, as its value.\n")
 
 	section("Queues", len(m.Queues))
 	for _, q := range m.Queues {
 		entry("Queue", q.Name, q.Doc)
-		w("%s", commonRows("Queues."+q.GoName, q.Key, keyspace.QueueKey(m.Prefix, q.Key.Template()), keyspace.QueueKey(m.Prefix, exampleName(q.Key)), q.Params, q.Payload))
+		w("%s", commonRows("Queues."+q.GoName, q.Key, q.KeyOf(m.Prefix, q.Key.Template()), q.KeyOf(m.Prefix, exampleName(q.Key, q.Layout)), q.Params, q.Payload))
+		if q.Layout == keyspace.Plain {
+			w("| layout | %s; dead letters at %s |\n", plainRow, mdCode(keyspace.DeadKey(q.KeyOf(m.Prefix, q.Key.Template())), true))
+		}
 		if q.Shards > 1 {
 			name := q.Key.Template()
 			w("| shards | %d: %s is shard 0, shard *i* is %s; FIFO per shard only |\n", q.Shards,
@@ -61,7 +64,10 @@ func Catalogue(m *Model) []byte {
 		if !c.NoExpiry {
 			ttl = durationText(c.TTL)
 		}
-		w("%s", commonRows("Caches."+c.GoName, c.Key, keyspace.CacheKey(m.Prefix, c.Key.Template()), keyspace.CacheKey(m.Prefix, exampleName(c.Key)), c.Params, c.Payload))
+		w("%s", commonRows("Caches."+c.GoName, c.Key, keyspace.CacheKey(m.Prefix, c.Key.Template()), keyspace.CacheKey(m.Prefix, exampleName(c.Key, c.Layout)), c.Params, c.Payload))
+		if c.Layout == keyspace.Plain {
+			w("| layout | %s |\n", plainRow)
+		}
 		w("| ttl | %s |\n", ttl)
 		if c.Local > 0 {
 			w("| local | yes: up to %d %s in each process's memory, invalidated by Redis |\n", c.Local, pluralWord(c.Local, "entry", "entries"))
@@ -96,9 +102,12 @@ func code(s string) string {
 	return mdCode(s, false)
 }
 
-// exampleName expands pattern with each placeholder's name ('-' for '_')
-// as its value, and 42 for ints.
-func exampleName(p *keyspace.Pattern) string {
+// plainRow describes the plain layout in the catalogue.
+const plainRow = "plain: values are inserted as they are, as the Python storage system writes its keys (`storagegen lint` says where two argument tuples give one key)"
+
+// exampleName expands pattern in layout l with each placeholder's name
+// ('-' for '_') as its value, and 42 for ints.
+func exampleName(p *keyspace.Pattern, l keyspace.Layout) string {
 	args := make([]any, len(p.Placeholders()))
 	for i, ph := range p.Placeholders() {
 		args[i] = strings.ReplaceAll(ph.Name, "_", "-")
@@ -106,7 +115,7 @@ func exampleName(p *keyspace.Pattern) string {
 			args[i] = 42
 		}
 	}
-	name, err := p.Expand(args...)
+	name, err := p.ExpandLayout(l, args...)
 	if err != nil {
 		return p.String()
 	}

@@ -398,14 +398,25 @@ func (c *checker) queueDecl(qd *RawQueue, names map[string]string) *QueueSpec {
 	what := fmt.Sprintf("queue %q", qd.Name.Value)
 	rel, relOK := c.delivery(qd, what)
 	shards, shardsOK := c.shards(qd.Shards, what)
-	if !ok || !relOK || !shardsOK {
+	layout, layoutOK := c.layout(qd.Layout, what)
+	if layoutOK && layout == keyspace.Plain {
+		if rel != nil {
+			c.errs.add(qd.Layout.Pos, "%s: layout plain cannot be at-least-once: the scripts of an at-least-once queue touch all its keys at once, which on a cluster must share one hash tag, and plain keys have none (a value may even bring its own); use the tagged layout, or delivery: %s", what, atMostOnce)
+			layoutOK = false
+		}
+		if shards > 1 {
+			c.errs.add(qd.Layout.Pos, "%s: layout plain cannot have shards: %d: every shard but the first has a key of its own with a hash tag (queue:<i>:{…}), which is not a plain key, and the Python storage system has no shards; leave shards out or use the tagged layout", what, shards)
+			layoutOK = false
+		}
+	}
+	if !ok || !relOK || !shardsOK || !layoutOK {
 		return nil
 	}
 	notes := c.notes(qd.Name.Pos, qd.Review, what, map[string]Scalar{
 		"key": qd.Key, "payload": qd.Payload, "doc": qd.Doc, "delivery": qd.Delivery,
-		"lease": qd.Lease, "max_deliveries": qd.MaxDeliveries, "dedupe_window": qd.DedupeWindow, "shards": qd.Shards,
+		"lease": qd.Lease, "max_deliveries": qd.MaxDeliveries, "dedupe_window": qd.DedupeWindow, "shards": qd.Shards, "layout": qd.Layout,
 	})
-	q := &QueueSpec{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload, Reliable: rel, Shards: shards, Review: notes}
+	q := &QueueSpec{Name: qd.Name.Value, GoName: goName, VarName: "queue" + goName, Doc: qd.Doc.Value, Key: key, Params: params, Payload: payload, Reliable: rel, Shards: shards, Layout: layout, Review: notes}
 	if rel != nil {
 		q.DeliveryType, q.HandlerType = deliveryTypeName(goName), handlerTypeName(goName)
 		for _, alias := range []string{q.DeliveryType, q.HandlerType} {
@@ -500,6 +511,20 @@ func (c *checker) shards(s Scalar, what string) (int, bool) {
 	return 0, false
 }
 
+// layout checks a queue's or a cache's layout: tagged (also when it is
+// not set) or plain.
+func (c *checker) layout(s Scalar, what string) (keyspace.Layout, bool) {
+	if !s.Set {
+		return keyspace.Tagged, true
+	}
+	l, ok := keyspace.ParseLayout(s.Value)
+	if !ok || s.Tag != "!!str" {
+		c.errs.add(s.Pos, "%s: layout %q must be tagged (the default: escaped values, a queue's keys under one hash tag) or plain (values as they are, as the Python storage system writes its keys)", what, shorten(s.Value))
+		return keyspace.Tagged, false
+	}
+	return l, true
+}
+
 // atLeastASecond parses a duration setting that must be 1s or more; why
 // says what a shorter one would break.
 func (c *checker) atLeastASecond(s Scalar, what, name, why string) (time.Duration, bool) {
@@ -532,7 +557,9 @@ func (c *checker) cacheDecl(cd *RawCache, names map[string]string) *CacheSpec {
 	goName, key, params, payload, ok := c.common(entry{"cache", cd.Name, cd.Key, cd.Payload, cd.Doc}, names)
 	what := fmt.Sprintf("cache %q", cd.Name.Value)
 	k := &CacheSpec{Name: cd.Name.Value, GoName: goName, VarName: "cache" + goName, Doc: cd.Doc.Value, Key: key, Params: params, Payload: payload,
-		Review: c.notes(cd.Name.Pos, cd.Review, what, map[string]Scalar{"key": cd.Key, "payload": cd.Payload, "ttl": cd.TTL, "doc": cd.Doc, "local": cd.Local, "local_size": cd.LocalSize})}
+		Review: c.notes(cd.Name.Pos, cd.Review, what, map[string]Scalar{"key": cd.Key, "payload": cd.Payload, "ttl": cd.TTL, "doc": cd.Doc, "local": cd.Local, "local_size": cd.LocalSize, "layout": cd.Layout})}
+	layout, layoutOK := c.layout(cd.Layout, what)
+	k.Layout, ok = layout, ok && layoutOK
 	switch {
 	case !cd.TTL.Set:
 		c.errs.add(cd.Name.Pos, "%s: missing ttl (a duration such as 1h, or none to keep entries forever)", what)
@@ -681,71 +708,84 @@ func (c *checker) checkParams(m *Model) {
 type keyed struct {
 	what string
 	pos  Pos // of its key pattern, or of its name when the key is the name
-	key  *keyspace.Pattern
+	keys keyspace.KeySet
 }
 
 // disjointKeys reports two queues, or two caches, that can have the same
 // key, with an example key and the arguments that give it through each:
 // a Set through one would be read through the other. A queue never shares
-// a key with a cache: after the prefix, one's keys begin with "queue:{"
-// and the other's with "cache:". Queues' keys also differ in full when
-// their expanded patterns do, whatever part suffix follows: the pattern
-// sits between braces, and neither its literal text nor an escaped value
-// ever holds a raw brace, so the first "}" ends it.
+// a key with a cache: after the prefix, one's keys begin with "queue:"
+// and the other's with "cache:". Two tagged queues' keys also differ in
+// full when their expanded patterns do, whatever part suffix follows: the
+// pattern sits between braces, and neither its literal text nor an escaped
+// value ever holds a raw brace, so the first "}" ends it. A plain
+// declaration's values may hold anything but control bytes (braces,
+// separators, ":dead"), so it is compared by every key of both, its
+// dead-letter list and the other's parts and shards included
+// (keyspace.OverlapKeys).
 func (c *checker) disjointKeys(m *Model) {
 	var queues, caches []keyed
 	for _, q := range m.Queues {
-		queues = append(queues, keyed{fmt.Sprintf("queue %q", q.Name), q.Review.PosOf("key"), q.Key})
+		queues = append(queues, keyed{fmt.Sprintf("queue %q", q.Name), q.Review.PosOf("key"), q.KeySet()})
 	}
 	for _, k := range m.Caches {
-		caches = append(caches, keyed{fmt.Sprintf("cache %q", k.Name), k.Review.PosOf("key"), k.Key})
+		caches = append(caches, keyed{fmt.Sprintf("cache %q", k.Name), k.Review.PosOf("key"), k.KeySet()})
 	}
 	budget := keySearchSteps
-	c.disjoint(queues, &budget, func(name string) string { return keyspace.QueueKey(m.Prefix, name) })
-	c.disjoint(caches, &budget, func(name string) string { return keyspace.CacheKey(m.Prefix, name) })
+	c.disjoint(queues, &budget, m.Prefix)
+	c.disjoint(caches, &budget, m.Prefix)
 }
 
 // disjoint compares every pair of entries, spending at most *budget
 // search steps in all; when they run out, the entry being compared gets
 // an error that names the limit, and the comparison stops.
-func (c *checker) disjoint(entries []keyed, budget *int, keyOf func(string) string) {
+func (c *checker) disjoint(entries []keyed, budget *int, prefix string) {
 	for j, b := range entries {
 		if *budget < 0 {
 			return // the queues spent it, and said so
 		}
 		for _, a := range entries[:j] {
-			name, overlap, used := keyspace.OverlapWithin(a.key, b.key, *budget)
+			match, used := keyspace.OverlapKeys(a.keys, b.keys, *budget)
 			if *budget -= used; *budget < 0 {
 				c.errs.add(b.pos, "%s: proving that its keys differ from those of the %d entries before it took over %d search steps, the limit; key patterns this alike cannot be compared in reasonable time, so give each a distinct literal word before its first placeholder",
 					b.what, j, keySearchSteps)
 				return
 			}
-			if !overlap {
+			if match == nil {
 				continue
 			}
-			c.errs.add(b.pos, "%s: key pattern %q can give the same key as %s's %q at line %d, column %d: %s, %s here and %s there; a value written through one would be read through the other, so make their literal text differ (such as a different word before the first placeholder)",
-				b.what, b.key, a.what, a.key, a.pos.Line, a.pos.Col, keyOf(name), argsText(b.key, name), argsText(a.key, name))
+			if a.keys.Layout == keyspace.Tagged && b.keys.Layout == keyspace.Tagged {
+				c.errs.add(b.pos, "%s: key pattern %q can give the same key as %s's %q at line %d, column %d: %s, %s here and %s there; a value written through one would be read through the other, so make their literal text differ (such as a different word before the first placeholder)",
+					b.what, b.keys.Pattern, a.what, a.keys.Pattern, a.pos.Line, a.pos.Col, prefix+match.Key, argsText(b.keys.Pattern, match.B), argsText(a.keys.Pattern, match.A))
+			} else {
+				c.errs.add(b.pos, "%s: key pattern %q (layout %s) can give the same key as %s's %q (layout %s) at line %d, column %d: %s, %s here and %s there; plain values are inserted as they are (separators, braces and all), so a value written through one would be read through the other: make their literal text differ (such as a different word before the first placeholder), and begin a plain pattern with literal text",
+					b.what, b.keys.Pattern, b.keys.Layout, a.what, a.keys.Pattern, a.keys.Layout, a.pos.Line, a.pos.Col, prefix+match.Key, argsText(b.keys.Pattern, match.B), argsText(a.keys.Pattern, match.A))
+			}
 			break
 		}
 	}
 }
 
-// argsText writes the arguments that expand p to name, as
-// {id}="settings:x", {n}=42.
-func argsText(p *keyspace.Pattern, name string) string {
-	args, err := p.Parse(name)
-	if err != nil || len(args) == 0 {
-		return "with no arguments"
-	}
-	parts := make([]string, len(args))
-	for i, ph := range p.Placeholders() {
-		if s, ok := args[i].(string); ok {
-			parts[i] = fmt.Sprintf("{%s}=%q", ph.Name, s)
-		} else {
-			parts[i] = fmt.Sprintf("{%s}=%v", ph.Name, args[i])
+// argsText writes the arguments of an example, as {id}="settings:x",
+// {n}=42, and the part of the queue it gives when that is not the list
+// itself.
+func argsText(p *keyspace.Pattern, ex keyspace.Example) string {
+	text := "with no arguments"
+	if len(ex.Args) > 0 {
+		parts := make([]string, len(ex.Args))
+		for i, ph := range p.Placeholders() {
+			if s, ok := ex.Args[i].(string); ok {
+				parts[i] = fmt.Sprintf("{%s}=%q", ph.Name, s)
+			} else {
+				parts[i] = fmt.Sprintf("{%s}=%v", ph.Name, ex.Args[i])
+			}
 		}
+		text = strings.Join(parts, ", ")
 	}
-	return strings.Join(parts, ", ")
+	if ex.Part != "" {
+		text += " (its " + ex.Part + " key)"
+	}
+	return text
 }
 
 // shorten cuts text quoted in a message to 80 bytes, at a rune boundary.

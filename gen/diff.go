@@ -94,10 +94,11 @@ type entryView struct {
 	settings        [][2]string // safe settings: name, value
 	mode            string      // a queue's delivery; "" for caches
 	shards          int         // a queue's shards; 0 for caches
+	layout          keyspace.Layout
 }
 
 func queueView(q *QueueSpec) entryView {
-	v := entryView{kind: "queue", name: q.Name, key: q.Key, doc: q.Doc, payload: q.Payload, notes: &q.Review, keyOf: keyspace.QueueKey, mode: "at-most-once", shards: q.Shards}
+	v := entryView{kind: "queue", name: q.Name, key: q.Key, doc: q.Doc, payload: q.Payload, notes: &q.Review, keyOf: q.KeyOf, mode: "at-most-once", shards: q.Shards, layout: q.Layout}
 	if r := q.Reliable; r != nil {
 		v.mode = "at-least-once"
 		v.settings = [][2]string{{"lease", durationText(r.Lease)}, {"max_deliveries", fmt.Sprint(r.MaxDeliveries)}, {"dedupe_window", durationText(r.DedupeWindow)}}
@@ -111,7 +112,7 @@ func cacheView(c *CacheSpec) entryView {
 		ttl = durationText(c.TTL)
 	}
 	return entryView{kind: "cache", name: c.Name, key: c.Key, doc: c.Doc, payload: c.Payload, notes: &c.Review, keyOf: keyspace.CacheKey,
-		settings: [][2]string{{"ttl", ttl}, {"local", localText(c.Local)}}}
+		settings: [][2]string{{"ttl", ttl}, {"local", localText(c.Local)}}, layout: c.Layout}
 }
 
 // localText is a cache's local setting as diff shows it.
@@ -161,7 +162,7 @@ func (d *differ) entries(old, cur []entryView, section string) {
 		var to *entryView
 		for j := range cur {
 			c := &cur[j]
-			if oldBy[c.name] == nil && !renamedTo[c.name] && patternShape(c.key) == patternShape(o.key) && c.payload.String() == o.payload.String() {
+			if oldBy[c.name] == nil && !renamedTo[c.name] && patternShape(c.key) == patternShape(o.key) && c.layout == o.layout && c.payload.String() == o.payload.String() {
 				to = c
 				break
 			}
@@ -200,6 +201,9 @@ func (d *differ) entry(o, c *entryView) {
 		d.add(false, "", "placeholder-renamed", subject, keyPos,
 			"key pattern %q became %q: placeholders were renamed, the keys are the same; only the accessor's parameter names change", o.key, c.key)
 	}
+	if o.layout != c.layout {
+		d.add(true, allowed, "layout-changed", subject, c.notes.PosOf("layout"), "%s", layoutChange(d.old.Prefix, d.cur.Prefix, o, c))
+	}
 	if o.payload.String() != c.payload.String() {
 		d.add(true, allowed, "payload-changed", subject, c.notes.PosOf("payload"),
 			"payload type changed from %s to %s: what is stored now was written as %s and is read as %s", o.payload, c.payload, o.payload, c.payload)
@@ -220,6 +224,59 @@ func (d *differ) entry(o, c *entryView) {
 	if o.doc != c.doc {
 		d.add(false, "", "doc-changed", subject, c.notes.PosOf("doc"), "doc changed")
 	}
+}
+
+// layoutChange is the message of a change of an entry's layout from o's
+// to c's: the old and the new key of an example tuple, and what to do.
+func layoutChange(oldPrefix, curPrefix string, o, c *entryView) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "layout changed from %s to %s: ", o.layout, c.layout)
+	args := layoutExample(c.key)
+	oldName, oerr := o.key.ExpandLayout(o.layout, args...)
+	curName, cerr := c.key.ExpandLayout(c.layout, args...)
+	if oerr == nil && cerr == nil && patternShape(o.key) == patternShape(c.key) {
+		fmt.Fprintf(&b, "%s was %s and is now %s", exampleText(c.key, args), o.keyOf(oldPrefix, oldName), c.keyOf(curPrefix, curName))
+	} else {
+		fmt.Fprintf(&b, "keys were %s and are now %s", o.keyOf(oldPrefix, o.key.Template()), c.keyOf(curPrefix, c.key.Template()))
+	}
+	b.WriteString(", so what is stored under the old keys is unreachable")
+	if o.kind == "queue" {
+		b.WriteString("; drain the queue (Len is 0 and its dead letters are handled) with the old build before deploying the new one")
+	} else {
+		b.WriteString("; the new build misses every entry until it is written again under the new key")
+	}
+	return b.String()
+}
+
+// layoutExample returns the arguments diff shows a layout change with:
+// node_5, node_8, … for strings, which the tagged layout escapes (_ is
+// %5F there when the pattern's literal text has it), and 7 for ints.
+func layoutExample(p *keyspace.Pattern) []any {
+	args := make([]any, len(p.Placeholders()))
+	for i, ph := range p.Placeholders() {
+		args[i] = fmt.Sprintf("node_%d", 5+3*i)
+		if ph.Type == keyspace.Int {
+			args[i] = 7
+		}
+	}
+	return args
+}
+
+// exampleText writes args of p as (source_id="node_5", attempt=7), or
+// "the key" when p has no placeholders.
+func exampleText(p *keyspace.Pattern, args []any) string {
+	if len(args) == 0 {
+		return "the key"
+	}
+	parts := make([]string, len(args))
+	for i, ph := range p.Placeholders() {
+		if s, ok := args[i].(string); ok {
+			parts[i] = fmt.Sprintf("%s=%q", ph.Name, s)
+		} else {
+			parts[i] = fmt.Sprintf("%s=%v", ph.Name, args[i])
+		}
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
 }
 
 // shardsChange is the message of a change of a queue's shards from o's to

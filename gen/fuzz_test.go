@@ -35,6 +35,10 @@ func FuzzLoad(f *testing.F) {
 	// Shards at and past their limits, on both kinds of queue.
 	f.Add([]byte("version: 1\nqueues:\n  a: {payload: x.com/y.T, shards: 1024}\n  b: {payload: x.com/y.T, delivery: at-least-once, shards: 2, key: \"b:{id}\"}\n  c: {payload: x.com/y.T, shards: 1025}\n"))
 	f.Add([]byte("version: 1\nqueues:\n  a: {payload: x.com/y.T, shards: 0x10}\n  b: {payload: x.com/y.T, shards: \"+3\"}\n"))
+	// The plain layout: values as they are, which may alias keys of the
+	// other layout, of other plain declarations, and of one's own.
+	f.Add([]byte("version: 1\nprefix: \"flow:\"\nqueues:\n  e: {payload: x.com/y.T, key: \"queue_{s}_{t}\", layout: plain}\n  j: {payload: x.com/y.T, key: jobs, delivery: at-least-once, shards: 2}\n  p: {payload: x.com/y.T, key: \"{x}\", layout: plain}\n  q: {payload: x.com/y.T, key: \"1:{x}\", layout: plain}\ncaches:\n  o: {payload: x.com/y.T, key: \"{n}_output\", layout: plain, ttl: 1h}\n  s: {payload: x.com/y.T, key: \"{n}:settings\", ttl: 1h}\n"))
+	f.Add([]byte("version: 1\nqueues:\n  a: {payload: x.com/y.T, key: \"q_{a}\", layout: plain}\n  b: {payload: x.com/y.T, key: \"q_{a}:dead\", layout: plain}\n  c: {payload: x.com/y.T, layout: plain, shards: 2}\n  d: {payload: x.com/y.T, layout: plain, delivery: at-least-once}\n  e: {payload: x.com/y.T, layout: Plain}\n"))
 	if src, err := os.ReadFile("../schema.yaml"); err == nil {
 		f.Add(src)
 	}
@@ -83,19 +87,28 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("generated code does not type-check: %v\n%s", err, files["store.go"])
 		}
 		// Keys of two declarations of a kind are disjoint: an example key
-		// of one never parses under another.
-		sameKind := [][]*keyspace.Pattern{nil, nil}
+		// of one tagged declaration never parses under another tagged one,
+		// and no search finds a key that two share, in either layout.
+		sameKind := [][]keyspace.KeySet{nil, nil}
 		for _, q := range m.Queues {
-			sameKind[0] = append(sameKind[0], q.Key)
+			sameKind[0] = append(sameKind[0], q.KeySet())
 		}
 		for _, c := range m.Caches {
-			sameKind[1] = append(sameKind[1], c.Key)
+			sameKind[1] = append(sameKind[1], c.KeySet())
 		}
 		for _, keys := range sameKind {
 			for i, a := range keys {
 				for j, b := range keys {
-					if _, err := b.Parse(exampleName(a)); i != j && err == nil {
-						t.Fatalf("key %q of %q parses under %q", exampleName(a), a, b)
+					if i == j {
+						continue
+					}
+					if a.Layout == keyspace.Tagged && b.Layout == keyspace.Tagged {
+						if _, err := b.Pattern.Parse(exampleName(a.Pattern, a.Layout)); err == nil {
+							t.Fatalf("key %q of %q parses under %q", exampleName(a.Pattern, a.Layout), a.Pattern, b.Pattern)
+						}
+					}
+					if match, _ := keyspace.OverlapKeys(a, b, -1); match != nil {
+						t.Fatalf("%q (%v) and %q (%v) both give %q", a.Pattern, a.Layout, b.Pattern, b.Layout, match.Key)
 					}
 				}
 			}

@@ -161,7 +161,7 @@ func storeDecl(m *Model) jen.Code {
 //
 //	var queueNodeEdge = &runtime.QueueDecl{Name: "node_edge", Prefix: Prefix, Key: runtime.MustKeyPattern("…")}
 //
-//	// NodeEdge returns the node_edge queue: key flow:queue:{queue_<source_id>_<target_id>}, …
+//	// NodeEdge returns the node_edge queue: key flow:queue:{queue_<source_id>_<target_id>}, … (tagged layout)
 //	func (qs Queues) NodeEdge(sourceID string, targetID string) runtime.Queue[NodeMessage] {
 //		return runtime.NewQueue[NodeMessage](qs.ds, queueNodeEdge, sourceID, targetID)
 //	}
@@ -169,9 +169,10 @@ func storeDecl(m *Model) jen.Code {
 // An at-least-once queue's declaration also carries its lease, delivery
 // limit and dedupe window, and its accessor returns a runtime.ReliableQueue
 // made by runtime.NewReliableQueue. A sharded queue's declaration carries
-// Shards; nothing else of it is generated.
+// Shards, and a plain queue's (or cache's) Layout: runtime.LayoutPlain;
+// nothing else of them is generated.
 func queueAccessor(prefix string, q *QueueSpec) jen.Code {
-	fields := declFields(q.Name, q.Key)
+	fields := declFields(q.Name, q.Key, q.Layout)
 	queueType, constructor, delivery := "Queue", "NewQueue", "at-most-once"
 	if r := q.Reliable; r != nil {
 		fields = append(fields,
@@ -193,7 +194,7 @@ func queueAccessor(prefix string, q *QueueSpec) jen.Code {
 	if q.Reliable != nil {
 		aliases = reliableAliases(q)
 	}
-	summary := fmt.Sprintf("%s returns the %s queue: key %s, payload %s, %s.", q.GoName, q.Name, keyspace.QueueKey(prefix, q.Key.Template()), q.Payload, delivery)
+	summary := fmt.Sprintf("%s returns the %s queue: key %s, payload %s, %s%s.", q.GoName, q.Name, q.KeyOf(prefix, q.Key.Template()), q.Payload, delivery, layoutNote(q.Layout))
 	return decl.Line().Line().
 		Add(docComment(summary, q.Doc)).Line().
 		Func().Params(jen.Id("qs").Id("Queues")).Id(q.GoName).Params(params(q.Params)...).
@@ -225,14 +226,14 @@ func cacheAccessor(prefix string, c *CacheSpec) jen.Code {
 	if !c.NoExpiry {
 		ttl, ttlText = durationCode(c.TTL), "ttl "+durationText(c.TTL)
 	}
-	fields := append(declFields(c.Name, c.Key), declField("TTL", ttl))
+	fields := append(declFields(c.Name, c.Key, c.Layout), declField("TTL", ttl))
 	if c.Local > 0 {
 		fields = append(fields, declField("Local", jen.Lit(c.Local)))
 		ttlText += fmt.Sprintf(", local (up to %d %s in memory)", c.Local, pluralWord(c.Local, "entry", "entries"))
 	}
 	fields = append(fields, jen.Line())
 	decl := jen.Var().Id(c.VarName).Op("=").Op("&").Qual(runtimePath, "CacheDecl").Values(fields...)
-	summary := fmt.Sprintf("%s returns the %s cache entry: key %s, payload %s, %s.", c.GoName, c.Name, keyspace.CacheKey(prefix, c.Key.Template()), c.Payload, ttlText)
+	summary := fmt.Sprintf("%s returns the %s cache entry: key %s, payload %s, %s%s.", c.GoName, c.Name, keyspace.CacheKey(prefix, c.Key.Template()), c.Payload, ttlText, layoutNote(c.Layout))
 	return decl.Line().Line().
 		Add(docComment(summary, c.Doc)).Line().
 		Func().Params(jen.Id("cs").Id("Caches")).Id(c.GoName).Params(params(c.Params)...).
@@ -242,13 +243,27 @@ func cacheAccessor(prefix string, c *CacheSpec) jen.Code {
 }
 
 // declFields are the fields that begin every QueueDecl and CacheDecl, in
-// the order both list them: Name, Prefix, Key; the settings follow.
-func declFields(name string, key *keyspace.Pattern) []jen.Code {
-	return []jen.Code{
+// the order both list them: Name, Prefix, Key, and Layout when it is not
+// the default; the settings follow.
+func declFields(name string, key *keyspace.Pattern, layout keyspace.Layout) []jen.Code {
+	fields := []jen.Code{
 		declField("Name", jen.Lit(name)),
 		declField("Prefix", jen.Id("Prefix")),
 		declField("Key", jen.Qual(runtimePath, "MustKeyPattern").Call(jen.Lit(key.String()))),
 	}
+	if layout == keyspace.Plain {
+		fields = append(fields, declField("Layout", jen.Qual(runtimePath, "LayoutPlain")))
+	}
+	return fields
+}
+
+// layoutNote is what an accessor's first sentence says of its layout:
+// nothing for the default.
+func layoutNote(l keyspace.Layout) string {
+	if l == keyspace.Plain {
+		return ", plain layout (values inserted as they are, as the Python storage system writes its keys)"
+	}
+	return ""
 }
 
 // declField is one field of a declaration literal, on a line of its own.

@@ -45,6 +45,8 @@ func jsonSchema() obj {
 	for _, k := range reliableOnly {
 		notReliable[k] = false
 	}
+	layouts := []string{keyspace.Tagged.String(), keyspace.Plain.String()}
+	const layoutDoc = "How placeholder values become keys: tagged (default: escaped, a queue's keys under one hash tag) or plain (values as they are, as the Python storage system writes <prefix>queue:<name> and <prefix>cache:<key>; two argument tuples can give one key)."
 	ids := lintRuleIDs()
 	slices.Sort(ids)
 
@@ -110,9 +112,18 @@ func jsonSchema() obj {
 					"max_deliveries": obj{"type": "integer", "minimum": 1, "description": "At-least-once: deliveries before an item becomes a dead letter; default 5."},
 					"dedupe_window":  obj{"allOf": []obj{ref("duration")}, "description": "At-least-once: how long a pushed ID is remembered; at least 1s; default 1h."},
 					"shards":         obj{"type": "integer", "minimum": 1, "maximum": keyspace.MaxShards, "description": shardsDoc},
+					"layout":         obj{"enum": layouts, "description": layoutDoc + " Plain only on an unsharded at-most-once queue."},
 				}),
-				"if":   obj{"not": obj{"required": []string{"delivery"}, "properties": obj{"delivery": obj{"const": atLeastOnce}}}},
-				"then": obj{"properties": notReliable},
+				"allOf": []obj{
+					{
+						"if":   obj{"not": obj{"required": []string{"delivery"}, "properties": obj{"delivery": obj{"const": atLeastOnce}}}},
+						"then": obj{"properties": notReliable},
+					},
+					{
+						"if":   obj{"required": []string{"layout"}, "properties": obj{"layout": obj{"const": keyspace.Plain.String()}}},
+						"then": obj{"properties": obj{"delivery": obj{"const": atMostOnce}, "shards": obj{"const": 1}}},
+					},
+				},
 			},
 			"cache": obj{
 				"type":                 "object",
@@ -125,6 +136,7 @@ func jsonSchema() obj {
 					"ttl":        obj{"anyOf": []obj{ref("duration"), {"const": "none"}}, "description": "A Go duration in whole milliseconds (90s, 1h30m), or none for entries that never expire."},
 					"local":      obj{"type": "boolean", "description": "Keep entries in each process's memory, invalidated by Redis (client-side caching); default false."},
 					"local_size": obj{"type": "integer", "minimum": 1, "maximum": MaxLocalSize, "description": fmt.Sprintf("With local: true, the most entries kept in memory; default %d.", DefaultLocalSize)},
+					"layout":     obj{"enum": layouts, "description": layoutDoc},
 				}),
 				"if":   obj{"not": obj{"required": []string{"local"}, "properties": obj{"local": obj{"const": true}}}},
 				"then": obj{"properties": obj{"local_size": false}},

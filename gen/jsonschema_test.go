@@ -119,6 +119,10 @@ func TestJSONSchemaRejectsShapeErrors(t *testing.T) {
 		{"empty allow_breaking", ok + "caches:\n  c: {payload: T, ttl: 1h, allow_breaking: \"  \"}\n"},
 		{"unknown lint rule", ok + "caches:\n  c: {payload: T, ttl: 1h, lint_ignore: [no-such-rule]}\n"},
 		{"lint_ignore not a list", "version: 1\nlint_ignore: empty-prefix\n"},
+		{"unknown layout", ok + "queues:\n  q: {payload: T, layout: escaped}\n"},
+		{"cache layout not a string", ok + "caches:\n  c: {payload: T, ttl: 1h, layout: 1}\n"},
+		{"plain at-least-once", ok + "queues:\n  q: {payload: T, key: \"q_{id}\", layout: plain, delivery: at-least-once}\n"},
+		{"plain sharded", ok + "queues:\n  q: {payload: T, key: \"q_{id}\", layout: plain, shards: 2}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Load("schema.yaml", []byte(tc.src), CheckOptions{DefaultPackage: "out"}); err == nil {

@@ -30,7 +30,8 @@ type LintRule struct {
 
 // LintRules are the rules, in the order they run.
 var LintRules = []LintRule{
-	{"id-separator", Warning, "a placeholder is followed by a separator that IDs often contain, which is then escaped in every value"},
+	{"id-separator", Warning, "a placeholder is followed by a separator that IDs often contain, which is then escaped in every value (tagged layout)"},
+	{"plain-ambiguous", Warning, "two different argument tuples of a plain declaration give one key, which the plain layout cannot tell apart"},
 	{"missing-doc", Warning, "a queue or cache has no doc"},
 	{"long-ttl", Warning, "a cache TTL is over 30 days"},
 	{"empty-prefix", Warning, "the schema has no prefix, so its keys mix with any other application's on the server"},
@@ -50,6 +51,10 @@ const (
 // idSeparators are the separators that typical IDs contain: snake_case
 // names, paths and base64 (/ + =), e-mail addresses (@).
 const idSeparators = "_/+=@"
+
+// maxAmbiguitySteps bounds the search of plain-ambiguous in one
+// declaration.
+const maxAmbiguitySteps = 1_000_000
 
 // FindLintRule returns the rule with the given ID, or nil.
 func FindLintRule(id string) *LintRule {
@@ -86,7 +91,12 @@ func Lint(m *Model, disabled map[string]bool) []Finding {
 	l.file(m)
 	for _, q := range m.Queues {
 		// The last shard's keys are the longest.
-		l.entry("queue", q.Name, q.Key, func(name string) string { return keyspace.ShardKey(m.Prefix, name, q.Shards-1) }, q.Doc, &q.Review)
+		keyOf := func(name string) string { return keyspace.ShardKey(m.Prefix, name, q.Shards-1) }
+		if q.Layout == keyspace.Plain {
+			keyOf = func(name string) string { return q.KeyOf(m.Prefix, name) }
+		}
+		l.entry("queue", q.Name, q.KeySet(), keyOf, q.Doc, &q.Review)
+		l.plainAmbiguous("queue", q.Name, m.Prefix, q.KeySet(), &q.Review)
 		if q.Shards > 1 && len(q.Key.Placeholders()) > 0 {
 			l.add(&q.Review, "sharded-pattern", q.Review.PosOf("shards"), fmt.Sprintf("queue %q", q.Name),
 				fmt.Sprintf("every queue of the pattern %s gets %d shards: the queues of a pattern already spread over a cluster's slots by their arguments, and each shard is a list that receivers sweep and reclaim", q.Key, q.Shards),
@@ -100,7 +110,8 @@ func Lint(m *Model, disabled map[string]bool) []Finding {
 	}
 	for _, c := range m.Caches {
 		what := fmt.Sprintf("cache %q", c.Name)
-		l.entry("cache", c.Name, c.Key, func(name string) string { return keyspace.CacheKey(m.Prefix, name) }, c.Doc, &c.Review)
+		l.entry("cache", c.Name, c.KeySet(), func(name string) string { return keyspace.CacheKey(m.Prefix, name) }, c.Doc, &c.Review)
+		l.plainAmbiguous("cache", c.Name, m.Prefix, c.KeySet(), &c.Review)
 		if !c.NoExpiry && c.TTL > maxLintTTL {
 			l.add(&c.Review, "long-ttl", c.Review.PosOf("ttl"), what,
 				fmt.Sprintf("ttl %s is over 30 days; entries that nobody reads again stay that long", durationText(c.TTL)),
@@ -133,8 +144,9 @@ func (l *linter) file(m *Model) {
 
 // entry runs the rules that queues and caches share. keyOf makes the full
 // key from an expanded pattern.
-func (l *linter) entry(kind, name string, pat *keyspace.Pattern, keyOf func(string) string, doc string, n *Notes) {
+func (l *linter) entry(kind, name string, keys keyspace.KeySet, keyOf func(string) string, doc string, n *Notes) {
 	what := fmt.Sprintf("%s %q", kind, name)
+	pat := keys.Pattern
 	if strings.TrimSpace(doc) == "" {
 		l.add(n, "missing-doc", n.Pos, what,
 			fmt.Sprintf("%s has no doc: reviewers and the catalogue cannot tell what it holds or who reads it", kind),
@@ -150,8 +162,8 @@ func (l *linter) entry(kind, name string, pat *keyspace.Pattern, keyOf func(stri
 		}
 		after := pattern[ph.Offset:end]
 		after = after[strings.IndexByte(after, '}')+1:]
-		if ph.Type != keyspace.String || after == "" {
-			continue
+		if ph.Type != keyspace.String || after == "" || keys.Layout == keyspace.Plain {
+			continue // plain values are not escaped: plain-ambiguous covers them
 		}
 		if sep := after[0]; strings.IndexByte(idSeparators, sep) >= 0 {
 			example := "node" + string(sep) + "5"
@@ -169,7 +181,7 @@ func (l *linter) entry(kind, name string, pat *keyspace.Pattern, keyOf func(stri
 			args[i] = typicalInt
 		}
 	}
-	if expanded, err := pat.Expand(args...); err == nil {
+	if expanded, err := pat.ExpandLayout(keys.Layout, args...); err == nil {
 		if key := keyOf(expanded); len(key) > maxKeyBytes {
 			l.add(n, "long-key", keyPos, what,
 				fmt.Sprintf("keys are %d bytes with typical arguments (a UUID for each string, 13 digits for each int), over %d; Redis stores and compares every key in full",
@@ -177,6 +189,42 @@ func (l *linter) entry(kind, name string, pat *keyspace.Pattern, keyOf func(stri
 				"shorten the pattern's literal text or the prefix, or use shorter IDs")
 		}
 	}
+}
+
+// plainAmbiguous reports a plain declaration two tuples of which give one
+// key, with the tuples and the key. The search is bounded like the
+// checker's key comparisons (one declaration with itself costs far less
+// than a schema's pairs); when the bound is reached it says nothing.
+func (l *linter) plainAmbiguous(kind, name, prefix string, keys keyspace.KeySet, n *Notes) {
+	if keys.Layout != keyspace.Plain || l.disabled["plain-ambiguous"] || n.Ignores("plain-ambiguous") {
+		return
+	}
+	m, used := keyspace.Ambiguous(keys, maxAmbiguitySteps)
+	if m == nil || used > maxAmbiguitySteps {
+		return
+	}
+	l.add(n, "plain-ambiguous", n.PosOf("layout"), fmt.Sprintf("%s %q", kind, name),
+		fmt.Sprintf("in the plain layout, %s and %s are one key, %s: values are inserted as they are, so a value holding the pattern's literal text (or, for a queue, ending in :dead) reaches another tuple's key; the Python storage system has the same ambiguity",
+			tupleText(m.A), tupleText(m.B), prefix+m.Key),
+		"if no value can hold the pattern's literal text, ignore the rule for this entry (lint_ignore: [plain-ambiguous]); otherwise move to the tagged layout once the Python system is gone (see the README's \"Migrating from the Python storage system\")")
+}
+
+// tupleText writes an example's arguments as ("a_b", "c"), and the part
+// of the queue it is when that is not the list itself.
+func tupleText(ex keyspace.Example) string {
+	parts := make([]string, len(ex.Args))
+	for i := range ex.Args {
+		if s, ok := ex.Args[i].(string); ok {
+			parts[i] = fmt.Sprintf("%q", s)
+		} else {
+			parts[i] = fmt.Sprint(ex.Args[i])
+		}
+	}
+	text := "(" + strings.Join(parts, ", ") + ")"
+	if ex.Part != "" {
+		text = "the " + ex.Part + " key of " + text
+	}
+	return text
 }
 
 // exampleArgs are arguments for phs with value v at i and plain ones

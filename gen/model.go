@@ -142,6 +142,10 @@ type QueueSpec struct {
 	// keyspace.MaxShards; 1 is an unsharded queue.
 	Shards int
 
+	// Layout is how its placeholder values become its keys (layout:
+	// tagged or plain); plain only on an unsharded at-most-once queue.
+	Layout keyspace.Layout
+
 	Review Notes
 }
 
@@ -151,6 +155,17 @@ type ReliableSettings struct {
 	Lease         time.Duration
 	MaxDeliveries int
 	DedupeWindow  time.Duration
+}
+
+// KeySet is every key of q, for comparing it with other queues.
+func (q *QueueSpec) KeySet() keyspace.KeySet {
+	return keyspace.KeySet{Queue: true, Pattern: q.Key, Layout: q.Layout, Reliable: q.Reliable != nil, Shards: q.Shards}
+}
+
+// KeyOf returns the key of the queue whose pattern expands to name under
+// prefix (shard 0's, for a sharded queue).
+func (q *QueueSpec) KeyOf(prefix, name string) string {
+	return keyspace.QueueKeyOf(q.Layout, prefix, name)
 }
 
 // CacheSpec is a checked cache.
@@ -165,5 +180,11 @@ type CacheSpec struct {
 	TTL      time.Duration // when !NoExpiry
 	NoExpiry bool          // ttl: none
 	Local    int           // entries kept in each process's memory (local: true); 0: none
+	Layout   keyspace.Layout
 	Review   Notes
+}
+
+// KeySet is every key of c, for comparing it with other caches.
+func (c *CacheSpec) KeySet() keyspace.KeySet {
+	return keyspace.KeySet{Pattern: c.Key, Layout: c.Layout}
 }

@@ -84,6 +84,7 @@ type RawQueue struct {
 	MaxDeliveries Scalar // at-least-once only
 	DedupeWindow  Scalar // at-least-once only
 	Shards        Scalar // lists the queue is spread over; default 1
+	Layout        Scalar // tagged (default) or plain
 	Review        RawReview
 }
 
@@ -97,6 +98,7 @@ type RawCache struct {
 	// Local (true or false) keeps entries in each process's memory, at
 	// most LocalSize of them.
 	Local, LocalSize Scalar
+	Layout           Scalar // tagged (default) or plain
 	Review           RawReview
 }
 
@@ -315,7 +317,7 @@ func (p *parser) queueDecl(name Scalar, n *yaml.Node) *RawQueue {
 		{name: "key", s: &q.Key}, {name: "payload", s: &q.Payload}, {name: "doc", s: &q.Doc},
 		{name: "delivery", s: &q.Delivery}, {name: "lease", s: &q.Lease},
 		{name: "max_deliveries", s: &q.MaxDeliveries}, {name: "dedupe_window", s: &q.DedupeWindow},
-		{name: "shards", s: &q.Shards},
+		{name: "shards", s: &q.Shards}, {name: "layout", s: &q.Layout},
 	}, p.reviewKeys(&q.Review, what)...)...)
 	return q
 }
@@ -325,7 +327,7 @@ func (p *parser) cacheDecl(name Scalar, n *yaml.Node) *RawCache {
 	what := fmt.Sprintf("cache %q", name.Value)
 	p.keys(n, what, append([]key{
 		{name: "key", s: &c.Key}, {name: "payload", s: &c.Payload}, {name: "ttl", s: &c.TTL}, {name: "doc", s: &c.Doc},
-		{name: "local", s: &c.Local}, {name: "local_size", s: &c.LocalSize},
+		{name: "local", s: &c.Local}, {name: "local_size", s: &c.LocalSize}, {name: "layout", s: &c.Layout},
 	}, p.reviewKeys(&c.Review, what)...)...)
 	return c
 }

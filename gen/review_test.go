@@ -143,6 +143,15 @@ func TestLintRules(t *testing.T) {
 		{"long-key: 128 bytes", strings.Replace(clean, `"c:{id}"`, `"c:{a}:{b}:{c}:abcd"`, 1), "", nil},
 		{"sharded-pattern", strings.Replace(clean, "delivery: at-least-once}", "delivery: at-least-once, shards: 4}", 1), "", []string{"sharded-pattern info 4"}},
 		{"sharded-pattern ignored", strings.Replace(clean, "delivery: at-least-once}", "delivery: at-least-once, shards: 4, lint_ignore: [sharded-pattern]}", 1), "", nil},
+		// plain-ambiguous: two tuples, or a queue's list and another's dead
+		// letters; id-separator says nothing in the plain layout, where
+		// nothing is escaped.
+		{"plain-ambiguous", strings.Replace(clean, `"c:{id}", payload`, `"c_{a}_{b}", layout: plain, payload`, 1), "", []string{"plain-ambiguous warning 6"}},
+		{"plain-ambiguous dead letters", strings.Replace(clean, `key: "q:{id}", payload: x.com/y.T, doc: d, delivery: at-least-once`, `key: "q_{id}", payload: x.com/y.T, doc: d, layout: plain, lint_ignore: [at-most-once]`, 1), "", []string{"plain-ambiguous warning 4"}},
+		{"plain-ambiguous ignored", strings.Replace(clean, `"c:{id}", payload`, `"c_{a}_{b}", layout: plain, lint_ignore: [plain-ambiguous], payload`, 1), "", nil},
+		{"plain-ambiguous disabled", strings.Replace(clean, `"c:{id}", payload`, `"c_{a}_{b}", layout: plain, payload`, 1), "plain-ambiguous", nil},
+		{"plain one placeholder", strings.Replace(clean, `"c:{id}", payload`, `"{id}_output", layout: plain, payload`, 1), "", nil},
+		{"plain queue ending in literal text", strings.Replace(clean, `key: "q:{id}", payload: x.com/y.T, doc: d, delivery: at-least-once`, `key: "q_{id}_x", payload: x.com/y.T, doc: d, layout: plain, lint_ignore: [at-most-once]`, 1), "", nil},
 		{"sharded fixed key", strings.Replace(clean, `"q:{id}"`, `"q"`, 1) + "", "", nil},
 		// The last shard's key is the longest: flow:queue:{q:+three UUIDs}
 		// is 125 bytes, flow:queue:1023:{…#1023} 135.
@@ -169,7 +178,7 @@ func TestLintRules(t *testing.T) {
 	}
 	// The severities themselves: a warning fails storagegen lint, info
 	// does not.
-	want := map[string]Severity{"id-separator": Warning, "missing-doc": Warning, "long-ttl": Warning, "empty-prefix": Warning, "long-key": Warning, "at-most-once": Info, "sharded-pattern": Info}
+	want := map[string]Severity{"id-separator": Warning, "plain-ambiguous": Warning, "missing-doc": Warning, "long-ttl": Warning, "empty-prefix": Warning, "long-key": Warning, "at-most-once": Info, "sharded-pattern": Info}
 	for _, r := range LintRules {
 		if want[r.ID] != r.Severity {
 			t.Errorf("rule %s has severity %s, want %s", r.ID, r.Severity, want[r.ID])

@@ -39,9 +39,10 @@ var queueNodeEdge = &runtime.QueueDecl{
 	Name:   "node_edge",
 	Prefix: Prefix,
 	Key:    runtime.MustKeyPattern("queue_{source_id}_{target_id}"),
+	Layout: runtime.LayoutPlain,
 }
 
-// NodeEdge returns the node_edge queue: key flow:queue:{queue_<source_id>_<target_id>}, payload NodeMessage, at-most-once.
+// NodeEdge returns the node_edge queue: key flow:queue:queue_<source_id>_<target_id>, payload NodeMessage, at-most-once, plain layout (values inserted as they are, as the Python storage system writes its keys).
 //
 // Carries messages from a QueueWriter node to its QueueReader.
 func (qs Queues) NodeEdge(sourceID string, targetID string) runtime.Queue[NodeMessage] {
@@ -79,10 +80,11 @@ var cacheNodeOutput = &runtime.CacheDecl{
 	Name:   "node_output",
 	Prefix: Prefix,
 	Key:    runtime.MustKeyPattern("{node_id}_output"),
+	Layout: runtime.LayoutPlain,
 	TTL:    time.Hour,
 }
 
-// NodeOutput returns the node_output cache entry: key flow:cache:<node_id>_output, payload NodeOutput, ttl 1h.
+// NodeOutput returns the node_output cache entry: key flow:cache:<node_id>_output, payload NodeOutput, ttl 1h, plain layout (values inserted as they are, as the Python storage system writes its keys).
 //
 // Node outputs kept for step-by-step execution.
 func (cs Caches) NodeOutput(nodeID string) runtime.Cache[NodeOutput] {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/storagegen/storagegen/gen"
 	"github.com/storagegen/storagegen/generated"
 	"github.com/storagegen/storagegen/internal/redistest"
 	"github.com/storagegen/storagegen/runtime"
@@ -32,8 +33,13 @@ func TestTypedAPI(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
 
+	// node_edge and node_output have the plain layout: the keys of the
+	// engine's Python QueueStore and CacheStore.
 	q := s.Queues.NodeEdge("node_5", "node_8")
-	if got, want := q.Key(), "flow:queue:{queue_node%5F5_node%5F8}"; got != want {
+	if got, want := q.Key(), "flow:queue:queue_node_5_node_8"; got != want {
+		t.Errorf("Key = %q, want %q", got, want)
+	}
+	if got, want := s.Caches.NodeOutput("node_1").Key(), "flow:cache:node_1_output"; got != want {
 		t.Errorf("Key = %q, want %q", got, want)
 	}
 	at := time.Date(2026, 11, 26, 10, 0, 0, 1, time.UTC)
@@ -64,9 +70,11 @@ func TestTypedAPI(t *testing.T) {
 		t.Errorf("Pop on empty = %v, %v", ok, err)
 	}
 
-	// The seed's naming collides without escaping: (a_b, c) and (a, b_c).
-	if a, b := s.Queues.NodeEdge("a_b", "c").Key(), s.Queues.NodeEdge("a", "b_c").Key(); a == b {
-		t.Errorf("two argument tuples share the key %q", a)
+	// The Python system's naming collides, and so does the plain layout,
+	// by design: (a_b, c) and (a, b_c) are one queue. storagegen lint
+	// says so (the schema ignores it for node_edge: TestPlainAmbiguity).
+	if a, b := s.Queues.NodeEdge("a_b", "c").Key(), s.Queues.NodeEdge("a", "b_c").Key(); a != b || a != "flow:queue:queue_a_b_c" {
+		t.Errorf("NodeEdge(a_b, c) is %q and NodeEdge(a, b_c) %q; the plain layout gives both flow:queue:queue_a_b_c", a, b)
 	}
 	jobs := s.Queues.Jobs() // at-least-once
 	if got := jobs.Key(); got != "flow:queue:{jobs}" {
@@ -172,6 +180,36 @@ func Example() {
 	// Output:
 	// popped row 1
 	// popped row 2
-	// flow:cache:node%5F8_output succeeded true
+	// flow:cache:node_8_output succeeded true
 	// node_9 cached: false
+}
+
+// TestPlainAmbiguity: without its lint_ignore, node_edge gets the
+// plain-ambiguous warning, with two tuples that give one key; node_output
+// (one placeholder, then literal text) gets none.
+func TestPlainAmbiguity(t *testing.T) {
+	src, err := os.ReadFile("../schema.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := gen.Load("schema.yaml", src, gen.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range m.Queues {
+		q.Review.LintIgnore = nil
+	}
+	for _, c := range m.Caches {
+		c.Review.LintIgnore = nil
+	}
+	var got []string
+	for _, f := range gen.Lint(m, nil) {
+		if f.Rule == "plain-ambiguous" {
+			got = append(got, f.Subject+": "+f.Message)
+		}
+	}
+	want := []string{`queue "node_edge": in the plain layout, ("a", "_a") and ("a_", "a") are one key, flow:queue:queue_a__a: values are inserted as they are, so a value holding the pattern's literal text (or, for a queue, ending in :dead) reaches another tuple's key; the Python storage system has the same ambiguity`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("plain-ambiguous findings (-want +got):\n%s", diff)
+	}
 }

@@ -29,9 +29,9 @@ func TestDemo(t *testing.T) {
 				t.Errorf("first line %q, want it to start with %q", lines[0], tc.first)
 			}
 			for _, want := range []string{
-				"queue flow:queue:{queue_node%5F5_node%5F8}",
+				"queue flow:queue:queue_node_5_node_8",
 				"reader node_8 ← popped row 3 from node_5 (run run-1)",
-				"cache flow:cache:node%5F8_output = {status: succeeded, last_row: 3}, expires in 1h0m0s",
+				"cache flow:cache:node_8_output = {status: succeeded, last_row: 3}, expires in 1h0m0s",
 				"cache node_9: no output yet (a miss, not an error)",
 				"cache flow:cache:flow_7:settings (local) read max_parallel [4 4 8 8]",
 				"queue flow:queue:{jobs}: job pushed twice under one ID",
