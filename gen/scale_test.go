@@ -35,13 +35,21 @@ func scaleSchema(n int, shape string) []byte {
 		}
 		return fmt.Sprintf("%s%d:{a}:{b:int}", kind, i)
 	}
+	// Shape "plain": every other declaration has layout: plain, and is
+	// compared by its whole keys (keyspace.OverlapKeys).
+	layout := func(i int) string {
+		if shape == "plain" && i%2 == 0 {
+			return ", layout: plain"
+		}
+		return ""
+	}
 	b.WriteString("queues:\n")
 	for i := range n / 2 {
-		fmt.Fprintf(&b, "  q%d: {key: %q, payload: T%d, doc: Queue %d.}\n", i, key("q", i), i%(n/4), i)
+		fmt.Fprintf(&b, "  q%d: {key: %q, payload: T%d, doc: Queue %d.%s}\n", i, key("q", i), i%(n/4), i, layout(i))
 	}
 	b.WriteString("caches:\n")
 	for i := range n / 4 {
-		fmt.Fprintf(&b, "  c%d: {key: %q, payload: T%d, ttl: 1h, doc: Cache %d.}\n", i, key("c", i), i, i)
+		fmt.Fprintf(&b, "  c%d: {key: %q, payload: T%d, ttl: 1h, doc: Cache %d.%s}\n", i, key("c", i), i, i, layout(i))
 	}
 	return []byte(b.String())
 }
@@ -49,7 +57,7 @@ func scaleSchema(n int, shape string) []byte {
 // 2,000 declarations stay well within the limits, and take little time,
 // even when no key can be told apart from another by its literal ends.
 func TestTwoThousandDeclarations(t *testing.T) {
-	for _, shape := range []string{"word:", "open", "open_", "crossed"} {
+	for _, shape := range []string{"word:", "open", "open_", "crossed", "plain"} {
 		src := scaleSchema(2000, shape)
 		start := time.Now()
 		m, err := Load("schema.yaml", src, CheckOptions{DefaultPackage: "out"})

@@ -98,9 +98,11 @@ func TestREADMEKeyTables(t *testing.T) {
 			t.Errorf("README.md has no row starting %s", want)
 		}
 	}
-	q := QueueKey("<prefix>", "<expanded pattern>")
-	for _, p := range QueueParts {
-		row(q+p.Suffix, p.Type)
+	for _, l := range []Layout{Tagged, Plain} {
+		q := QueueKeyOf(l, "<prefix>", "<expanded pattern>")
+		for _, p := range QueueParts {
+			row(q+p.Suffix, p.Type)
+		}
 	}
 	for _, p := range CacheParts {
 		row(CacheKey("<prefix>", "<expanded pattern>")+p.Suffix, p.Type)
