@@ -190,6 +190,9 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "storagegen: %s, %s, %s → %s/\n",
 		plural(len(m.Queues), "queue"), plural(len(m.Caches), "cache"), plural(len(m.Types), "type"), filepath.ToSlash(filepath.Clean(*out)))
+	if *python != "" {
+		fmt.Fprintf(stdout, "storagegen: Python package → %s/\n", filepath.ToSlash(filepath.Clean(*python)))
+	}
 	return 0
 }
 
