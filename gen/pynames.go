@@ -186,16 +186,16 @@ func PythonModel(m *Model, pkg string) (*PyModel, error) {
 	pm := &PyModel{Schema: m.Schema, Package: pkg, Prefix: m.Prefix, Errors: pythonErrorNames()}
 	reserved := map[string]string{}
 	for n := range pyExports {
-		reserved[n] = "a name the package exports"
+		reserved[n] = "its own class"
 	}
 	for _, n := range pm.Errors {
-		reserved[n] = "an error class of the package"
+		reserved[n] = "its error class"
 	}
 	pyTypes := map[string]string{} // schema name → Python name
 	for _, t := range m.Types {
 		pt := &PyType{Name: t.Name, PyName: pyName(t.Name, nil), Doc: t.Doc}
 		if why, ok := reserved[pt.PyName]; ok {
-			e.add(t.Review.Pos, "type %q: in Python, %s is %s, which __init__.py exports too; rename the type", t.Name, pt.PyName, why)
+			e.add(t.Review.Pos, "type %q: the Python package exports %s %s from __init__.py already; rename the type", t.Name, why, pt.PyName)
 		}
 		pyTypes[t.Name] = pt.PyName
 		for _, f := range t.Fields {

@@ -63,7 +63,7 @@ class NanoDatetime(_dt.datetime):
         plain = repr(_plain(self))  # datetime.datetime(2020, 1, 2, 3, 4, 5, 123456, tzinfo=...)
         return "%s%s, nanosecond=%d)" % (type(self).__name__, plain[plain.index("(") : -1], self.nanosecond)
 
-    def __reduce__(self) -> Any:
+    def __reduce_ex__(self, protocol: Any) -> Any:
         return (_nano, (_plain(self), self.nanosecond))
 
 
@@ -150,7 +150,7 @@ def _enc_int(v: object, path: str, go: str) -> object:
         wrong_type(path, "int", v)
     lo, hi = _INT_RANGES[go]
     if not lo <= v <= hi:
-        raise EncodeError("%s: value out of range for Go %s (%d..%d)" % (path, go, lo, hi))
+        raise EncodeError("%s: value out of range for Go %s" % (path, go))
     return int(v)
 
 
