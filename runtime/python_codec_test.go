@@ -45,8 +45,8 @@ func goValues() map[string]any {
 			Raw: []byte{0, 1, 2, 253, 254, 255}, At: nanoTime,
 			Value: map[string]any{"n": 1.5, "big": 1e300, "list": []any{"x", true, nil, map[string]any{}}, "": -0.0},
 		},
-		"scalars_times": pyinterop.Scalars{At: time.Date(1936, 5, 1, 12, 0, 0, 1, amsterdam1936), F64: 1e21, F32: 0.1, Value: "s"},
-		"scalars_west":  pyinterop.Scalars{At: time.Date(9999, 12, 31, 23, 59, 59, 999999999, west), Value: []any{}},
+		"scalars_times":  pyinterop.Scalars{At: time.Date(1936, 5, 1, 12, 0, 0, 1, amsterdam1936), F64: 1e21, F32: 0.1, Value: "s"},
+		"scalars_west":   pyinterop.Scalars{At: time.Date(9999, 12, 31, 23, 59, 59, 999999999, west), Value: []any{}},
 		"optionals_zero": pyinterop.Optionals{},
 		"optionals_set": pyinterop.Optionals{
 			Flag: true, Text: "t", I64: -1 << 62, U64: 1<<64 - 1, F64: -0.5, At: nanoTime, Raw: []byte{}, Tags: []string{},
