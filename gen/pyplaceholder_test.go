@@ -73,6 +73,7 @@ class CacheDecl:
 class Queue(Generic[T]):
     def __init__(self, r: Any, decl: QueueDecl, codec: Codec[T], *args: str | int) -> None:
         self.codec = codec
+        self.key = ""
 
     async def push(self, value: T) -> None:
         self.codec.encode(value)
@@ -99,6 +100,9 @@ class Cache(Generic[T]):
 
     async def set_ttl(self, value: T, ttl: float | datetime.timedelta) -> None:
         pass
+
+    async def delete(self) -> bool:
+        return False
 `,
 	"_reliable.py": `"""TEMPORARY test stand-in for the at-least-once runtime."""
 
@@ -126,6 +130,9 @@ class ReliableQueue(Generic[T]):
 
     async def push(self, value: T) -> str:
         return ""
+
+    async def push_id(self, id: str, value: T) -> bool:
+        return False
 
     async def receive(self, timeout: float) -> Optional[Delivery[T]]:
         return None

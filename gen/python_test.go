@@ -254,7 +254,9 @@ func TestPythonMypy(t *testing.T) {
 		pkg := filepath.Base(o.dir)
 		writePyPackage(t, dir, pkg, generatePython(t, o.schema, pkg))
 	}
+	// The Python demo is type-checked like the ok_ snippets.
 	snippets, _ := filepath.Glob("testdata/pymypy/*.py")
+	snippets = append(snippets, "../examples/python/demo.py")
 	want := map[string]*regexp.Regexp{}
 	args := []string{"-m", "mypy", "--strict", "--no-error-summary", "--show-error-codes", "--cache-dir", filepath.Join(dir, ".mypy_cache"), "flowstore", "pyinterop"}
 	for _, s := range snippets {
