@@ -159,7 +159,7 @@ func PythonPackageProblem(name string) string {
 }
 
 // pyErrorClassRE finds the public classes of _errors.py.
-var pyErrorClassRE = regexp.MustCompile(`(?m)^class ([A-Z][A-Za-z0-9]*)\b`)
+var pyErrorClassRE = regexp.MustCompile(`(?m)^class ([A-Z][A-Za-z0-9_]*)\b`)
 
 // pythonErrorNames are the error classes of the package: those of the
 // embedded _errors.py, or pyRuntimeErrors while there is none.

@@ -166,6 +166,24 @@ func pythonScenario(schema []byte) (map[string][]byte, error) {
 // memory and compares them with the committed ones, file for file, as
 // storagegen -check does: nothing missing, different or stale.
 func TestPythonUpToDate(t *testing.T) {
+	// The test schema's Go code, which TestPythonCodecMatchesGo compiles.
+	src, err := os.ReadFile("../internal/pyinterop/schema.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load("schema.yaml", src, CheckOptions{DefaultPackage: "pyinterop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goFiles, err := Generate(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range goFiles {
+		if got, err := os.ReadFile(filepath.Join("../internal/pyinterop", name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("internal/pyinterop/%s is not what its schema gives (%v); run go generate ./...", name, err)
+		}
+	}
 	for _, o := range pythonOutputs {
 		files := generatePython(t, o.schema, filepath.Base(o.dir))
 		for name, want := range files {
