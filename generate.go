@@ -9,4 +9,4 @@
 // fetched through a proxy, and Windows refuses the name too.
 package storagegen
 
-//go:generate go run ./cmd/storagegen -schema schema.yaml -out generated -doc STORAGE.md -jsonschema storagegen.schema.json
+//go:generate go run ./cmd/storagegen -schema schema.yaml -out generated -doc STORAGE.md -jsonschema storagegen.schema.json -python examples/python/flowstore

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/storagegen/storagegen/internal/keyspace"
@@ -129,5 +130,43 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 		Catalogue(m)
+		checkPython(t, m)
 	})
+}
+
+// checkPython generates the Python package of an accepted model: the
+// Python run refuses it with positioned errors, or renders text that is
+// valid UTF-8 with no carriage return and no control character but the
+// newline (what pyStr and pyDocstring guarantee by construction; that
+// every accepted corpus schema parses is TestPythonParsesCorpus's part,
+// as a Python process is too slow here).
+func checkPython(t *testing.T, m *Model) {
+	pm, err := PythonModel(m, "out")
+	if err != nil {
+		list, ok := err.(ErrorList)
+		if !ok || len(list) == 0 {
+			t.Fatalf("Python refusal is not a non-empty ErrorList: %T %v", err, err)
+		}
+		for _, e := range list {
+			if e.Pos.Line < 1 || e.Pos.Col < 1 {
+				t.Fatalf("unpositioned Python error: %v", e)
+			}
+		}
+		return
+	}
+	files, err := GeneratePython(pm)
+	if err != nil {
+		t.Fatalf("GeneratePython failed on a checked model: %v", err)
+	}
+	for _, name := range []string{"__init__.py", "types.py", "store.py"} {
+		src := files[name]
+		if !utf8.Valid(src) {
+			t.Fatalf("%s is not valid UTF-8", name)
+		}
+		for _, r := range string(src) {
+			if r != '\n' && (r < 0x20 || r == 0x7f || hiddenRune(r) != "") {
+				t.Fatalf("%s has %U:\n%s", name, r, src)
+			}
+		}
+	}
 }

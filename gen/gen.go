@@ -5,6 +5,12 @@
 //	Check     RawSchema → Model: every rule checked, every Go name decided
 //	Generate  Model → map[file name][]byte: gofmt'd Go, emitted with jennifer
 //
+// The Python client takes two more stages from the checked Model:
+//
+//	PythonModel     Model → PyModel: every Python name decided, what has no Python form refused
+//	GeneratePython  PyModel → map[file name][]byte: the package's modules, its
+//	                hand-written runtime (python/*.py) and the runtime's Lua scripts
+//
 // The parse tree's types are named Raw* (RawSchema, RawQueue, …) and the
 // checked model's *Spec (QueueSpec, CacheSpec, TypeSpec), so that neither
 // reads like the runtime's Queue, Cache or QueueDecl, which the generated

@@ -2,13 +2,15 @@ package runtime
 
 import (
 	"context"
-	"embed"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/storagegen/storagegen/runtime/lua"
 )
 
-// The Lua scripts of an at-least-once queue live in lua/, one file each,
+// The Lua scripts of an at-least-once queue live in lua/ (package lua,
+// which the Python code generator copies them from too), one file each,
 // headed with the KEYS and ARGV they take and what they return. Each step
 // that changes where an item is (push, receive-and-lease, ack, nack,
 // extend, release, reclaim, promote, requeue, purge) is one script, so it
@@ -39,9 +41,6 @@ import (
 // A delivery holds its item while the attempts hash still has its attempt
 // number and the item has a lease (even an expired one nobody has reclaimed
 // yet); ack, nack and extend check both.
-
-//go:embed lua/*.lua
-var luaFiles embed.FS
 
 var (
 	pushScript    = newScript("push")
@@ -80,11 +79,11 @@ func newScript(name string) *script {
 // scriptSource returns the text of the script name as it is sent, with
 // its #!lua line and without it.
 func scriptSource(name string) (shebang, noFlags string) {
-	prelude, err := luaFiles.ReadFile("lua/prelude.lua")
+	prelude, err := lua.Files.ReadFile("prelude.lua")
 	if err != nil {
 		panic(err)
 	}
-	body, err := luaFiles.ReadFile("lua/" + name + ".lua")
+	body, err := lua.Files.ReadFile(name + ".lua")
 	if err != nil {
 		panic(err)
 	}

@@ -11,12 +11,14 @@ import (
 
 	"github.com/yuin/gopher-lua/ast"
 	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/storagegen/storagegen/runtime/lua"
 )
 
 // scriptNames lists the scripts in lua/, the prelude aside.
 func scriptNames(t *testing.T) []string {
 	t.Helper()
-	files, err := fs.Glob(luaFiles, "lua/*.lua")
+	files, err := fs.Glob(lua.Files, "*.lua")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +57,7 @@ func TestScriptsParse(t *testing.T) {
 // read from its AST: name → index in KEYS (from 1).
 func preludeKeys(t *testing.T) map[string]int {
 	t.Helper()
-	src, err := luaFiles.ReadFile("lua/prelude.lua")
+	src, err := lua.Files.ReadFile("prelude.lua")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +134,7 @@ var (
 // uses, itself or through the prelude functions it calls.
 func helperKeys(t *testing.T, nameRE *regexp.Regexp) map[string]map[string]bool {
 	t.Helper()
-	src, err := luaFiles.ReadFile("lua/prelude.lua")
+	src, err := lua.Files.ReadFile("prelude.lua")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +175,7 @@ func TestScriptHeaders(t *testing.T) {
 	nameRE := regexp.MustCompile(`\b(` + strings.Join(slices.Sorted(maps.Keys(keyNames)), "|") + `)\b`)
 	helpers := helperKeys(t, nameRE)
 	for _, name := range scriptNames(t) {
-		src, err := luaFiles.ReadFile("lua/" + name + ".lua")
+		src, err := lua.Files.ReadFile(name + ".lua")
 		if err != nil {
 			t.Fatal(err)
 		}

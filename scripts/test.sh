@@ -11,6 +11,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
+# The Python client's tests run Debian's python3 (3.10 or later) with
+# python3-redis and python3-mypy (STORAGEGEN_PYTHON names another); with CI
+# set, a missing one fails them instead of skipping them.
+if ! /usr/bin/python3 -c 'import redis.asyncio' >/dev/null 2>&1 || ! /usr/bin/python3 -m mypy --version >/dev/null 2>&1; then
+  echo "test.sh: installing python3, python3-redis and python3-mypy"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-redis python3-mypy >/dev/null
+fi
 # Debian's package starts a system service on 6379; the tests do not use it.
 # REDIS_URL, when set, must not be exported to this script: the runs on a
 # cluster and on a Sentinel group start their own (redistest.Main refuses

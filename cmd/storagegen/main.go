@@ -3,8 +3,9 @@
 //
 // Usage:
 //
-//	storagegen -schema schema.yaml -out generated [-package NAME] [-doc STORAGE.md] [-jsonschema FILE]
-//	storagegen -check -schema schema.yaml -out generated [-doc STORAGE.md] [-jsonschema FILE]
+//	storagegen -schema schema.yaml -out generated [-package NAME] [-doc STORAGE.md] [-jsonschema FILE] [-python DIR]
+//	storagegen -check -schema schema.yaml -out generated [-doc STORAGE.md] [-jsonschema FILE] [-python DIR]
+//	storagegen python [-check] -schema schema.yaml -out DIR
 //	storagegen diff -against OLD|git:REF [-schema FILE] [-format text|json|github]
 //	storagegen lint [-schema FILE] [-disable RULE,…] [-format text|json|github]
 //	storagegen doc [-schema FILE] [-out STORAGE.md]
@@ -20,6 +21,14 @@
 // (from the file on disk to what the schema makes; at most 200 lines a
 // file); CI runs it so that generated code, catalogue and editor schema
 // are always what the schema says.
+//
+// python writes (or, with -check, compares) only the Python package
+// generated from the schema into -out, whose base name is the package
+// name; -python DIR does the same beside the Go output of the first two
+// forms. Its stale files are the .py files there that carry the Python
+// form of the header and the .lua files under DIR/lua. A schema with a
+// payload or field type that names a Go import path has no Python form:
+// the Python run refuses it with its position.
 //
 // init starts a module on storagegen: it writes a commented starter
 // schema.yaml, a generate.go holding the //go:generate go tool storagegen
@@ -41,6 +50,8 @@
 //	                  else the base name of -out)
 //	-doc FILE         also write the catalogue to FILE
 //	-jsonschema FILE  also write the JSON Schema to FILE
+//	-python DIR       also write the Python package to DIR (its base name
+//	                  is the Python package name)
 //	-check            compare instead of writing
 //
 // Exit status: 0 on success, 1 for a bad schema (every problem is printed
@@ -78,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runJSONSchema(args[1:], stdout, stderr)
 		case "init":
 			return runInit(args[1:], stdout, stderr)
+		case "python":
+			return runPython(args[1:], stdout, stderr)
 		}
 	}
 	return runGenerate(args, stdout, stderr)
@@ -93,10 +106,11 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 	pkg := fs.String("package", "", "the Go package `name` (default: the schema's package, else the base name of -out)")
 	doc := fs.String("doc", "", "also write the Markdown catalogue to `file` (storagegen doc)")
 	jsonSchema := fs.String("jsonschema", "", "also write the JSON Schema for editors to `file` (storagegen jsonschema)")
-	check := fs.Bool("check", false, "write nothing; exit 1 if -out (and -doc, -jsonschema) do not match the schema")
+	python := fs.String("python", "", "also write the Python package to `directory` (storagegen python)")
+	check := fs.Bool("check", false, "write nothing; exit 1 if -out (and -doc, -jsonschema, -python) do not match the schema")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: storagegen [-check] -schema FILE -out DIR [-package NAME] [-doc FILE] [-jsonschema FILE]\n")
-		fmt.Fprintf(stderr, "       storagegen diff|lint|doc|jsonschema|init -h\n")
+		fmt.Fprintf(stderr, "usage: storagegen [-check] -schema FILE -out DIR [-package NAME] [-doc FILE] [-jsonschema FILE] [-python DIR]\n")
+		fmt.Fprintf(stderr, "       storagegen diff|lint|doc|jsonschema|init|python -h\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +123,11 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storagegen: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return 2
+	}
+	if *python != "" {
+		if code := checkPythonDir(*python, stderr); code != 0 {
+			return code
+		}
 	}
 
 	src, err := os.ReadFile(*schema)
@@ -127,6 +146,14 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	header := []byte("// " + gen.Header(m.Schema) + "\n")
+	var pyFiles map[string][]byte
+	pyHeader := []byte(gen.PythonHeader(m.Schema) + "\n")
+	if *python != "" {
+		var code int
+		if pyFiles, code = pythonOutput(m, *python, stderr); code != 0 {
+			return code
+		}
+	}
 	extra := map[string][]byte{} // path → contents, beside -out
 	if *doc != "" {
 		extra[*doc] = gen.Catalogue(m)
@@ -140,14 +167,10 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 		for _, path := range sortedNames(extra) {
 			problems = append(problems, checkFile(path, extra[path], from)...)
 		}
-		if len(problems) == 0 {
-			return 0
+		if pyFiles != nil {
+			problems = append(problems, checkPyDir(*python, pyFiles, pyHeader, from)...)
 		}
-		for _, p := range problems {
-			fmt.Fprintf(stderr, "storagegen: %s\n%s", p.line, p.diff)
-		}
-		fmt.Fprintln(stderr, "storagegen: run go generate ./... to update them")
-		return 1
+		return reportCheck(problems, stderr)
 	}
 	if err := writeDir(*out, files, header); err != nil {
 		fmt.Fprintf(stderr, "storagegen: %v\n", err)
@@ -159,8 +182,17 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if pyFiles != nil {
+		if err := writePyDir(*python, pyFiles, pyHeader); err != nil {
+			fmt.Fprintf(stderr, "storagegen: %v\n", err)
+			return 1
+		}
+	}
 	fmt.Fprintf(stdout, "storagegen: %s, %s, %s → %s/\n",
 		plural(len(m.Queues), "queue"), plural(len(m.Caches), "cache"), plural(len(m.Types), "type"), filepath.ToSlash(filepath.Clean(*out)))
+	if *python != "" {
+		fmt.Fprintf(stdout, "storagegen: Python package → %s/\n", filepath.ToSlash(filepath.Clean(*python)))
+	}
 	return 0
 }
 

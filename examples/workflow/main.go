@@ -10,15 +10,24 @@
 //
 //	go run ./examples/workflow
 //	REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/workflow
+//
+// With -serve it runs no flow: it starts the embedded server, prints the
+// REDIS_URL to give other programs (such as the Python client's demo,
+// examples/python/demo.py), and keeps the server up until interrupted.
+//
+//	go run ./examples/workflow -serve
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -28,10 +37,35 @@ import (
 )
 
 func main() {
+	serveFlag := flag.Bool("serve", false, "start the embedded server, print its REDIS_URL and keep it up until interrupted; run no flow")
+	flag.Parse()
+	if *serveFlag {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := serve(ctx, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "workflow:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), os.Stdout, os.Getenv("REDIS_URL")); err != nil {
 		fmt.Fprintln(os.Stderr, "workflow:", err)
 		os.Exit(1)
 	}
+}
+
+// serve keeps an embedded server up until ctx ends, having printed the
+// REDIS_URL that reaches it.
+func serve(ctx context.Context, out io.Writer) error {
+	mr, err := miniredis.Run()
+	if err != nil {
+		return err
+	}
+	defer mr.Close()
+	fmt.Fprintf(out, "REDIS_URL=redis://%s/0\n", mr.Addr())
+	fmt.Fprintln(out, "embedded server (miniredis) up; interrupt to stop")
+	<-ctx.Done()
+	return nil
 }
 
 func run(ctx context.Context, out io.Writer, url string) error {

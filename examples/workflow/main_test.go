@@ -46,3 +46,17 @@ func TestDemo(t *testing.T) {
 		})
 	}
 }
+
+func TestServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, &out) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "REDIS_URL=redis://127.0.0.1:") {
+		t.Errorf("serve printed %q", out.String())
+	}
+}
