@@ -215,11 +215,8 @@ func PythonModel(m *Model, pkg string) (*PyModel, error) {
 	}
 	for _, q := range m.Queues {
 		pe := entryOf(q.Name, q.Doc, q.Key, q.Params, payload(fmt.Sprintf("queue %q", q.Name), q.Payload, q.Review), "_queue_")
-		pe.Reliable, pe.Shards, pe.Layout = q.Reliable, q.Shards, layout(q)
-		pe.KeyText = keyspace.QueueKey(m.Prefix, q.Key.Template())
-		if pe.Layout == "plain" {
-			pe.KeyText = m.Prefix + "queue:" + q.Key.Template()
-		}
+		pe.Reliable, pe.Shards, pe.Layout = q.Reliable, q.Shards, q.Layout.String()
+		pe.KeyText = q.KeyOf(m.Prefix, q.Key.Template())
 		delivery := "at-most-once"
 		if r := q.Reliable; r != nil {
 			delivery = fmt.Sprintf("at-least-once (lease %s, at most %d %s)", durationText(r.Lease), r.MaxDeliveries, pluralWord(r.MaxDeliveries, "delivery", "deliveries"))
@@ -232,7 +229,7 @@ func PythonModel(m *Model, pkg string) (*PyModel, error) {
 	}
 	for _, c := range m.Caches {
 		pe := entryOf(c.Name, c.Doc, c.Key, c.Params, payload(fmt.Sprintf("cache %q", c.Name), c.Payload, c.Review), "_cache_")
-		pe.Layout, pe.NoExpiry, pe.TTL = layout(c), c.NoExpiry, c.TTL.Seconds()
+		pe.Layout, pe.NoExpiry, pe.TTL = c.Layout.String(), c.NoExpiry, c.TTL.Seconds()
 		pe.KeyText = keyspace.CacheKey(m.Prefix, c.Key.Template())
 		ttl := "no expiry"
 		if !c.NoExpiry {
@@ -254,13 +251,6 @@ func entryOf(name, doc string, key *keyspace.Pattern, params []*Param, payload, 
 	}
 	return pe
 }
-
-// layout is the one place the Python run reads an entry's key layout.
-//
-// LAYOUT: the model has no layout yet (`layout: plain` arrives with its own
-// change); until then every entry is "tagged". When it arrives, return
-// the QueueSpec's or CacheSpec's layout here and nowhere else.
-func layout(spec any) string { return "tagged" }
 
 // hasExternal reports whether t is, or contains, a type that names a Go
 // import path.

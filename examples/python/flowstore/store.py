@@ -26,7 +26,7 @@ _queue_node_edge = _QueueDecl(
     name="node_edge",
     prefix=PREFIX,
     key=_KeyPattern("queue_{source_id}_{target_id}"),
-    layout="tagged",
+    layout="plain",
 )
 
 _queue_jobs = _QueueDecl(
@@ -44,7 +44,7 @@ _cache_node_output = _CacheDecl(
     name="node_output",
     prefix=PREFIX,
     key=_KeyPattern("{node_id}_output"),
-    layout="tagged",
+    layout="plain",
     ttl=3600.0,
 )
 
@@ -72,7 +72,7 @@ class Queues:
         self._r = redis
 
     def node_edge(self, source_id: str, target_id: str) -> _Queue[_types.NodeMessage]:
-        """The node_edge queue: key flow:queue:{queue_<source_id>_<target_id>}, payload NodeMessage, at-most-once.
+        """The node_edge queue: key flow:queue:queue_<source_id>_<target_id>, payload NodeMessage, at-most-once.
 
         Carries messages from a QueueWriter node to its QueueReader.
         """

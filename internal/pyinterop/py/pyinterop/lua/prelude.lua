@@ -1,11 +1,13 @@
 -- The prelude of every script: those of an at-least-once queue, and
--- deadletter.lua, which an at-most-once queue uses with the same keys.
--- scripts.go puts it between a script's #!lua line and the script's own
--- text, so every script sees these names.
+-- deadletter.lua, which an at-most-once queue uses. scripts.go puts it
+-- between a script's #!lua line and the script's own text, so every
+-- script sees these names.
 --
--- Every script receives the queue's keys in this order (keyspace.Ready …
--- keyspace.ReadyAt in Go; TestScriptKeyNames ties the two), all under the
--- queue's hash tag, so no script needs to say KEYS[n]:
+-- Every script of an at-least-once queue receives the queue's keys in
+-- this order (keyspace.Ready … keyspace.ReadyAt in Go; TestScriptKeyNames
+-- ties the two), all under the queue's hash tag, so no script needs to say
+-- KEYS[n]. deadletter.lua alone takes one key of its own, the dead-letter
+-- list, and binds it by a name of its own; these names are not its keys:
 local READY, PROCESSING, LEASES, DELAYED, DEAD, ITEMS, ATTEMPTS, ERRORS, READY_AT =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 -- READY       LIST  IDs ready to be received: pushed at the head, taken from the tail
