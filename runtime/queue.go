@@ -332,8 +332,9 @@ func (ds *DataStore) deadLetter(ctx context.Context, cl redis.UniversalClient, k
 	dead := DeadKey(key)
 	wctx, cancel := settleContext(ctx)
 	defer cancel()
-	// An at-most-once queue's dead key is where reliableKeys puts DEAD.
-	derr := deadLetterScript.run(wctx, ds.Connection, cl, reliableKeys(key), bad...).Err()
+	// The script takes one key, the dead-letter list (a plain queue's key
+	// and its dead key are in different cluster slots).
+	derr := deadLetterScript.run(wctx, ds.Connection, cl, []string{dead}, bad...).Err()
 	if derr == nil {
 		return opError("pop", key, fmt.Errorf("%w (%d item(s) moved to %q)", refusal, len(bad), dead))
 	}
