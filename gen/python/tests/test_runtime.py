@@ -71,7 +71,7 @@ class KeyTests(unittest.TestCase):
                 self.assertEqual(_runtime.queue_key(corpus["prefix"], name), c["queue_key"])
                 self.assertEqual(_runtime.cache_key(corpus["prefix"], name), c["cache_key"])
                 self.assertEqual(_runtime.shard_keys(corpus["prefix"], name, 4), c["shard_keys"])
-                self.assertEqual(_runtime.marker_key(c["queue_key"], args[0] if isinstance(args[0], str) else "x{}%"), c["marker"])
+                self.assertEqual(_runtime.marker_key(c["queue_key"], args[0] if args and isinstance(args[0], str) else "x{}%"), c["marker"])
                 self.assertEqual(_runtime.receipt_key(c["queue_key"], c["token"]), c["receipt"])
                 self.assertEqual(_runtime.reliable_keys(c["queue_key"]), c["reliable_keys"])
                 cases += 1
