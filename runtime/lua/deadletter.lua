@@ -10,12 +10,13 @@
 -- a server whose memory is full (maxmemory with noeviction) would refuse
 -- the write, and the items, already off the queue, would be lost.
 --
--- KEYS[1]  -> <Q>:dead, the queue's dead-letter LIST: the items go to its head
+-- KEYS[1] READY -> <Q>:dead, the queue's dead-letter LIST: the items go to
+--                  its head (the one key; the prelude names KEYS[1] READY)
 -- ARGV[i] -> the i-th item as popped (raw bytes), oldest first
 --
 -- Returns: the length of the dead-letter list.
 local n = 0
 for i = 1, #ARGV do
-  n = redis.call('LPUSH', KEYS[1], ARGV[i])
+  n = redis.call('LPUSH', READY, ARGV[i])
 end
 return n
