@@ -46,9 +46,7 @@ func PythonForTest(t testing.TB, withMypy bool) string {
 	return py
 }
 
-// writePyPackage writes a generated package into root/pkg. A runtime
-// module that gen/python does not have yet gets its placeholder
-// (pyPlaceholders), in this temporary directory only.
+// writePyPackage writes a generated package into root/pkg.
 func writePyPackage(t *testing.T, root, pkg string, files map[string][]byte) {
 	t.Helper()
 	dir := filepath.Join(root, pkg)
@@ -59,13 +57,6 @@ func writePyPackage(t *testing.T, root, pkg string, files map[string][]byte) {
 		}
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
-		}
-	}
-	for name, src := range pyPlaceholders {
-		if files[name] == nil {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
-				t.Fatal(err)
-			}
 		}
 	}
 }

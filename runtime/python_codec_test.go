@@ -120,10 +120,7 @@ func TestPythonCodecMatchesGo(t *testing.T) {
 	// left empty here.
 	for _, name := range []string{"types.py", "_codec.py", "_errors.py"} {
 		src, err := os.ReadFile(filepath.Join("..", "internal", "pyinterop", "py", "pyinterop", name))
-		if os.IsNotExist(err) && name == "_errors.py" {
-			// TEMPORARY, until the Python runtime's _errors.py is merged.
-			src = []byte("class StoragegenError(Exception): pass\nclass EncodeError(StoragegenError, ValueError): pass\nclass DecodeError(StoragegenError, ValueError): pass\n")
-		} else if err != nil {
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(pkg, name), src, 0o644); err != nil {

@@ -12,14 +12,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 # The Python client's tests run Debian's python3 (3.10 or later) with
-# python3-redis and python3-mypy (STORAGEGEN_PYTHON names another); with CI
-# set, a missing one fails them instead of skipping them.
-if ! /usr/bin/python3 -c 'import redis.asyncio' >/dev/null 2>&1 || ! /usr/bin/python3 -m mypy --version >/dev/null 2>&1; then
+# redis-py (python3-redis, 4.3 on Debian 12: redis.asyncio) and mypy;
+# STORAGEGEN_PYTHON names another interpreter that has both. With CI set,
+# a missing one fails those tests instead of skipping them.
+python=${STORAGEGEN_PYTHON:-/usr/bin/python3}
+if ! "$python" -c 'import redis.asyncio, mypy' >/dev/null 2>&1; then
   echo "test.sh: installing python3, python3-redis and python3-mypy"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-redis python3-mypy >/dev/null
 fi
+"$python" -c 'import sys, redis, mypy.version; print("test.sh: python", sys.version.split()[0], "redis-py", redis.__version__, "mypy", mypy.version.__version__)'
 # Debian's package starts a system service on 6379; the tests do not use it.
 # REDIS_URL, when set, must not be exported to this script: the runs on a
 # cluster and on a Sentinel group start their own (redistest.Main refuses

@@ -8,7 +8,7 @@ write and read exactly the JSON of the Go side.
 """
 
 from ._codec import NanoDatetime
-from ._errors import DecodeError, EncodeError, InvalidArgument, StoragegenError
+from ._errors import DecodeError, EncodeError, InvalidArgument, LeaseLost, OutOfMemory, PayloadTooLarge, PermissionDenied, StoragegenError, UnknownOutcome
 from .store import Store
 from .types import NodeMessage, NodeOutput, JobRequest, FlowSettings
 
@@ -18,9 +18,14 @@ __all__ = [
     "FlowSettings",
     "InvalidArgument",
     "JobRequest",
+    "LeaseLost",
     "NanoDatetime",
     "NodeMessage",
     "NodeOutput",
+    "OutOfMemory",
+    "PayloadTooLarge",
+    "PermissionDenied",
     "StoragegenError",
     "Store",
+    "UnknownOutcome",
 ]

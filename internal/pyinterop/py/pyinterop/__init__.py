@@ -8,7 +8,7 @@ write and read exactly the JSON of the Go side.
 """
 
 from ._codec import NanoDatetime
-from ._errors import DecodeError, EncodeError, InvalidArgument, StoragegenError
+from ._errors import DecodeError, EncodeError, InvalidArgument, LeaseLost, OutOfMemory, PayloadTooLarge, PermissionDenied, StoragegenError, UnknownOutcome
 from .store import Store
 from .types import Scalars, Optionals, Inner, Nested
 
@@ -17,10 +17,15 @@ __all__ = [
     "EncodeError",
     "Inner",
     "InvalidArgument",
+    "LeaseLost",
     "NanoDatetime",
     "Nested",
     "Optionals",
+    "OutOfMemory",
+    "PayloadTooLarge",
+    "PermissionDenied",
     "Scalars",
     "StoragegenError",
     "Store",
+    "UnknownOutcome",
 ]
