@@ -202,7 +202,12 @@ func (d *differ) entry(o, c *entryView) {
 			"key pattern %q became %q: placeholders were renamed, the keys are the same; only the accessor's parameter names change", o.key, c.key)
 	}
 	if o.layout != c.layout {
-		d.add(true, allowed, "layout-changed", subject, c.notes.PosOf("layout"), "%s", layoutChange(d.old.Prefix, d.cur.Prefix, o, c))
+		if layoutKeepsKeys(o, c) {
+			d.add(false, "", "layout-changed", subject, c.notes.PosOf("layout"),
+				"layout changed from %s to %s: the key pattern has no string placeholder, so the keys are the same in both layouts (%s)", o.layout, c.layout, c.keyOf(d.cur.Prefix, c.key.Template()))
+		} else {
+			d.add(true, allowed, "layout-changed", subject, c.notes.PosOf("layout"), "%s", layoutChange(d.old.Prefix, d.cur.Prefix, o, c))
+		}
 	}
 	if o.payload.String() != c.payload.String() {
 		d.add(true, allowed, "payload-changed", subject, c.notes.PosOf("payload"),
@@ -226,6 +231,23 @@ func (d *differ) entry(o, c *entryView) {
 	}
 }
 
+// layoutKeepsKeys reports a layout change that moves no key: a cache
+// (whose key has no braces in either layout) whose pattern, the same shape
+// before and after, has no string placeholder, the only thing the two
+// layouts write differently. A queue's key changes whatever its pattern:
+// the tagged layout puts it between braces.
+func layoutKeepsKeys(o, c *entryView) bool {
+	if o.kind != "cache" || patternShape(o.key) != patternShape(c.key) {
+		return false
+	}
+	for _, ph := range c.key.Placeholders() {
+		if ph.Type == keyspace.String {
+			return false
+		}
+	}
+	return true
+}
+
 // layoutChange is the message of a change of an entry's layout from o's
 // to c's: the old and the new key of an example tuple, and what to do.
 func layoutChange(oldPrefix, curPrefix string, o, c *entryView) string {
@@ -234,27 +256,73 @@ func layoutChange(oldPrefix, curPrefix string, o, c *entryView) string {
 	args := layoutExample(c.key)
 	oldName, oerr := o.key.ExpandLayout(o.layout, args...)
 	curName, cerr := c.key.ExpandLayout(c.layout, args...)
+	if oerr == nil && cerr == nil && oldName == curName {
+		// A cache whose example values hold no byte the tagged layout
+		// escapes ("node_5" under "output:{node_id}"): show one that does.
+		args = layoutExample(c.key, escapedByte(c.key))
+		oldName, oerr = o.key.ExpandLayout(o.layout, args...)
+		curName, cerr = c.key.ExpandLayout(c.layout, args...)
+	}
 	if oerr == nil && cerr == nil && patternShape(o.key) == patternShape(c.key) {
 		fmt.Fprintf(&b, "%s was %s and is now %s", exampleText(c.key, args), o.keyOf(oldPrefix, oldName), c.keyOf(curPrefix, curName))
 	} else {
 		fmt.Fprintf(&b, "keys were %s and are now %s", o.keyOf(oldPrefix, o.key.Template()), c.keyOf(curPrefix, c.key.Template()))
 	}
-	b.WriteString(", so what is stored under the old keys is unreachable")
 	if o.kind == "queue" {
+		b.WriteString(", so what is stored under the old keys is unreachable")
 		b.WriteString("; drain the queue (Len is 0 and its dead letters are handled) with the old build before deploying the new one")
 	} else {
-		b.WriteString("; the new build misses every entry until it is written again under the new key")
+		// Values of bytes the tagged layout leaves as they are give the
+		// same key in both layouts; the others move.
+		fmt.Fprintf(&b, ", so entries whose values hold a byte the tagged layout escapes (such as %s) are unreachable; the new build misses them until they are written again under the new key", escapedText(c.key))
 	}
 	return b.String()
 }
 
+// escapedByte returns a byte that the tagged layout escapes in p's values
+// and a plain value may hold: the first such byte of p's literal text,
+// else '%'.
+func escapedByte(p *keyspace.Pattern) byte {
+	if s := escapedText(p); s != "" {
+		return s[0]
+	}
+	return '%'
+}
+
+// escapedText lists the ASCII bytes of p's literal text that the tagged
+// layout escapes in values, then '%' and the other bytes it always
+// escapes, as
+// "_ % { } * ? [ ] \\".
+func escapedText(p *keyspace.Pattern) string {
+	var out []string
+	seen := map[byte]bool{}
+	lit := reshape(p, func(keyspace.Placeholder) string { return "" })
+	for i := 0; i < len(lit); i++ {
+		if c := lit[i]; c < 0x80 && !keyspace.Verbatim(c) && !seen[c] {
+			seen[c] = true
+			out = append(out, string(c))
+		}
+	}
+	for _, c := range []byte("%{}*?[]\\") {
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, string(c))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 // layoutExample returns the arguments diff shows a layout change with:
 // node_5, node_8, … for strings, which the tagged layout escapes (_ is
-// %5F there when the pattern's literal text has it), and 7 for ints.
-func layoutExample(p *keyspace.Pattern) []any {
+// %5F there when the pattern's literal text has it), and 7 for ints; with
+// sep, node<sep>5, … instead.
+func layoutExample(p *keyspace.Pattern, sep ...byte) []any {
 	args := make([]any, len(p.Placeholders()))
 	for i, ph := range p.Placeholders() {
 		args[i] = fmt.Sprintf("node_%d", 5+3*i)
+		if len(sep) > 0 {
+			args[i] = fmt.Sprintf("node%c%d", sep[0], 5+3*i)
+		}
 		if ph.Type == keyspace.Int {
 			args[i] = 7
 		}

@@ -56,6 +56,12 @@ const idSeparators = "_/+=@"
 // declaration.
 const maxAmbiguitySteps = 1_000_000
 
+// ambiguitySteps bounds the searches of plain-ambiguous summed over a
+// schema, as MaxKeySearchSteps bounds the checker's: one plain pattern
+// with long repeated literal text takes some 65,000 steps, and a schema
+// may have thousands. It is a variable so that a test can lower it.
+var ambiguitySteps = MaxKeySearchSteps
+
 // FindLintRule returns the rule with the given ID, or nil.
 func FindLintRule(id string) *LintRule {
 	for i := range LintRules {
@@ -87,7 +93,7 @@ type Finding struct {
 // Lint runs every rule not in disabled on m, skipping those an entry's
 // lint_ignore names, and returns the findings in schema order.
 func Lint(m *Model, disabled map[string]bool) []Finding {
-	l := &linter{disabled: disabled}
+	l := &linter{disabled: disabled, ambiguitySteps: ambiguitySteps}
 	l.file(m)
 	for _, q := range m.Queues {
 		// The last shard's keys are the longest.
@@ -125,6 +131,9 @@ func Lint(m *Model, disabled map[string]bool) []Finding {
 type linter struct {
 	disabled map[string]bool
 	found    []Finding
+	// ambiguitySteps is what is left of the plain-ambiguous searches'
+	// budget; below 0 once it ran out, and the rule searches no more.
+	ambiguitySteps int
 }
 
 func (l *linter) add(n *Notes, rule string, pos Pos, subject, msg, fix string) {
@@ -192,15 +201,29 @@ func (l *linter) entry(kind, name string, keys keyspace.KeySet, keyOf func(strin
 }
 
 // plainAmbiguous reports a plain declaration two tuples of which give one
-// key, with the tuples and the key. The search is bounded like the
-// checker's key comparisons (one declaration with itself costs far less
-// than a schema's pairs); when the bound is reached it says nothing.
+// key, with the tuples and the key. The search is bounded in each
+// declaration and over the schema, like the checker's key comparisons;
+// when a bound is reached, the declaration gets a finding that says its
+// keys were not searched (and, for the schema's bound, neither were those
+// of the plain declarations after it), never silence.
 func (l *linter) plainAmbiguous(kind, name, prefix string, keys keyspace.KeySet, n *Notes) {
-	if keys.Layout != keyspace.Plain || l.disabled["plain-ambiguous"] || n.Ignores("plain-ambiguous") {
+	if keys.Layout != keyspace.Plain || l.disabled["plain-ambiguous"] || n.Ignores("plain-ambiguous") || l.ambiguitySteps < 0 {
 		return
 	}
-	m, used := keyspace.Ambiguous(keys, maxAmbiguitySteps)
-	if m == nil || used > maxAmbiguitySteps {
+	budget := min(maxAmbiguitySteps, l.ambiguitySteps)
+	m, used := keyspace.Ambiguous(keys, budget)
+	l.ambiguitySteps -= used
+	if used > budget {
+		what := fmt.Sprintf("over %d search steps, the limit for one declaration", maxAmbiguitySteps)
+		if budget < maxAmbiguitySteps {
+			what = fmt.Sprintf("the rest of the %d search steps that the rule may take in a schema, so the plain declarations after it were not searched either", ambiguitySteps)
+		}
+		l.add(n, "plain-ambiguous", n.PosOf("layout"), fmt.Sprintf("%s %q", kind, name),
+			fmt.Sprintf("whether two argument tuples give one key was not decided: the search took %s", what),
+			"if no value can hold the pattern's literal text, ignore the rule for this entry (lint_ignore: [plain-ambiguous]); otherwise shorten repeated literal text in plain key patterns")
+		return
+	}
+	if m == nil {
 		return
 	}
 	l.add(n, "plain-ambiguous", n.PosOf("layout"), fmt.Sprintf("%s %q", kind, name),

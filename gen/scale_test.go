@@ -102,3 +102,42 @@ caches:
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }
+
+// TestPlainAmbiguitySearchBudget: plain-ambiguous searches each plain
+// declaration's keys against themselves, and a plain pattern with long
+// repeated literal text (k0:{a}xxx…, unambiguous) takes some 54,000 steps;
+// a schema of thousands of them once kept storagegen lint busy for
+// minutes. The searches share one budget over the schema (MaxKeySearchSteps,
+// as the checker's comparisons do): 200 such caches spend it, and the one
+// where it runs out gets a finding that says its keys and those after it
+// were not searched, instead of silence; none after it gets one.
+func TestPlainAmbiguitySearchBudget(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nprefix: \"flow:\"\ncaches:\n")
+	const n = 200
+	for i := range n {
+		fmt.Fprintf(&b, "  c%d: {key: \"k%d:{a}%s\", payload: x.com/y.T, ttl: 1h, doc: d, layout: plain}\n", i, i, strings.Repeat("x", 230))
+	}
+	m := mustLoad(t, b.String())
+	var got []Finding
+	for _, f := range Lint(m, nil) {
+		if f.Rule == "plain-ambiguous" {
+			got = append(got, f)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("plain-ambiguous findings: %+v; want one, where the search budget ran out", got)
+	}
+	if f := got[0]; !strings.Contains(f.Message, "was not decided") || !strings.Contains(f.Message, "after it were not searched") || f.Pos.Line < 4+n/2 {
+		t.Errorf("finding %+v; want the budget's, well into the schema", f)
+	}
+	// Ignoring the rule on that entry moves the finding on to the next.
+	line := got[0].Pos.Line
+	lines := strings.Split(b.String(), "\n")
+	lines[line-1] = strings.Replace(lines[line-1], "layout: plain", "layout: plain, lint_ignore: [plain-ambiguous]", 1)
+	for _, f := range Lint(mustLoad(t, strings.Join(lines, "\n")), nil) {
+		if f.Rule == "plain-ambiguous" && f.Pos.Line != line+1 {
+			t.Errorf("with the rule ignored at line %d: %+v; want the finding at the next line", line, f)
+		}
+	}
+}

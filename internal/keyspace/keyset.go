@@ -37,12 +37,17 @@ type KeyMatch struct {
 
 // keySetShape identifies the automaton of a KeySet of a given pattern.
 type keySetShape struct {
-	queue, reliable, sharded bool
-	layout                   Layout
+	queue, reliable bool
+	shards          int // over 1 for a sharded queue; else 0
+	layout          Layout
 }
 
 func (k KeySet) shape() keySetShape {
-	return keySetShape{queue: k.Queue, reliable: k.Queue && k.Reliable, sharded: k.Queue && k.Shards > 1, layout: k.Layout}
+	sh := keySetShape{queue: k.Queue, reliable: k.Queue && k.Reliable, layout: k.Layout}
+	if k.Queue && k.Shards > 1 {
+		sh.shards = k.Shards
+	}
+	return sh
 }
 
 // parts returns the names of the parts the automaton of k labels, in
@@ -64,12 +69,20 @@ func (k KeySet) parts() (names, suffixes []string) {
 // shardLabel labels the first digit of a shard's number.
 const shardLabel = -1000
 
+// exactShardStates bounds the states (roughly) of the copies of a sharded
+// queue's expansion, one per shard, that make its automaton exact; a queue
+// with more shards or a longer pattern gets one copy, between two shard
+// numbers that need not be equal.
+const exactShardStates = 1 << 15
+
 // automaton returns the automaton of k's keys, built once per pattern and
 // shape: after "queue:" or "cache:", the pattern's expansions in k's
 // layout, and for a queue, its parts as suffixes (a tagged queue's
 // expansion between braces, and its shards i > 0 as
-// queue:<i>:{<expansion>#<i>} with any number for i, which is more than
-// the shards there are but never less).
+// queue:<i>:{<expansion>#<i>} for each shard i that the queue has, with a
+// copy of the expansion for each; past exactShardStates, one copy between
+// two shard numbers i and j, so that keys with i ≠ j are more than the
+// keys there are, but never less).
 func (k KeySet) automaton() *automaton {
 	p, sh := k.Pattern, k.shape()
 	p.cutsMu.Lock()
@@ -92,17 +105,31 @@ func (k KeySet) automaton() *automaton {
 			b.expansion(p, Tagged)
 			b.lit("}")
 		}
-		if !sh.sharded {
+		if sh.shards == 0 {
 			tagged()
+			break
+		}
+		if (sh.shards-1)*(len(p.pattern)+20*len(p.placeholders)) <= exactShardStates {
+			alts := []func(){tagged}
+			for i := 1; i < sh.shards; i++ {
+				n := strconv.Itoa(i)
+				alts = append(alts, func() {
+					b.mark = shardLabel
+					b.lit(n + ":{")
+					b.expansion(p, Tagged)
+					b.lit("#" + n + "}")
+				})
+			}
+			b.oneOf(alts...)
 			break
 		}
 		b.oneOf(tagged, func() {
 			b.mark = shardLabel
-			b.number()
+			b.numberBelow(sh.shards)
 			b.lit(":{")
 			b.expansion(p, Tagged)
 			b.lit("#")
-			b.number()
+			b.numberBelow(sh.shards)
 			b.lit("}")
 		})
 	}

@@ -85,6 +85,14 @@ func TestOverlapKeysCases(t *testing.T) {
 		{q("{x}", Plain), q("a_{id}", Tagged), "queue:{a_a}"},
 		{q("1:{x}", Plain), sharded(q("jobs", Tagged), 4), "queue:1:{jobs#1}"},
 		{q("1:{x}", Plain), q("jobs", Tagged), ""},
+		// Only the shards a queue has: shard 7 of 8, none of 2 or 4 (the
+		// search once took any number, and gave queue:7:{jobs#1}).
+		{q("7:{x}", Plain), sharded(q("jobs", Tagged), 8), "queue:7:{jobs#7}"},
+		{q("7:{x}", Plain), sharded(q("jobs", Tagged), 4), ""},
+		{q("7:{x}", Plain), sharded(rel(q("jobs", Tagged)), 2), ""},
+		{q("10:{x}", Plain), sharded(q("jobs", Tagged), 11), "queue:10:{jobs#10}"},
+		{q("10:{x}", Plain), sharded(q("jobs", Tagged), 10), ""},
+		{q("1023:{x}", Plain), sharded(q("jobs", Tagged), 1024), "queue:1023:{jobs#1023}"},
 		{q("queue_{s}_{t}", Plain), rel(q("jobs", Tagged)), ""},
 		{q("queue_{s}_{t}", Plain), q("queue_{s}_{t}", Tagged), ""},
 		// Plain queues: each other's lists and dead letters.
@@ -277,4 +285,24 @@ func fmtArgs(args []any) string {
 		b.WriteByte(',')
 	}
 	return b.String()
+}
+
+// A queue with many shards and a long pattern gets one copy of its
+// expansion between two shard numbers (exactShardStates): still only the
+// numbers of its shards, and never fewer keys than it has.
+func TestOverlapKeysManyShards(t *testing.T) {
+	long := KeySet{Queue: true, Pattern: MustParsePattern("jobs_{a}_{b}_with_a_long_literal_word"), Shards: 1024}
+	for _, tc := range []struct {
+		plain string
+		want  bool
+	}{{"1023:{x}", true}, {"1:{x}", true}, {"1024:{x}", false}, {"2000:{x}", false}, {"0:{x}", false}} {
+		k := KeySet{Queue: true, Pattern: MustParsePattern(tc.plain), Layout: Plain}
+		m, _ := OverlapKeys(k, long, -1)
+		if (m != nil) != tc.want {
+			t.Errorf("OverlapKeys(%q plain, 1024 shards) = %+v; want a key: %v", tc.plain, m, tc.want)
+		}
+		if m != nil && !strings.HasPrefix(m.Key, "queue:"+strings.TrimSuffix(tc.plain, "{x}")+"{") {
+			t.Errorf("OverlapKeys(%q plain, 1024 shards) = %q", tc.plain, m.Key)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package keyspace
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -270,10 +271,32 @@ func (b *builder) lit(s string) {
 	}
 }
 
-// number adds [1-9][0-9]*, as fixed text: a shard's number.
-func (b *builder) number() {
-	b.step(nonZeroBytes, 0)
-	b.a.edge(b.cur, digitBytes, b.cur, 0)
+// numberBelow adds the decimal numbers 1 … n-1 (strconv.Itoa), as fixed
+// text: the number of a shard i > 0 of a queue with n shards. It is a
+// trie of their digits, so its states are about n.
+func (b *builder) numberBelow(n int) {
+	label := b.mark
+	b.mark = 0
+	start, end := b.cur, b.a.state()
+	next := map[[2]int]int{} // (state, digit) → state
+	for i := 1; i < n; i++ {
+		s := start
+		for _, c := range []byte(strconv.Itoa(i)) {
+			t, ok := next[[2]int{s, int(c)}]
+			if !ok {
+				t = b.a.state()
+				next[[2]int{s, int(c)}] = t
+				l := int32(0)
+				if s == start {
+					l = label
+				}
+				b.a.edge(s, single(c), t, l)
+			}
+			s = t
+		}
+		b.a.eps[s] = append(b.a.eps[s], end)
+	}
+	b.cur = end
 }
 
 // oneOf adds a choice: each alternative builds from cur, and they all
