@@ -151,6 +151,11 @@ func pyTypeDecl(t *PyType) string {
 	name := pyStr(t.Name)
 	b.WriteString("\n    def to_json(self) -> bytes:\n")
 	b.WriteString(`        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""` + "\n")
+	// The store's codec calls to_json unbound (Type.to_json), so self may
+	// be a value of another type that an untyped caller passed: it is
+	// refused, not written as one (Go would read it as a zero value).
+	b.WriteString("        if not isinstance(self, " + t.PyName + "):\n")
+	b.WriteString("            _c.wrong_type(" + name + ", " + name + ", self)\n")
 	b.WriteString("        return _c.dumps(self._obj(" + name + "), " + name + ")\n")
 	b.WriteString("\n    @classmethod\n")
 	b.WriteString("    def from_json(cls, data: bytes | str) -> " + t.PyName + ":\n")

@@ -25,6 +25,8 @@ class NodeMessage:
 
     def to_json(self) -> bytes:
         """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        if not isinstance(self, NodeMessage):
+            _c.wrong_type("NodeMessage", "NodeMessage", self)
         return _c.dumps(self._obj("NodeMessage"), "NodeMessage")
 
     @classmethod
@@ -75,6 +77,8 @@ class NodeOutput:
 
     def to_json(self) -> bytes:
         """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        if not isinstance(self, NodeOutput):
+            _c.wrong_type("NodeOutput", "NodeOutput", self)
         return _c.dumps(self._obj("NodeOutput"), "NodeOutput")
 
     @classmethod
@@ -123,6 +127,8 @@ class JobRequest:
 
     def to_json(self) -> bytes:
         """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        if not isinstance(self, JobRequest):
+            _c.wrong_type("JobRequest", "JobRequest", self)
         return _c.dumps(self._obj("JobRequest"), "JobRequest")
 
     @classmethod
@@ -166,6 +172,8 @@ class FlowSettings:
 
     def to_json(self) -> bytes:
         """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        if not isinstance(self, FlowSettings):
+            _c.wrong_type("FlowSettings", "FlowSettings", self)
         return _c.dumps(self._obj("FlowSettings"), "FlowSettings")
 
     @classmethod

@@ -32,6 +32,8 @@ class Scalars:
 
     def to_json(self) -> bytes:
         """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        if not isinstance(self, Scalars):
+            _c.wrong_type("Scalars", "Scalars", self)
         return _c.dumps(self._obj("Scalars"), "Scalars")
 
     @classmethod
@@ -101,6 +103,8 @@ class Optionals:
 
     def to_json(self) -> bytes:
         """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        if not isinstance(self, Optionals):
+            _c.wrong_type("Optionals", "Optionals", self)
         return _c.dumps(self._obj("Optionals"), "Optionals")
 
     @classmethod
@@ -170,6 +174,8 @@ class Inner:
 
     def to_json(self) -> bytes:
         """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        if not isinstance(self, Inner):
+            _c.wrong_type("Inner", "Inner", self)
         return _c.dumps(self._obj("Inner"), "Inner")
 
     @classmethod
@@ -219,6 +225,8 @@ class Nested:
 
     def to_json(self) -> bytes:
         """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        if not isinstance(self, Nested):
+            _c.wrong_type("Nested", "Nested", self)
         return _c.dumps(self._obj("Nested"), "Nested")
 
     @classmethod
