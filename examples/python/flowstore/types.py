@@ -24,7 +24,7 @@ class NodeMessage:
     sent_at: _dt.datetime
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
         if not isinstance(self, NodeMessage):
             _c.wrong_type("NodeMessage", "NodeMessage", self)
         return _c.dumps(self._obj("NodeMessage"), "NodeMessage")
@@ -76,7 +76,7 @@ class NodeOutput:
     duration_ms: float
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
         if not isinstance(self, NodeOutput):
             _c.wrong_type("NodeOutput", "NodeOutput", self)
         return _c.dumps(self._obj("NodeOutput"), "NodeOutput")
@@ -126,7 +126,7 @@ class JobRequest:
     priority: int
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
         if not isinstance(self, JobRequest):
             _c.wrong_type("JobRequest", "JobRequest", self)
         return _c.dumps(self._obj("JobRequest"), "JobRequest")
@@ -171,7 +171,7 @@ class FlowSettings:
     tags: list[str] | None = None
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
         if not isinstance(self, FlowSettings):
             _c.wrong_type("FlowSettings", "FlowSettings", self)
         return _c.dumps(self._obj("FlowSettings"), "FlowSettings")
