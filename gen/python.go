@@ -78,7 +78,7 @@ func pyInit(pm *PyModel) string {
 Store(client) takes a redis.asyncio client (redis-py 4.2 or later); its
 queues and caches attributes have one accessor per queue and cache of the
 schema. The payload types are dataclasses whose to_json and from_json
-write and read exactly the JSON of the Go side.`, pm.Package, pm.Schema), "") + "\n\n")
+read the JSON of the Go side and write JSON it reads as the same values.`, pm.Package, pm.Schema), "") + "\n\n")
 	b.WriteString("from ._codec import NanoDatetime\n")
 	b.WriteString("from ._errors import " + strings.Join(pm.Errors, ", ") + "\n")
 	b.WriteString("from .store import Store\n")
@@ -150,7 +150,12 @@ func pyTypeDecl(t *PyType) string {
 	}
 	name := pyStr(t.Name)
 	b.WriteString("\n    def to_json(self) -> bytes:\n")
-	b.WriteString(`        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""` + "\n")
+	b.WriteString(`        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""` + "\n")
+	// The store's codec calls to_json unbound (Type.to_json), so self may
+	// be a value of another type that an untyped caller passed: it is
+	// refused, not written as one (Go would read it as a zero value).
+	b.WriteString("        if not isinstance(self, " + t.PyName + "):\n")
+	b.WriteString("            _c.wrong_type(" + name + ", " + name + ", self)\n")
 	b.WriteString("        return _c.dumps(self._obj(" + name + "), " + name + ")\n")
 	b.WriteString("\n    @classmethod\n")
 	b.WriteString("    def from_json(cls, data: bytes | str) -> " + t.PyName + ":\n")

@@ -21,6 +21,7 @@ import asyncio
 import datetime
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,11 +54,14 @@ async def main(url: str) -> None:
     print("cache node_8 = %s" % (got.status if got else "missing"))
 
     jobs = store.queues.jobs()
-    await jobs.push_id("python-demo", JobRequest(flow_id="flow_7", inputs={"rows": 3}, priority=1))
+    # An ID of this run: push_id drops a second push of one ID within the
+    # queue's dedupe window (an hour), so a fixed ID would go through once.
+    await jobs.push_id("python-demo-%d-%d" % (os.getpid(), time.time_ns()), JobRequest(flow_id="flow_7", inputs={"rows": 3}, priority=1))
     delivery = await jobs.receive(5.0)
-    if delivery is not None:
-        print("executor <- job %s, delivery %d" % (delivery.value.flow_id, delivery.attempt))
-        await delivery.ack()
+    if delivery is None:
+        raise SystemExit("executor: no job came within 5s")
+    print("executor <- job %s, delivery %d" % (delivery.value.flow_id, delivery.attempt))
+    await delivery.ack()
     await client.close()
     print("done")
 

@@ -1,7 +1,8 @@
 """The JSON codec of the payload types: what the generated types.py calls.
 
-It writes and reads exactly what the Go runtime's codec does
-(encoding/json/v2 with its default, strict settings):
+It reads what the Go runtime's codec reads, and writes JSON that Go reads
+back as the same value (encoding/json/v2 with its default, strict
+settings):
 
 - object member names match case-sensitively; unknown members are
   ignored; a duplicate member name anywhere is a decode error, as are
@@ -15,6 +16,8 @@ It writes and reads exactly what the Go runtime's codec does
   number written with a fraction or an exponent (1.0, 1e2), as Go does;
   Python ints are exact, so an int64 beyond 2**53 survives unchanged;
 - float32 values are range-checked (Go rounds them to float32);
+- a float is written as Python spells it (1.0, 1e-07, -0.0 where Go
+  writes 1, 1e-7, -0): the same number in other bytes;
 - []byte is standard base64 with padding;
 - time.Time is RFC 3339 with a zone, written like Go's RFC3339Nano (the
   fraction trimmed of trailing zeros, Z for a zero offset, UTC when the

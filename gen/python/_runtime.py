@@ -235,16 +235,25 @@ def _wrap(op: str, key: str, err: BaseException, write: bool) -> StoragegenError
 
 
 def _to_ns(d: Seconds, what: str) -> int:
-    """d, seconds or a timedelta, in integer nanoseconds."""
+    """d, seconds or a timedelta, in integer nanoseconds: within Go's
+    time.Duration (2**63-1 ns, about 292 years either way), or
+    InvalidArgument, as a float's overflow or a huge int would otherwise
+    raise OverflowError or reach the server."""
     if isinstance(d, timedelta):
-        return (d.days * 86400 + d.seconds) * 1_000_000_000 + d.microseconds * 1000
-    if isinstance(d, bool) or not isinstance(d, (int, float)):
+        ns = (d.days * 86400 + d.seconds) * 1_000_000_000 + d.microseconds * 1000
+    elif isinstance(d, bool) or not isinstance(d, (int, float)):
         raise InvalidArgument("%s must be seconds (a number) or a timedelta, got %s" % (what, type(d).__name__))
-    if isinstance(d, float) and not math.isfinite(d):
+    elif isinstance(d, float) and not math.isfinite(d):
         raise InvalidArgument("%s %r is not finite" % (what, d))
-    if isinstance(d, int):
-        return d * 1_000_000_000
-    return round(d * 1e9)
+    elif isinstance(d, int):
+        ns = d * 1_000_000_000
+    elif abs(d) >= 9.3e9:  # d * 1e9 may be infinite
+        ns = _INT64_MAX + 1
+    else:
+        ns = round(d * 1e9)
+    if not _INT64_MIN <= ns <= _INT64_MAX:
+        raise InvalidArgument("%s is out of range: more than Go's time.Duration holds (about 292 years)" % what)
+    return ns
 
 
 def _fmt(ns: int) -> str:

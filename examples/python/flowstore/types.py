@@ -24,7 +24,9 @@ class NodeMessage:
     sent_at: _dt.datetime
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
+        if not isinstance(self, NodeMessage):
+            _c.wrong_type("NodeMessage", "NodeMessage", self)
         return _c.dumps(self._obj("NodeMessage"), "NodeMessage")
 
     @classmethod
@@ -74,7 +76,9 @@ class NodeOutput:
     duration_ms: float
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
+        if not isinstance(self, NodeOutput):
+            _c.wrong_type("NodeOutput", "NodeOutput", self)
         return _c.dumps(self._obj("NodeOutput"), "NodeOutput")
 
     @classmethod
@@ -122,7 +126,9 @@ class JobRequest:
     priority: int
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
+        if not isinstance(self, JobRequest):
+            _c.wrong_type("JobRequest", "JobRequest", self)
         return _c.dumps(self._obj("JobRequest"), "JobRequest")
 
     @classmethod
@@ -165,7 +171,9 @@ class FlowSettings:
     tags: list[str] | None = None
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
+        if not isinstance(self, FlowSettings):
+            _c.wrong_type("FlowSettings", "FlowSettings", self)
         return _c.dumps(self._obj("FlowSettings"), "FlowSettings")
 
     @classmethod

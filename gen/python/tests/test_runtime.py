@@ -132,6 +132,17 @@ class KeyTests(unittest.TestCase):
         self.assertEqual(_runtime._timeout_arg(0.0001), "0.001")
         self.assertEqual(_runtime._timeout_arg(2.05), "2.05")
 
+    def test_durations_beyond_go_are_refused(self) -> None:
+        # Go's time.Duration ends at 2**63-1 ns (about 292 years); beyond it
+        # a duration is InvalidArgument, never an OverflowError from float
+        # arithmetic or a command the server refuses.
+        self.assertEqual(_runtime._to_ns(9223372036, "t"), 9223372036 * 10**9)
+        self.assertEqual(_runtime._to_ns(timedelta(days=1), "t"), 86400 * 10**9)
+        huge: List[Union[float, int, timedelta]] = [1e300, 1e10, -1e300, 10**400, -(10**30), timedelta.max, timedelta.min]
+        for bad in huge:
+            with self.assertRaises(InvalidArgument, msg=repr(bad)):
+                _runtime._to_ns(bad, "timeout")
+
     def test_decls(self) -> None:
         k = KeyPattern("a:{b}")
         for kw in [
@@ -149,6 +160,13 @@ class KeyTests(unittest.TestCase):
 
 
 class QueueTests(RedisCase):
+    async def test_pop_timeouts_beyond_go_are_refused(self) -> None:
+        q = self.store.queues.edge("t", "huge")
+        huge: List[Union[float, int, timedelta]] = [1e300, 10**400, timedelta.max]
+        for bad in huge:
+            with self.assertRaises(InvalidArgument, msg=repr(bad)):
+                await q.pop(bad)
+
     async def test_fifo(self) -> None:
         q = self.store.queues.edge("node_5", "node_8")
         self.assertEqual(q.key, "pyt:queue:{queue_node%5F5_node%5F8}")
@@ -316,7 +334,7 @@ class CacheTests(RedisCase):
         self.assertTrue(1400 < pttl <= 1500, pttl)
         await c.set_ttl({"v": 2}, timedelta(milliseconds=1999, microseconds=999))
         self.assertTrue(await self.raw("PTTL", c.key) <= 1999)
-        bads: List[Union[float, timedelta]] = [0, -1, 0.0009, timedelta(0)]
+        bads: List[Union[float, timedelta]] = [0, -1, 0.0009, timedelta(0), 1e300, 10**30, timedelta.max]
         for bad in bads:
             with self.assertRaises(InvalidArgument, msg=repr(bad)):
                 await c.set_ttl({"v": 3}, bad)

@@ -51,6 +51,18 @@ class Encode(unittest.TestCase):
                 scalars(**{field: value}).to_json()
             self.assertIn("Scalars." + field, str(c.exception))
 
+    def test_a_value_of_another_type_is_refused(self):
+        # The store's codecs call Type.to_json unbound: a value of another
+        # payload type (a typo an untyped caller makes) must not be written
+        # as if it were one, where a Go reader would take it for a zero value.
+        other = Inner(name="x", at=ZERO_TIME)
+        for bad in (other, {"flag": True}, None):
+            with self.assertRaises(EncodeError, msg=repr(bad)) as c:
+                Scalars.to_json(bad)
+            self.assertIn("Scalars", str(c.exception))
+        with self.assertRaises(EncodeError):
+            Optionals.to_json(scalars())
+
     def test_floats(self):
         for bad in [float("nan"), float("inf")]:
             with self.assertRaises(EncodeError):

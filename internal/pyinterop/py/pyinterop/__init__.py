@@ -4,7 +4,7 @@
 Store(client) takes a redis.asyncio client (redis-py 4.2 or later); its
 queues and caches attributes have one accessor per queue and cache of the
 schema. The payload types are dataclasses whose to_json and from_json
-write and read exactly the JSON of the Go side.
+read the JSON of the Go side and write JSON it reads as the same values.
 """
 
 from ._codec import NanoDatetime

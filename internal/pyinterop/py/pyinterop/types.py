@@ -31,7 +31,9 @@ class Scalars:
     value: _t.Any
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
+        if not isinstance(self, Scalars):
+            _c.wrong_type("Scalars", "Scalars", self)
         return _c.dumps(self._obj("Scalars"), "Scalars")
 
     @classmethod
@@ -100,7 +102,9 @@ class Optionals:
     inner: Inner | None = None
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
+        if not isinstance(self, Optionals):
+            _c.wrong_type("Optionals", "Optionals", self)
         return _c.dumps(self._obj("Optionals"), "Optionals")
 
     @classmethod
@@ -169,7 +173,9 @@ class Inner:
     at: _dt.datetime
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
+        if not isinstance(self, Inner):
+            _c.wrong_type("Inner", "Inner", self)
         return _c.dumps(self._obj("Inner"), "Inner")
 
     @classmethod
@@ -218,7 +224,9 @@ class Nested:
     type_: int
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
+        if not isinstance(self, Nested):
+            _c.wrong_type("Nested", "Nested", self)
         return _c.dumps(self._obj("Nested"), "Nested")
 
     @classmethod
