@@ -208,7 +208,7 @@ func pyTypeDecl(t *PyType) string {
 // it holds Go's zero value as well as when it is None: the scalar types,
 // whose zero Python and Go agree on (see _codec.omitted).
 func omitsZero(t *TypeRef) bool {
-	return t.Kind == Time || t.Kind == Builtin && t.Name != "any"
+	return t.Kind == Time || t.Kind == Declared || t.Kind == Builtin && t.Name != "any"
 }
 
 // pyAnnotation is the Python type of a field.

@@ -79,9 +79,11 @@ class Encode(unittest.TestCase):
         self.assertEqual(Optionals().to_json(), b"{}")
         zero = Optionals(flag=False, text="", i64=0, u64=0, f64=-0.0, at=dt.datetime(1, 1, 1, tzinfo=UTC))
         self.assertEqual(zero.to_json(), b"{}")
-        # Collections, any values and structs are omitted only when None.
-        kept = Optionals(raw=b"", tags=[], meta={}, value=0, inner=Inner(name="", at=ZERO_TIME))
-        self.assertEqual(json.loads(kept.to_json()), {"raw": "", "tags": [], "meta": {}, "value": 0, "inner": {"name": "", "at": "0001-01-01T00:00:00Z"}})
+        # A struct of zero values is omitted, as Go's omitzero omits it.
+        self.assertEqual(Optionals(inner=Inner(name="", at=ZERO_TIME)).to_json(), b"{}")
+        # Collections and any values are omitted only when None.
+        kept = Optionals(raw=b"", tags=[], meta={}, value=0, inner=Inner(name="x", at=ZERO_TIME))
+        self.assertEqual(json.loads(kept.to_json()), {"raw": "", "tags": [], "meta": {}, "value": 0, "inner": {"name": "x", "at": "0001-01-01T00:00:00Z"}})
         self.assertEqual(Optionals.from_json(b"{}"), Optionals())
         self.assertEqual(Optionals.from_json(b'{"text":null,"inner":null}'), Optionals())
 
@@ -146,7 +148,8 @@ class Decode(unittest.TestCase):
             (b'{"i":1.0}', "Scalars.i"), (b'{"i":1e2}', "Scalars.i"), (b'{"i":true}', "Scalars.i"),
             (b'{"i64":9223372036854775808}', "Scalars.i64"), (b'{"u64":-1}', "Scalars.u64"),
             (b'{"u64":18446744073709551616}', "Scalars.u64"), (b'{"i32":2147483648}', "Scalars.i32"),
-            (b'{"f64":1e400}', "Scalars"), (b'{"f64":NaN}', "Scalars"), (b'{"f32":3.4028236e38}', "Scalars.f32"),
+            (b'{"f64":1e400}', "Scalars.f64"), (b'{"i64":1%s}' % (b"0" * 5000), "Scalars.i64"),
+            (b'{"value":[1e400]}', "Scalars.value"), (b'{"value":{"a":-1e999}}', "Scalars.value"), (b'{"u64":-0}', "Scalars.u64"), (b'{"f64":NaN}', "Scalars"), (b'{"f32":3.4028236e38}', "Scalars.f32"),
             (b'{"value":{"a":1,"a":2}}', "Scalars"), (b'{"text":"\\ud800"}', "Scalars"), (b'{"value":["\\udc00"]}', "Scalars"),
             (b'{"raw":"aGk"}', "Scalars.raw"), (b'{"raw":"aG k="}', "Scalars.raw"), (b'{"raw":"aGk=\\n"}', "Scalars.raw"),
             (b'{"at":"2020-01-02T03:04:05"}', "Scalars.at"), (b'{"at":"2020-01-02t03:04:05z"}', "Scalars.at"),
@@ -165,6 +168,13 @@ class Decode(unittest.TestCase):
         n = Nested.from_json(b'{"list":null,"matrix":[[1],null],"inner":null}')
         self.assertEqual((n.list_, n.matrix, n.inner), ([], [[1], []], Inner(name="", at=ZERO_TIME)))
         self.assertEqual(Scalars.from_json('{"text":"\\ud83d\\ude00"}').text, "\U0001F600")
+        # Members it does not know are skipped, whatever numbers they hold.
+        big = b'{"unknown":[1e400, -1%s], "i":3}' % (b"0" * 5000)
+        self.assertEqual(Scalars.from_json(big).i, 3)
+        # -0 is -0.0 in a float64 and in an any value, as Go reads it.
+        v = Scalars.from_json(b'{"f64":-0, "value":[-0, {"z":-0}]}')
+        self.assertEqual(str(v.f64), "-0.0")
+        self.assertEqual(json.dumps(v.value), "[-0.0, {\"z\": -0.0}]")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -106,7 +107,7 @@ def _kind(obj: object) -> str:
         return "null"
     if isinstance(obj, bool):
         return "a JSON boolean"
-    if isinstance(obj, (int, float)):
+    if isinstance(obj, (int, float, _OutOfRange)):
         return "a JSON number"
     if isinstance(obj, str):
         return "a JSON string"
@@ -291,16 +292,21 @@ def enc_map(v: object, path: str, elem: Encoder) -> object:
 
 
 def omitted(v: object) -> bool:
-    """Reports whether an optional scalar field is left out of the JSON:
-    None, or the zero value of its Go type (Go's omitzero), so that Python
-    writes the bytes Go writes. (Optional bytes, lists, maps, any values and
-    structs are left out only when None.)"""
-    if v is None or v is False or v == "":
+    """Reports whether an optional scalar or struct field is left out of
+    the JSON: None, or the zero value of its Go type (Go's omitzero), so
+    that Python writes the bytes Go writes. A struct is zero when each of
+    its fields is: None, a zero scalar or a zero struct; a list, a dict or
+    bytes, which Python writes as [], {} or "" and Go reads as non-nil, make
+    it non-zero. (Optional bytes, lists, maps and any values are left out
+    only when None.)"""
+    if v is None or v is False or isinstance(v, str) and v == "":
         return True
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return v == 0
     if isinstance(v, _dt.datetime):
         return v.utcoffset() is not None and v == ZERO_TIME and not (isinstance(v, NanoDatetime) and v.nanosecond)
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return all(omitted(getattr(v, f.name)) for f in dataclasses.fields(v))
     return False
 
 
@@ -327,19 +333,39 @@ def _object(pairs: List[Any]) -> Dict[str, Any]:
     return d
 
 
-def _parse_float(s: str) -> float:
+class _OutOfRange:
+    """A JSON number beyond float64's range (or too long for Python's int
+    parser). Go refuses it where a field or an any value holds it and skips
+    it in a member it does not know; so does loads: the decoders of fields
+    refuse it, and unknown members are never looked at."""
+
+    __slots__ = ()
+
+
+_OUT_OF_RANGE = _OutOfRange()
+
+
+class _NegativeZero(int):
+    """The JSON number -0 written without a fraction: 0 to Python's int,
+    but Go refuses it for an unsigned field and reads it as -0.0 into a
+    float64 (or an any value)."""
+
+
+def _parse_float(s: str) -> object:
     f = float(s)
     if not math.isfinite(f):
-        raise _Refused("a number is out of the range of float64")
+        return _OUT_OF_RANGE
     return f
 
 
-def _parse_int(s: str) -> int:
-    n = int(s)
+def _parse_int(s: str) -> object:
+    if s == "-0":
+        return _NegativeZero(0)
     try:
+        n = int(s)
         float(n)
-    except OverflowError:
-        raise _Refused("a number is out of the range of float64") from None
+    except (ValueError, OverflowError):  # ValueError: beyond sys.get_int_max_str_digits()
+        return _OUT_OF_RANGE
     return n
 
 
@@ -424,6 +450,8 @@ def dec_str(obj: object, path: str) -> str:
 def _dec_int(obj: object, path: str, go: str) -> int:
     if obj is None:
         return 0
+    if isinstance(obj, _OutOfRange) or isinstance(obj, _NegativeZero) and go.startswith("uint"):
+        raise DecodeError("%s: number out of range for Go %s" % (path, go))
     if isinstance(obj, float):
         raise DecodeError("%s: want an integer for Go %s, got a number with a fraction or exponent" % (path, go))
     if isinstance(obj, bool) or not isinstance(obj, int):
@@ -431,7 +459,7 @@ def _dec_int(obj: object, path: str, go: str) -> int:
     lo, hi = _INT_RANGES[go]
     if not lo <= obj <= hi:
         raise DecodeError("%s: number out of range for Go %s" % (path, go))
-    return obj
+    return int(obj)
 
 
 def dec_int(obj: object, path: str) -> int:
@@ -457,6 +485,10 @@ def dec_uint64(obj: object, path: str) -> int:
 def dec_float64(obj: object, path: str) -> float:
     if obj is None:
         return 0.0
+    if isinstance(obj, _OutOfRange):
+        raise DecodeError("%s: number out of range for Go float64" % path)
+    if isinstance(obj, _NegativeZero):
+        return -0.0
     if isinstance(obj, bool) or not isinstance(obj, (int, float)):
         raise DecodeError("%s: want a JSON number, got %s" % (path, _kind(obj)))
     return float(obj)
@@ -525,8 +557,32 @@ def dec_time(obj: object, path: str) -> _dt.datetime:
 
 def dec_any(obj: object, path: str) -> Any:
     # loads has refused what Go refuses anywhere (duplicate names, lone
-    # surrogates, numbers out of range); Go reads every number of an any
-    # value as a float64, Python keeps an integer an int.
+    # surrogates); Go reads every number of an any value as a float64, and
+    # refuses one beyond its range, while Python keeps an integer an int.
+    # The walk is iterative, so a deep value costs no recursion.
+    if isinstance(obj, _OutOfRange):
+        raise DecodeError("%s: number out of range for Go float64" % path)
+    if isinstance(obj, _NegativeZero):
+        return -0.0
+    stack: List[object] = [obj]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            for i, e in enumerate(v):
+                if isinstance(e, _OutOfRange):
+                    raise DecodeError("%s: number out of range for Go float64" % path)
+                if isinstance(e, _NegativeZero):
+                    v[i] = -0.0
+                elif isinstance(e, (list, dict)):
+                    stack.append(e)
+        elif isinstance(v, dict):
+            for k, e in v.items():
+                if isinstance(e, _OutOfRange):
+                    raise DecodeError("%s: number out of range for Go float64" % path)
+                if isinstance(e, _NegativeZero):
+                    v[k] = -0.0
+                elif isinstance(e, (list, dict)):
+                    stack.append(e)
     return obj
 
 

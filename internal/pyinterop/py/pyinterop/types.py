@@ -134,7 +134,7 @@ class Optionals:
             out["meta"] = _c.enc_map(self.meta, path + ".meta", _c.enc_any)
         if self.value is not None:
             out["value"] = _c.enc_any(self.value, path + ".value")
-        if self.inner is not None:
+        if not _c.omitted(self.inner):
             out["inner"] = Inner._enc(self.inner, path + ".inner")
         return out
 
