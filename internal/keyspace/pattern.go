@@ -241,17 +241,36 @@ func (p *Pattern) Template() string {
 // Expand fills in the placeholders with args: a string for each string
 // placeholder and an int for each int placeholder, in order. An empty string
 // is an error.
-func (p *Pattern) Expand(args ...any) (string, error) {
+func (p *Pattern) Expand(args ...any) (string, error) { return p.expand(Tagged, args) }
+
+// expand fills in the placeholders with args in layout l: string values
+// escaped (Tagged) or as they are (Plain), ints in decimal (strconv.Itoa,
+// as Python's str(int) writes them).
+func (p *Pattern) expand(l Layout, args []any) (string, error) {
 	if len(args) != len(p.placeholders) {
 		return "", fmt.Errorf("%w: key pattern %q takes %d arguments, got %d", ErrInvalidArgument, p.pattern, len(p.placeholders), len(args))
 	}
+	n := len(p.pattern)
+	for _, a := range args {
+		if s, ok := a.(string); ok {
+			n += len(s)
+		}
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for i, ph := range p.placeholders {
 		b.WriteString(p.literals[i])
 		switch v := args[i].(type) {
 		case string:
 			if ph.Type != String {
 				return "", fmt.Errorf("%w: placeholder {%s} takes an int, got a string", ErrInvalidArgument, ph.Name)
+			}
+			if l == Plain {
+				if err := CheckPlainValue(v); err != nil {
+					return "", fmt.Errorf("placeholder {%s}: %w", ph.Name, err)
+				}
+				b.WriteString(v)
+				continue
 			}
 			if v == "" {
 				return "", fmt.Errorf("%w: placeholder {%s} is empty", ErrInvalidArgument, ph.Name)

@@ -3,7 +3,6 @@ package keyspace
 import (
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // Layout is how a declaration's placeholder values become its keys.
@@ -107,38 +106,4 @@ func (p *Pattern) ExpandLayout(l Layout, args ...any) (string, error) {
 // the pattern's literal text with each string value inserted as it is and
 // each int written in decimal (strconv.Itoa, as Python's str(int) writes
 // it). A value CheckPlainValue refuses is an error.
-func (p *Pattern) ExpandPlain(args ...any) (string, error) {
-	if len(args) != len(p.placeholders) {
-		return "", fmt.Errorf("%w: key pattern %q takes %d arguments, got %d", ErrInvalidArgument, p.pattern, len(p.placeholders), len(args))
-	}
-	n := len(p.pattern)
-	for _, a := range args {
-		if s, ok := a.(string); ok {
-			n += len(s)
-		}
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for i, ph := range p.placeholders {
-		b.WriteString(p.literals[i])
-		switch v := args[i].(type) {
-		case string:
-			if ph.Type != String {
-				return "", fmt.Errorf("%w: placeholder {%s} takes an int, got a string", ErrInvalidArgument, ph.Name)
-			}
-			if err := CheckPlainValue(v); err != nil {
-				return "", fmt.Errorf("placeholder {%s}: %w", ph.Name, err)
-			}
-			b.WriteString(v)
-		case int:
-			if ph.Type != Int {
-				return "", fmt.Errorf("%w: placeholder {%s} takes a string, got an int", ErrInvalidArgument, ph.Name)
-			}
-			b.WriteString(strconv.Itoa(v))
-		default:
-			return "", fmt.Errorf("%w: placeholder {%s} takes a %s, got %T", ErrInvalidArgument, ph.Name, ph.Type, v)
-		}
-	}
-	b.WriteString(p.literals[len(p.literals)-1])
-	return b.String(), nil
-}
+func (p *Pattern) ExpandPlain(args ...any) (string, error) { return p.expand(Plain, args) }
