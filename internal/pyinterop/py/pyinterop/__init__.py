@@ -10,11 +10,12 @@ write and read exactly the JSON of the Go side.
 from ._codec import NanoDatetime
 from ._errors import DecodeError, EncodeError, InvalidArgument, LeaseLost, OutOfMemory, PayloadTooLarge, PermissionDenied, StoragegenError, UnknownOutcome
 from .store import Store
-from .types import Scalars, Optionals, Inner, Nested
+from .types import Scalars, Optionals, Inner, Nested, Envelope
 
 __all__ = [
     "DecodeError",
     "EncodeError",
+    "Envelope",
     "Inner",
     "InvalidArgument",
     "LeaseLost",
