@@ -50,13 +50,13 @@ var queueJobs = &runtime.QueueDecl{
 	Name:          "jobs",
 	Prefix:        Prefix,
 	Key:           runtime.MustKeyPattern("jobs:{self}"),
-	Lease:         30 * time.Second,
+	Lease:         2 * time.Second,
 	MaxDeliveries: 5,
 	DedupeWindow:  time.Hour,
 	Shards:        2,
 }
 
-// Jobs returns the jobs queue: key interop:queue:{jobs:<self>}, payload Scalars, at-least-once (lease 30s, at most 5 deliveries), 2 shards (FIFO per shard).
+// Jobs returns the jobs queue: key interop:queue:{jobs:<self>}, payload Scalars, at-least-once (lease 2s, at most 5 deliveries), 2 shards (FIFO per shard).
 func (qs Queues) Jobs(self string) runtime.ReliableQueue[Scalars] {
 	return runtime.NewReliableQueue[Scalars](qs.ds, queueJobs, self)
 }

@@ -12,9 +12,8 @@ JSON object. Nothing here is a mock: every value goes through Redis.
     xlang.py ADDR produce Q FIRST N    push_id ids FIRST..FIRST+N-1 on the
                                        at-least-once queue Q (tasks or jobs)
     xlang.py ADDR consume Q LOG SLOW   receive, append "<id> <attempt>" to LOG
-                                       (flushed) and ack, until killed or the
-                                       queue stays empty for 3 s; SLOW seconds
-                                       of "work" before each ack
+                                       (flushed), SLOW seconds of "work", ack;
+                                       until killed (or for 60 s at most)
     xlang.py ADDR seed-write PREFIX    the Python storage system's own writes:
                                        LPUSH json.dumps(dict), SET/SETEX
     xlang.py ADDR seed-read PREFIX N   its reads: BRPOP and GET, json.loads
@@ -288,14 +287,12 @@ async def consume(r: Any, qname: str, log: str, slow: float) -> Dict[str, Any]:
     store = Store(r)
     rq: Any = store.queues.tasks("crash") if qname == "tasks" else store.queues.jobs("crash")
     handled = 0
-    idle_since = time.monotonic()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 60  # the test kills it long before
     with open(log, "a", encoding="utf-8") as f:
-        while time.monotonic() < deadline and time.monotonic() - idle_since < 3:
+        while time.monotonic() < deadline:
             d = await rq.receive(0.5)
             if d is None:
                 continue
-            idle_since = time.monotonic()
             f.write(f"{d.id} {d.attempt}\n")
             f.flush()
             os.fsync(f.fileno())

@@ -36,7 +36,7 @@ _queue_jobs = _QueueDecl(
     key=_KeyPattern("jobs:{self}"),
     layout="tagged",
     reliable=True,
-    lease=30.0,
+    lease=2.0,
     max_deliveries=5,
     dedupe_window=3600.0,
     shards=2,
@@ -103,7 +103,7 @@ class Queues:
         return _Queue(self._r, _queue_events, _codec_Nested, source_id, attempt)
 
     def jobs(self, self_: str) -> _ReliableQueue[_types.Scalars]:
-        """The jobs queue: key interop:queue:{jobs:<self>}, payload Scalars, at-least-once (lease 30s, at most 5 deliveries), 2 shards (FIFO per shard)."""
+        """The jobs queue: key interop:queue:{jobs:<self>}, payload Scalars, at-least-once (lease 2s, at most 5 deliveries), 2 shards (FIFO per shard)."""
         return _ReliableQueue(self._r, _queue_jobs, _codec_Scalars, self_)
 
     def mixed(self, source_id: str, target_id: str) -> _Queue[_types.Envelope]:
