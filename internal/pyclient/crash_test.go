@@ -23,7 +23,8 @@ import (
 // they work (between logging a delivery and acking it) and started again.
 // Every consumer is a process of its own: a Go consumer is this test
 // binary run again (TestCrashConsumerProcess), a Python one xlang.py.
-// At the end every pushed ID was handled at least once (lost = 0); the
+// At the end every pushed ID was handled at least once (lost = 0) and the
+// queue is settled (every delivery acked, none in flight, none dead); the
 // duplicates that at-least-once allows are counted and logged.
 
 const (
@@ -233,6 +234,13 @@ func crash(t *testing.T, py, producer, queue string) {
 	}
 	if len(handled) != crashItems {
 		t.Fatalf("consumers handled %d distinct IDs, %d were pushed", len(handled), crashItems)
+	}
+	// A consumer logs a delivery before it acks it, so the log alone would
+	// count an item whose consumer was killed as handled even if it were
+	// never delivered again: the queue must also have settled, every item
+	// acked (by the consumer that logged it, or after a reclaim by another).
+	if st, err := statsOf(ctx, s, queue); err != nil || st != (runtime.Stats{}) {
+		t.Fatalf("queue not settled after the consumers handled every ID: %+v, %v", st, err)
 	}
 }
 
