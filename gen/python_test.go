@@ -15,36 +15,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/storagegen/storagegen/internal/pyclient"
 	"github.com/storagegen/storagegen/internal/txtar"
 )
-
-// PythonForTest returns the Python the tests run: STORAGEGEN_PYTHON, or
-// Debian's /usr/bin/python3 (the python3 first in PATH may be a build
-// without python3-redis and python3-mypy). When it, or mypy (withMypy),
-// is missing, the test is skipped with how to install them, unless CI is
-// set, where it fails: CI must run every test.
-func PythonForTest(t testing.TB, withMypy bool) string {
-	t.Helper()
-	py := os.Getenv("STORAGEGEN_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
-	check := [][]string{{"-c", "import sys; assert sys.version_info >= (3, 10), sys.version"}}
-	if withMypy {
-		check = append(check, []string{"-m", "mypy", "--version"})
-	}
-	for _, args := range check {
-		if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
-			msg := fmt.Sprintf("%s %s: %v: %s; install Debian's python3 (3.10 or later) and python3-mypy (apt-get install python3 python3-mypy python3-redis), or set STORAGEGEN_PYTHON",
-				py, strings.Join(args, " "), err, bytes.TrimSpace(out))
-			if os.Getenv("CI") != "" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
-	}
-	return py
-}
 
 // writePyPackage writes a generated package into root/pkg.
 func writePyPackage(t *testing.T, root, pkg string, files map[string][]byte) {
@@ -257,7 +230,7 @@ var pyErrorRE = regexp.MustCompile(`# ERROR ("(?:[^"\\]|\\.)*")`)
 // matching message, as a misspelled accessor or a wrong payload fails to
 // compile in Go.
 func TestPythonMypy(t *testing.T) {
-	py := PythonForTest(t, true)
+	py := pyclient.Python(t)
 	dir := t.TempDir()
 	for _, o := range pythonOutputs {
 		pkg := filepath.Base(o.dir)
@@ -317,7 +290,7 @@ func TestPythonMypy(t *testing.T) {
 // TestPythonCodec runs the Python unit tests of the generated codec
 // (testdata/pytest/test_codec.py) on the test schema's package.
 func TestPythonCodec(t *testing.T) {
-	py := PythonForTest(t, false)
+	py := pyclient.Python(t)
 	dir := t.TempDir()
 	writePyPackage(t, dir, "pyinterop", generatePython(t, "../internal/pyinterop/schema.yaml", "pyinterop"))
 	src, err := os.ReadFile("testdata/pytest/test_codec.py")
@@ -381,7 +354,7 @@ json.dump(out, sys.stdout)
 // that each declares exactly what the model says: no text of the schema
 // became code.
 func TestPythonParsesCorpus(t *testing.T) {
-	py := PythonForTest(t, false)
+	py := pyclient.Python(t)
 	var schemas [][]byte
 	for _, s := range hostileSchemas {
 		schemas = append(schemas, []byte(s))

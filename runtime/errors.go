@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -132,8 +133,20 @@ func newDecodeError(t reflect.Type, err error) error {
 		if sem.GoType != nil {
 			msg += " into " + sem.GoType.String()
 		}
+		if noZone(err) {
+			msg += ": the time has no zone offset (RFC 3339 needs Z or ±hh:mm; write an aware datetime from Python)"
+		}
 	}
 	return &decodeError{typ: t.String(), msg: msg, err: err}
+}
+
+// noZone reports a time that ends where RFC 3339 wants its zone offset,
+// such as "2026-01-02T03:04:05.123456" (what Python's isoformat() writes
+// for a naive datetime). It looks only at the layout element that failed
+// and at whether any input was left, never at the input's text.
+func noZone(err error) bool {
+	var pe *time.ParseError
+	return errors.As(err, &pe) && pe.LayoutElem == "Z07:00" && pe.ValueElem == ""
 }
 
 // where returns "field NAME (POINTER): " for the JSON pointer p into a

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/storagegen/storagegen/internal/pyclient"
 	"github.com/storagegen/storagegen/internal/pyinterop"
 	"github.com/storagegen/storagegen/runtime"
 )
@@ -109,7 +110,7 @@ json.dump(out, sys.stdout)
 `
 
 func TestPythonCodecMatchesGo(t *testing.T) {
-	py := pythonForTest(t)
+	py := pyclient.Python(t)
 	dir := t.TempDir()
 	pkg := filepath.Join(dir, "pyinterop")
 	if err := os.MkdirAll(pkg, 0o755); err != nil {
@@ -206,21 +207,4 @@ func decodeLike(v any, data []byte) (any, error) {
 		return runtime.DecodeForTest[pyinterop.Inner](data)
 	}
 	return nil, fmt.Errorf("no decoder for %T", v)
-}
-
-// pythonForTest returns STORAGEGEN_PYTHON or Debian's /usr/bin/python3;
-// without one the test is skipped, unless CI is set, where it fails.
-func pythonForTest(t *testing.T) string {
-	py := os.Getenv("STORAGEGEN_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
-	if out, err := exec.Command(py, "-c", "import sys; assert sys.version_info >= (3, 10)").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("%s: %v: %s; install Debian's python3 (3.10 or later) or set STORAGEGEN_PYTHON", py, err, bytes.TrimSpace(out))
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return py
 }

@@ -1,30 +1,19 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/storagegen/storagegen/internal/pyclient"
 	"github.com/storagegen/storagegen/internal/redistest"
 )
 
 // TestPythonDemo runs examples/python/demo.py, as the README says, against
 // a redis-server.
 func TestPythonDemo(t *testing.T) {
-	py := os.Getenv("STORAGEGEN_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
-	if out, err := exec.Command(py, "-c", "import redis.asyncio").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("%s with redis-py: %v: %s; install Debian's python3 and python3-redis, or set STORAGEGEN_PYTHON", py, err, bytes.TrimSpace(out))
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	py := pyclient.Python(t)
 	srv, err := redistest.Start()
 	if err != nil {
 		t.Fatal(err)

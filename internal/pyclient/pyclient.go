@@ -1,50 +1,23 @@
-// Package pyclient runs the Python client's runtime (gen/python) from Go
-// tests: it finds a python3 with redis-py and mypy, and assembles a Python
-// package of the hand-written runtime files and the Lua scripts in a
-// directory, as the generator lays them out.
+// Package pyclient runs the Python client from Go tests: Python finds the
+// one python3 (with redis-py and mypy) that every test of the repository
+// runs, and Assemble lays out a Python package of the hand-written runtime
+// files (gen/python) and the Lua scripts in a directory, as the generator
+// does. Its tests check the runtime against a golden corpus of keys, and
+// Go and Python against each other through Redis (typed payloads, caches,
+// crashes, the Python storage system's untyped keys).
 package pyclient
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
-	"strings"
 	"testing"
 )
-
-// DefaultPython is Debian's python3, which has python3-redis (4.3) and
-// python3-mypy; the python3 first in PATH may be another build without
-// them. STORAGEGEN_PYTHON overrides it.
-const DefaultPython = "/usr/bin/python3"
 
 // Root returns the repository's root directory.
 func Root() string {
 	_, file, _, _ := goruntime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// Python returns the python3 to run the Python client with, after checking
-// that it imports redis.asyncio and mypy. When it cannot, the test is
-// skipped with the reason, except in CI (CI=true), where it fails:
-// scripts/test.sh installs python3-redis and python3-mypy.
-func Python(t testing.TB) string {
-	t.Helper()
-	py := os.Getenv("STORAGEGEN_PYTHON")
-	if py == "" {
-		py = DefaultPython
-	}
-	out, err := exec.Command(py, "-c", "import redis.asyncio, mypy; print(redis.__version__)").CombinedOutput()
-	if err != nil {
-		msg := py + " cannot import redis.asyncio and mypy (" + strings.TrimSpace(string(out)) + "): " +
-			"run ./scripts/test.sh (it installs python3-redis and python3-mypy with apt-get), " +
-			"or set STORAGEGEN_PYTHON to a python3 that has redis-py >= 4.2 and mypy"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return py
 }
 
 // Assemble writes the package name into dir: the hand-written runtime

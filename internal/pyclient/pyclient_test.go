@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storagegen/storagegen/internal/keyspace"
 	"github.com/storagegen/storagegen/internal/redistest"
 	"github.com/storagegen/storagegen/runtime"
 )
@@ -48,127 +46,24 @@ func runPython(t *testing.T, py, dir string, env []string, timeout time.Duration
 }
 
 // TestPythonRuntime runs gen/python/tests/test_runtime.py (unittest)
-// against a real redis-server, with a corpus of keys that Go's keyspace
-// built for the same patterns and arguments, and mypy --strict on the
-// assembled package and the tests.
+// against a real redis-server, with the golden corpus of keys that Go's
+// keyspace builds (testdata/keys.json, checked by TestKeyCorpus), and
+// mypy --strict on the assembled package and the tests.
 func TestPythonRuntime(t *testing.T) {
 	py := Python(t)
 	dir := t.TempDir()
 	Assemble(t, dir, "pyrt", "teststore.py")
 	CopyTest(t, dir, "test_runtime.py")
-	corpus := filepath.Join(dir, "corpus.json")
-	writeKeyCorpus(t, corpus)
+	corpus, err := filepath.Abs(keyCorpusFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := startServer(t)
 	out := runPython(t, py, dir, []string{"STORAGEGEN_TEST_REDIS=" + srv.Addr, "STORAGEGEN_KEY_CORPUS=" + corpus},
 		5*time.Minute, "-m", "unittest", "-v", "test_runtime")
 	t.Logf("%s", out)
 	runPython(t, py, dir, nil, 5*time.Minute, "-m", "mypy", "--strict", "--cache-dir", filepath.Join(dir, ".mypy_cache"),
 		"pyrt", "test_runtime.py")
-}
-
-// writeKeyCorpus writes, for patterns of every shape and random argument
-// tuples (separators, escapes, braces, UTF-8 and ints among them), the
-// keys Go builds, patterns Go refuses, and shards of random IDs.
-func writeKeyCorpus(t *testing.T, path string) {
-	t.Helper()
-	type kcase struct {
-		Args         []any    `json:"args"`
-		Expand       string   `json:"expand"`
-		QueueKey     string   `json:"queue_key"`
-		CacheKey     string   `json:"cache_key"`
-		ShardKeys    []string `json:"shard_keys"`
-		Marker       string   `json:"marker"`
-		Token        string   `json:"token"`
-		Receipt      string   `json:"receipt"`
-		ReliableKeys []string `json:"reliable_keys"`
-	}
-	type pattern struct {
-		Pattern string  `json:"pattern"`
-		Cases   []kcase `json:"cases"`
-	}
-	type shard struct {
-		ID    string `json:"id"`
-		N     int    `json:"n"`
-		Shard int    `json:"shard"`
-	}
-	const prefix = "flow:"
-	rng := rand.New(rand.NewPCG(1, 10))
-	pieces := []string{"a", "Z", "9", "_", "-", ".", ":", "%", "{", "}", "*", "?", "[", "]", "\\", " ", "#", "/", "é", "€", "\x00", "\x1f", "\x7f", "~", "|", "node", "5"}
-	str := func() string {
-		var b strings.Builder
-		for range 1 + rng.IntN(8) {
-			b.WriteString(pieces[rng.IntN(len(pieces))])
-		}
-		return b.String()
-	}
-	patterns := []string{
-		"queue_{source_id}_{target_id}", "{node_id}_output", "attempt:{run_id}:{attempt:int}", "k:{a}",
-		"edge:{a}:{b}", "é{a}€{b:string}", "x{a}#{b:int}/y", "{a}", "a.b-{c}~{d}", "plain", "{n:int}",
-		"{a}|{b}|{c}", "node-5.v2:{x}",
-	}
-	var out struct {
-		Prefix   string    `json:"prefix"`
-		Patterns []pattern `json:"patterns"`
-		Invalid  []string  `json:"invalid"`
-		ShardOf  []shard   `json:"shard_of"`
-	}
-	out.Prefix = prefix
-	for _, ps := range patterns {
-		p := keyspace.MustParsePattern(ps)
-		pc := pattern{Pattern: ps}
-		for range 40 {
-			args := []any{}
-			for _, ph := range p.Placeholders() {
-				if ph.Type == keyspace.Int {
-					args = append(args, rng.IntN(2_000_000)-1_000_000)
-				} else {
-					args = append(args, str())
-				}
-			}
-			name, err := p.Expand(args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			qk := keyspace.QueueKey(prefix, name)
-			c := kcase{Args: args, Expand: name, QueueKey: qk, CacheKey: keyspace.CacheKey(prefix, name),
-				ShardKeys: keyspace.ShardKeys(prefix, name, 4), Token: str(), ReliableKeys: keyspace.ReliableKeys(qk)}
-			id := "x{}%"
-			if s, ok := args0(args); ok {
-				id = s
-			}
-			c.Marker = keyspace.MarkerKey(qk, id)
-			c.Receipt = keyspace.ReceiptKey(qk, c.Token)
-			pc.Cases = append(pc.Cases, c)
-		}
-		out.Patterns = append(out.Patterns, pc)
-	}
-	for _, bad := range []string{"", "a{", "a}", "{}", "{a}{b}", "{a}x{b}", "{a}-.{b}", "{a:float}", "{:int}",
-		"{a}:{a}", "a b", "a*{b}", "<x>{a}", "a>", "a%{b}", "a\\{b}", "a\x01{b}", "a{b{c}", "{a}?", "[{a}]"} {
-		if _, err := keyspace.ParsePattern(bad); err == nil {
-			t.Fatalf("keyspace accepts %q", bad)
-		}
-		out.Invalid = append(out.Invalid, bad)
-	}
-	for range 500 {
-		id := str()
-		n := 1 + rng.IntN(keyspace.MaxShards)
-		out.ShardOf = append(out.ShardOf, shard{id, n, keyspace.ShardOf(id, n)})
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func args0(args []any) (string, bool) {
-	if len(args) == 0 {
-		return "", false
-	}
-	s, ok := args[0].(string)
-	return s, ok
 }
 
 // The declarations of gen/python/tests/teststore.py, in Go.

@@ -50,13 +50,13 @@ var queueJobs = &runtime.QueueDecl{
 	Name:          "jobs",
 	Prefix:        Prefix,
 	Key:           runtime.MustKeyPattern("jobs:{self}"),
-	Lease:         30 * time.Second,
+	Lease:         2 * time.Second,
 	MaxDeliveries: 5,
 	DedupeWindow:  time.Hour,
 	Shards:        2,
 }
 
-// Jobs returns the jobs queue: key interop:queue:{jobs:<self>}, payload Scalars, at-least-once (lease 30s, at most 5 deliveries), 2 shards (FIFO per shard).
+// Jobs returns the jobs queue: key interop:queue:{jobs:<self>}, payload Scalars, at-least-once (lease 2s, at most 5 deliveries), 2 shards (FIFO per shard).
 func (qs Queues) Jobs(self string) runtime.ReliableQueue[Scalars] {
 	return runtime.NewReliableQueue[Scalars](qs.ds, queueJobs, self)
 }
@@ -66,6 +66,49 @@ type JobsDelivery = runtime.Delivery[Scalars]
 
 // JobsHandler handles one delivery of the jobs queue, for Consume.
 type JobsHandler = runtime.Handler[Scalars]
+
+var queueMixed = &runtime.QueueDecl{
+	Name:   "mixed",
+	Prefix: Prefix,
+	Key:    runtime.MustKeyPattern("mixed:{source_id}:{target_id}"),
+}
+
+// Mixed returns the mixed queue: key interop:queue:{mixed:<source_id>:<target_id>}, payload Envelope, at-most-once.
+func (qs Queues) Mixed(sourceID string, targetID string) runtime.Queue[Envelope] {
+	return runtime.NewQueue[Envelope](qs.ds, queueMixed, sourceID, targetID)
+}
+
+var queueEdge = &runtime.QueueDecl{
+	Name:   "edge",
+	Prefix: Prefix,
+	Key:    runtime.MustKeyPattern("queue_{source_id}_{target_id}"),
+	Layout: runtime.LayoutPlain,
+}
+
+// Edge returns the edge queue: key interop:queue:queue_<source_id>_<target_id>, payload Envelope, at-most-once, plain layout (values inserted as they are, as the Python storage system writes its keys).
+func (qs Queues) Edge(sourceID string, targetID string) runtime.Queue[Envelope] {
+	return runtime.NewQueue[Envelope](qs.ds, queueEdge, sourceID, targetID)
+}
+
+var queueTasks = &runtime.QueueDecl{
+	Name:          "tasks",
+	Prefix:        Prefix,
+	Key:           runtime.MustKeyPattern("tasks:{tenant}"),
+	Lease:         2 * time.Second,
+	MaxDeliveries: 50,
+	DedupeWindow:  time.Hour,
+}
+
+// Tasks returns the tasks queue: key interop:queue:{tasks:<tenant>}, payload Envelope, at-least-once (lease 2s, at most 50 deliveries).
+func (qs Queues) Tasks(tenant string) runtime.ReliableQueue[Envelope] {
+	return runtime.NewReliableQueue[Envelope](qs.ds, queueTasks, tenant)
+}
+
+// TasksDelivery is one delivery of the tasks queue, as Receive returns it and a TasksHandler gets it.
+type TasksDelivery = runtime.Delivery[Envelope]
+
+// TasksHandler handles one delivery of the tasks queue, for Consume.
+type TasksHandler = runtime.Handler[Envelope]
 
 // Caches has one accessor per cache of the schema.
 type Caches struct {
@@ -94,4 +137,17 @@ var cacheForever = &runtime.CacheDecl{
 // Forever returns the forever cache entry: key interop:cache:forever, payload Inner, no expiry.
 func (cs Caches) Forever() runtime.Cache[Inner] {
 	return runtime.NewCache[Inner](cs.ds, cacheForever)
+}
+
+var cacheOutput = &runtime.CacheDecl{
+	Name:   "output",
+	Prefix: Prefix,
+	Key:    runtime.MustKeyPattern("node_{node_id}_output"),
+	Layout: runtime.LayoutPlain,
+	TTL:    time.Hour,
+}
+
+// Output returns the output cache entry: key interop:cache:node_<node_id>_output, payload Envelope, ttl 1h, plain layout (values inserted as they are, as the Python storage system writes its keys).
+func (cs Caches) Output(nodeID string) runtime.Cache[Envelope] {
+	return runtime.NewCache[Envelope](cs.ds, cacheOutput, nodeID)
 }

@@ -63,3 +63,23 @@ type Nested struct {
 	// a soft keyword: type_ in Python
 	Type int `json:"type"`
 }
+
+// Envelope is a payload type of the schema.
+//
+// A message as the engine sends one, carrying every other type.
+type Envelope struct {
+	RunID   string             `json:"run_id"`
+	Row     int64              `json:"row"`
+	SentAt  time.Time          `json:"sent_at"`
+	Data    map[string]any     `json:"data"`
+	Scalars Scalars            `json:"scalars"`
+	Opts    []Optionals        `json:"opts"`
+	Nested  Nested             `json:"nested"`
+	Times   []time.Time        `json:"times"`
+	Counts  map[string]uint64  `json:"counts"`
+	Blobs   [][]byte           `json:"blobs"`
+	Items   []any              `json:"items"`
+	Ratios  map[string]float32 `json:"ratios"`
+	Note    string             `json:"note,omitzero"`
+	Extra   Nested             `json:"extra,omitzero"`
+}

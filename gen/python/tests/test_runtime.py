@@ -3,8 +3,9 @@
 The Go test internal/pytest assembles the package (the runtime's .py files,
 runtime/lua/*.lua, teststore.py) as ``pyrt`` beside this file, starts a
 redis-server on a free loopback port, and runs ``python3 -m unittest`` with
-STORAGEGEN_TEST_REDIS=127.0.0.1:<port> and STORAGEGEN_KEY_CORPUS naming a
-corpus of keys that Go's internal/keyspace built.
+STORAGEGEN_TEST_REDIS=127.0.0.1:<port> and STORAGEGEN_KEY_CORPUS naming the
+golden corpus of keys that Go's internal/keyspace builds
+(internal/pyclient/testdata/keys.json).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class KeyTests(unittest.TestCase):
             self.skipTest("STORAGEGEN_KEY_CORPUS is not set")
         with open(path, encoding="utf-8") as f:
             corpus = json.load(f)
-        cases = 0
+        cases = plains = 0
         for p in corpus["patterns"]:
             kp = KeyPattern(p["pattern"])
             for c in p["cases"]:
@@ -70,12 +71,32 @@ class KeyTests(unittest.TestCase):
                 self.assertEqual(name, c["expand"], (p["pattern"], args))
                 self.assertEqual(_runtime.queue_key(corpus["prefix"], name), c["queue_key"])
                 self.assertEqual(_runtime.cache_key(corpus["prefix"], name), c["cache_key"])
-                self.assertEqual(_runtime.shard_keys(corpus["prefix"], name, 4), c["shard_keys"])
+                self.assertEqual(_runtime.dead_key(c["queue_key"]), c["dead_key"])
+                self.assertEqual(_runtime.shard_keys(corpus["prefix"], name, len(c["shard_keys"])), c["shard_keys"])
                 self.assertEqual(_runtime.marker_key(c["queue_key"], args[0] if args and isinstance(args[0], str) else "x{}%"), c["marker"])
                 self.assertEqual(_runtime.receipt_key(c["queue_key"], c["token"]), c["receipt"])
-                self.assertEqual(_runtime.reliable_keys(c["queue_key"]), c["reliable_keys"])
+                if "reliable_keys" in c:
+                    self.assertEqual(_runtime.reliable_keys(c["queue_key"]), c["reliable_keys"])
+                if "plain" in c:
+                    pl = c["plain"]
+                    plain = kp.expand_plain(*args)
+                    self.assertEqual(plain, pl["expand"], (p["pattern"], args))
+                    self.assertEqual(_runtime.plain_queue_key(corpus["prefix"], plain), pl["queue_key"])
+                    self.assertEqual(_runtime.dead_key(pl["queue_key"]), pl["dead_key"])
+                    self.assertEqual(_runtime.cache_key(corpus["prefix"], plain), pl["cache_key"])
+                    plains += 1
+                else:
+                    self.assertEqual(c["plain_error"], "InvalidArgument")
+                    with self.assertRaises(InvalidArgument, msg=(p["pattern"], args)):
+                        kp.expand_plain(*args)
                 cases += 1
-        self.assertGreater(cases, 100)
+        self.assertGreater(cases, 300)
+        self.assertGreater(plains, 100)
+        for r in corpus["refused"]:
+            self.assertEqual(r["error"], "InvalidArgument")
+            kp = KeyPattern(r["pattern"])
+            with self.assertRaises(InvalidArgument, msg=r):
+                (kp.expand_plain if r["layout"] == "plain" else kp.expand)(*r["args"])
         for bad in corpus["invalid"]:
             with self.assertRaises(InvalidArgument, msg=bad):
                 KeyPattern(bad)

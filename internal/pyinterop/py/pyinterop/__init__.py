@@ -10,11 +10,12 @@ read the JSON of the Go side and write JSON it reads as the same values.
 from ._codec import NanoDatetime
 from ._errors import DecodeError, EncodeError, InvalidArgument, LeaseLost, OutOfMemory, PayloadTooLarge, PermissionDenied, StoragegenError, UnknownOutcome
 from .store import Store
-from .types import Scalars, Optionals, Inner, Nested
+from .types import Scalars, Optionals, Inner, Nested, Envelope
 
 __all__ = [
     "DecodeError",
     "EncodeError",
+    "Envelope",
     "Inner",
     "InvalidArgument",
     "LeaseLost",

@@ -21,6 +21,7 @@ _codec_Scalars: _Codec[_types.Scalars] = _Codec("Scalars", _types.Scalars.to_jso
 _codec_Optionals: _Codec[_types.Optionals] = _Codec("Optionals", _types.Optionals.to_json, _types.Optionals.from_json)
 _codec_Inner: _Codec[_types.Inner] = _Codec("Inner", _types.Inner.to_json, _types.Inner.from_json)
 _codec_Nested: _Codec[_types.Nested] = _Codec("Nested", _types.Nested.to_json, _types.Nested.from_json)
+_codec_Envelope: _Codec[_types.Envelope] = _Codec("Envelope", _types.Envelope.to_json, _types.Envelope.from_json)
 
 _queue_events = _QueueDecl(
     name="events",
@@ -35,10 +36,35 @@ _queue_jobs = _QueueDecl(
     key=_KeyPattern("jobs:{self}"),
     layout="tagged",
     reliable=True,
-    lease=30.0,
+    lease=2.0,
     max_deliveries=5,
     dedupe_window=3600.0,
     shards=2,
+)
+
+_queue_mixed = _QueueDecl(
+    name="mixed",
+    prefix=PREFIX,
+    key=_KeyPattern("mixed:{source_id}:{target_id}"),
+    layout="tagged",
+)
+
+_queue_edge = _QueueDecl(
+    name="edge",
+    prefix=PREFIX,
+    key=_KeyPattern("queue_{source_id}_{target_id}"),
+    layout="plain",
+)
+
+_queue_tasks = _QueueDecl(
+    name="tasks",
+    prefix=PREFIX,
+    key=_KeyPattern("tasks:{tenant}"),
+    layout="tagged",
+    reliable=True,
+    lease=2.0,
+    max_deliveries=50,
+    dedupe_window=3600.0,
 )
 
 _cache_latest = _CacheDecl(
@@ -57,6 +83,14 @@ _cache_forever = _CacheDecl(
     ttl=None,
 )
 
+_cache_output = _CacheDecl(
+    name="output",
+    prefix=PREFIX,
+    key=_KeyPattern("node_{node_id}_output"),
+    layout="plain",
+    ttl=3600.0,
+)
+
 
 class Queues:
     """One accessor per queue of the schema."""
@@ -69,8 +103,20 @@ class Queues:
         return _Queue(self._r, _queue_events, _codec_Nested, source_id, attempt)
 
     def jobs(self, self_: str) -> _ReliableQueue[_types.Scalars]:
-        """The jobs queue: key interop:queue:{jobs:<self>}, payload Scalars, at-least-once (lease 30s, at most 5 deliveries), 2 shards (FIFO per shard)."""
+        """The jobs queue: key interop:queue:{jobs:<self>}, payload Scalars, at-least-once (lease 2s, at most 5 deliveries), 2 shards (FIFO per shard)."""
         return _ReliableQueue(self._r, _queue_jobs, _codec_Scalars, self_)
+
+    def mixed(self, source_id: str, target_id: str) -> _Queue[_types.Envelope]:
+        """The mixed queue: key interop:queue:{mixed:<source_id>:<target_id>}, payload Envelope, at-most-once."""
+        return _Queue(self._r, _queue_mixed, _codec_Envelope, source_id, target_id)
+
+    def edge(self, source_id: str, target_id: str) -> _Queue[_types.Envelope]:
+        """The edge queue: key interop:queue:queue_<source_id>_<target_id>, payload Envelope, at-most-once."""
+        return _Queue(self._r, _queue_edge, _codec_Envelope, source_id, target_id)
+
+    def tasks(self, tenant: str) -> _ReliableQueue[_types.Envelope]:
+        """The tasks queue: key interop:queue:{tasks:<tenant>}, payload Envelope, at-least-once (lease 2s, at most 50 deliveries)."""
+        return _ReliableQueue(self._r, _queue_tasks, _codec_Envelope, tenant)
 
 
 class Caches:
@@ -86,6 +132,10 @@ class Caches:
     def forever(self) -> _Cache[_types.Inner]:
         """The forever cache entry: key interop:cache:forever, payload Inner, no expiry."""
         return _Cache(self._r, _cache_forever, _codec_Inner)
+
+    def output(self, node_id: str) -> _Cache[_types.Envelope]:
+        """The output cache entry: key interop:cache:node_<node_id>_output, payload Envelope, ttl 1h."""
+        return _Cache(self._r, _cache_output, _codec_Envelope, node_id)
 
 
 class Store:

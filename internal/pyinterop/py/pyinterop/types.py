@@ -265,3 +265,81 @@ class Nested:
             to_json_=_c.dec_str(m.get("to_json"), path + ".to_json"),
             type_=_c.dec_int(m.get("type"), path + ".type"),
         )
+
+
+@_dc.dataclass(kw_only=True)
+class Envelope:
+    """Envelope is a payload type of the schema.
+
+    A message as the engine sends one, carrying every other type.
+    """
+
+    run_id: str
+    row: int
+    sent_at: _dt.datetime
+    data: dict[str, _t.Any]
+    scalars: Scalars
+    opts: list[Optionals]
+    nested: Nested
+    times: list[_dt.datetime]
+    counts: dict[str, int]
+    blobs: list[bytes]
+    items: list[_t.Any]
+    ratios: dict[str, float]
+    note: str | None = None
+    extra: Nested | None = None
+
+    def to_json(self) -> bytes:
+        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        return _c.dumps(self._obj("Envelope"), "Envelope")
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Envelope:
+        """Reads a value from JSON as the Go side does; raises DecodeError naming the field."""
+        return cls._dec(_c.loads(data, "Envelope"), "Envelope")
+
+    def _obj(self, path: str) -> dict[str, object]:
+        out: dict[str, object] = {}
+        out["run_id"] = _c.enc_str(self.run_id, path + ".run_id")
+        out["row"] = _c.enc_int64(self.row, path + ".row")
+        out["sent_at"] = _c.enc_time(self.sent_at, path + ".sent_at")
+        out["data"] = _c.enc_map(self.data, path + ".data", _c.enc_any)
+        out["scalars"] = Scalars._enc(self.scalars, path + ".scalars")
+        out["opts"] = _c.enc_list(self.opts, path + ".opts", Optionals._enc)
+        out["nested"] = Nested._enc(self.nested, path + ".nested")
+        out["times"] = _c.enc_list(self.times, path + ".times", _c.enc_time)
+        out["counts"] = _c.enc_map(self.counts, path + ".counts", _c.enc_uint64)
+        out["blobs"] = _c.enc_list(self.blobs, path + ".blobs", _c.enc_bytes)
+        out["items"] = _c.enc_list(self.items, path + ".items", _c.enc_any)
+        out["ratios"] = _c.enc_map(self.ratios, path + ".ratios", _c.enc_float32)
+        if not _c.omitted(self.note):
+            out["note"] = _c.enc_str(self.note, path + ".note")
+        if self.extra is not None:
+            out["extra"] = Nested._enc(self.extra, path + ".extra")
+        return out
+
+    @staticmethod
+    def _enc(v: object, path: str) -> object:
+        if not isinstance(v, Envelope):
+            _c.wrong_type(path, "Envelope", v)
+        return v._obj(path)
+
+    @classmethod
+    def _dec(cls, obj: object, path: str) -> Envelope:
+        m = _c.dec_object(obj, path)
+        return cls(
+            run_id=_c.dec_str(m.get("run_id"), path + ".run_id"),
+            row=_c.dec_int64(m.get("row"), path + ".row"),
+            sent_at=_c.dec_time(m.get("sent_at"), path + ".sent_at"),
+            data=_c.dec_map(m.get("data"), path + ".data", _c.dec_any),
+            scalars=Scalars._dec(m.get("scalars"), path + ".scalars"),
+            opts=_c.dec_list(m.get("opts"), path + ".opts", Optionals._dec),
+            nested=Nested._dec(m.get("nested"), path + ".nested"),
+            times=_c.dec_list(m.get("times"), path + ".times", _c.dec_time),
+            counts=_c.dec_map(m.get("counts"), path + ".counts", _c.dec_uint64),
+            blobs=_c.dec_list(m.get("blobs"), path + ".blobs", _c.dec_bytes),
+            items=_c.dec_list(m.get("items"), path + ".items", _c.dec_any),
+            ratios=_c.dec_map(m.get("ratios"), path + ".ratios", _c.dec_float32),
+            note=_c.dec_optional(m.get("note"), path + ".note", _c.dec_str),
+            extra=_c.dec_optional(m.get("extra"), path + ".extra", Nested._dec),
+        )
