@@ -290,7 +290,9 @@ class Envelope:
     extra: Nested | None = None
 
     def to_json(self) -> bytes:
-        """Returns the JSON the Go side writes for this value; raises EncodeError naming the field."""
+        """Returns JSON the Go side reads as this value; raises EncodeError naming the field."""
+        if not isinstance(self, Envelope):
+            _c.wrong_type("Envelope", "Envelope", self)
         return _c.dumps(self._obj("Envelope"), "Envelope")
 
     @classmethod
@@ -314,7 +316,7 @@ class Envelope:
         out["ratios"] = _c.enc_map(self.ratios, path + ".ratios", _c.enc_float32)
         if not _c.omitted(self.note):
             out["note"] = _c.enc_str(self.note, path + ".note")
-        if self.extra is not None:
+        if not _c.omitted(self.extra):
             out["extra"] = Nested._enc(self.extra, path + ".extra")
         return out
 
