@@ -743,6 +743,8 @@ class _State:
         self.promote_at: Dict[str, Tuple[float, asyncio.TimerHandle]] = {}
         self.tasks: Set["asyncio.Task[Any]"] = set()
         self.grace = _CANCEL_GRACE  # see _settle: the pool's socket_timeout, if it has one
+        self.control: Optional[_Connection] = None  # for CLIENT UNBLOCK, outside the pool
+        self.control_lock: Optional[asyncio.Lock] = None
 
     def next(self, key: str, which: int, step: int = 1) -> int:
         c = self.counters.setdefault(key, [0, 0])
@@ -937,6 +939,31 @@ class _Redis:
 
     # -- blocking waits -------------------------------------------------------
 
+    async def _control(self, args: Sequence[Any]) -> Any:
+        """One command (CLIENT UNBLOCK) on the pool's control connection: one
+        connection of its own, made like the pool's but outside it, so that
+        ending a blocking wait never needs a connection of the pool, which
+        the blocked waits may hold every one of (redis-py's max_connections)."""
+        st = self.state
+        if st.control_lock is None:
+            st.control_lock = asyncio.Lock()
+        async with st.control_lock:
+            conn = st.control
+            if conn is None:
+                pool = cast(Any, self.pool)
+                conn = cast(_Connection, pool.connection_class(**pool.connection_kwargs))
+                st.control = conn
+            try:
+                await conn.send_command(*args)
+                return await conn.read_response(disable_decoding=True)
+            except _ResponseError:
+                raise
+            except BaseException:
+                # It may hold a part of a reply: never reuse it.
+                st.control = None
+                await _settle(conn.disconnect(), deadline=asyncio.get_running_loop().time())
+                raise
+
     async def _blocking_conn(self) -> Tuple[_Connection, int]:
         """A connection for one blocking wait, and its CLIENT ID (0 when
         CLIENT UNBLOCK cannot be used)."""
@@ -954,7 +981,7 @@ class _Redis:
                 # A user may run CLIENT ID and not CLIENT UNBLOCK: one try,
                 # on this connection's own ID (not blocked: a no-op), tells.
                 try:
-                    await self._one(["CLIENT", "UNBLOCK", cid])
+                    await self._control(["CLIENT", "UNBLOCK", cid])
                     self.state.unblock = 1
                 except _ResponseError:
                     self.state.unblock = 2
@@ -983,7 +1010,7 @@ class _Redis:
         returned): it is tried again shortly."""
         while not inner.done():
             try:
-                if await self._one(["CLIENT", "UNBLOCK", cid]) == 1:
+                if await self._control(["CLIENT", "UNBLOCK", cid]) == 1:
                     return
             except _ResponseError as e:
                 text = _server_text(e)
