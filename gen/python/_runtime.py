@@ -34,8 +34,13 @@ popped would be lost with the connection): it runs on a connection of its
 own whose CLIENT ID is known, and a cancel ends the wait from another
 connection with CLIENT UNBLOCK, as the Go runtime does; an item the server
 had popped by then is put back at the tail of the queue, where it was,
-before CancelledError propagates. Where CLIENT ID or CLIENT UNBLOCK is
-refused, waits are cut into 50 ms slices.
+before CancelledError propagates. CLIENT UNBLOCK goes on a control
+connection kept outside the pool, so that ending a wait never needs a pool
+connection that blocked waits may all hold. Where CLIENT ID or CLIENT
+UNBLOCK is refused, waits are cut into 50 ms slices. A cancelled call
+waits for a reply already asked for only so long (the pool's
+socket_timeout, or 3 s): then it drops the connection (see _settle), as a
+server that no longer answers would otherwise keep it forever.
 """
 
 from __future__ import annotations
