@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Awaitable, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from ._errors import DecodeError, InvalidArgument, LeaseLost, StoragegenError, UnknownOutcome, go_quote
 from ._runtime import (
@@ -81,6 +81,7 @@ _NS_PER_MS = 1_000_000
 # lives as long as a Go one, so both behave the same.
 _RETRY_WINDOW_MS = 90_000
 _PUSH_TRIES = 3  # a push whose reply was lost is sent again; its marker dedupes it
+_ACK_TRIES = 2  # an ack whose reply was lost is sent again: one of an item that is gone returns 1
 _READY, _PROCESSING, _DEAD = 0, 1, 4
 
 
@@ -122,6 +123,15 @@ def _truncate(s: str, n: int) -> str:
     while n > 0 and (b[n] & 0xC0) == 0x80:
         n -= 1
     return _decode_text(b[:n]) + "\u2026"
+
+
+async def _reclaiming(key: str, aw: Awaitable[None]) -> None:
+    """A receive's reclaim, whose error is the receive's (as in Go): the
+    receive took nothing."""
+    try:
+        await aw
+    except StoragegenError as e:
+        raise type(e)("reclaim: " + e.what, "receive", key) from e
 
 
 class _Receipt:
@@ -195,9 +205,14 @@ class _Core:
     async def release(self, receipt: str, id: str) -> Optional[BaseException]:
         """Gives back what the take with receipt took and never handed out
         (or the ID BLMOVE moved), whatever cancels come; returns its error."""
+        # Bounded: it runs after a cancel, or a lost reply, when no other
+        # cancel will come to end it (see _settle).
         task, _ = await _settle(
-            self.r.script("release", self.keys + [receipt], [_encode(id), self.receipt_ttl()])
+            self.r.script("release", self.keys + [receipt], [_encode(id), self.receipt_ttl()]),
+            deadline=asyncio.get_running_loop().time() + self.r.state.grace,
         )
+        if task.cancelled():
+            return StoragegenError("no reply within %gs" % self.r.state.grace, "release", self.key)
         return task.exception()
 
     async def take(self, receipt: str, id: str, n: int) -> Tuple[List[_Leased], int, Optional[StoragegenError]]:
@@ -207,7 +222,12 @@ class _Core:
         (-1: none), and an error for entries no reliable queue pushed. A
         lost reply, or a cancel, undoes the take by its receipt."""
         args = [self.lease_ms, _encode(id), _RECLAIM_BATCH, self.receipt_ttl(), n]
-        task, cancelled = await _settle(self.r.script("receive", self.keys + [receipt], args))
+        task, cancelled = await _settle(self.r.script("receive", self.keys + [receipt], args), grace=self.r.state.grace)
+        if task.cancelled():
+            # Given up after a cancel (no reply within the grace period):
+            # the take may have run, so it is undone by its receipt.
+            await self.release(receipt, id)
+            raise asyncio.CancelledError()
         err = task.exception()
         if err is not None:
             rerr = await self.release(receipt, id)
@@ -269,7 +289,10 @@ class _Core:
 
     async def reclaim_once(self) -> int:
         res = await self.r.call_script(
-            "reclaim", self.key, "reclaim", self.keys, [self.lease_ms, self.max_deliveries, _RECLAIM_BATCH]
+            "reclaim", self.key, "reclaim", self.keys, [self.lease_ms, self.max_deliveries, _RECLAIM_BATCH],
+            # A reclaim whose reply was lost is no unknown outcome: the next
+            # one does what it did not.
+            write=False,
         )
         if not isinstance(res, list) or len(res) != 3:
             raise StoragegenError("unexpected reply from the reclaim script", "reclaim", self.key)
@@ -281,7 +304,7 @@ class _Core:
         deadline = loop.time() + wait
         ready, processing = _encode(self.keys[_READY]), _encode(self.keys[_PROCESSING])
         for _ in range(1 << 30):
-            await self.maybe_reclaim()
+            await _reclaiming(self.key, self.maybe_reclaim())
             ls, due, foreign = await self.take(receipt_key(self.key, _new_token()), "", n)
             if ls or foreign is not None:
                 return ls, foreign
@@ -391,9 +414,21 @@ class Delivery(Generic[T]):
             raise core.lost("ack", self.id, self.attempt)
         rk = self._release_receipt()
         keys = core.keys + ([rk] if rk else [])
-        res, cancelled = await core.r.settled(
-            "ack", core.key, core.r.script("ack", keys, [_encode(self.id), self.attempt]), True
-        )
+        args = [_encode(self.id), self.attempt]
+        cancelled = False
+        for attempt in range(_ACK_TRIES):
+            task, c = await _settle(core.r.script("ack", keys, args), grace=core.r.state.grace)
+            cancelled = cancelled or c
+            err = task.exception()
+            if err is None:
+                break
+            if cancelled:
+                raise asyncio.CancelledError()
+            if not isinstance(err, _LostReply) or attempt == _ACK_TRIES - 1:
+                raise _wrap("ack", core.key, err, True) from (err.cause if isinstance(err, _LostReply) else err)
+            # The reply was lost: the ack, sent again, finds the item gone
+            # (1, as Go's go-redis retry does) or removes it now.
+        res = task.result()
         self._settled = True
         if cancelled:
             raise asyncio.CancelledError()
@@ -617,7 +652,7 @@ class ReliableQueue(Generic[T]):
         keys = self.shard_keys()
         st = self._r.state
         for _ in range(1 << 30):
-            await self._reclaim_shards()
+            await _reclaiming(self._key, self._reclaim_shards())
             ls, err = await self._sweep_take(n, first)
             if ls or err is not None:
                 return ls, err

@@ -35,8 +35,13 @@ popped would be lost with the connection): it runs on a connection of its
 own whose CLIENT ID is known, and a cancel ends the wait from another
 connection with CLIENT UNBLOCK, as the Go runtime does; an item the server
 had popped by then is put back at the tail of the queue, where it was,
-before CancelledError propagates. Where CLIENT ID or CLIENT UNBLOCK is
-refused, waits are cut into 50 ms slices.
+before CancelledError propagates. CLIENT UNBLOCK goes on a control
+connection kept outside the pool, so that ending a wait never needs a pool
+connection that blocked waits may all hold. Where CLIENT ID or CLIENT
+UNBLOCK is refused, waits are cut into 50 ms slices. A cancelled call
+waits for a reply already asked for only so long (the pool's
+socket_timeout, or 3 s): then it drops the connection (see _settle), as a
+server that no longer answers would otherwise keep it forever.
 """
 
 from __future__ import annotations
@@ -133,6 +138,10 @@ _POLL_SLICE: Final = 0.05  # a blocking wait's slice where CLIENT UNBLOCK cannot
 _MAX_SHARD_WAITS: Final = 8  # shards one pop or receive waits on at once
 _SHARD_SWEEP_SLICE: Final = 0.1  # bounds a wait that does not cover every shard
 _NS_PER_MS: Final = 1_000_000
+# How long a cancelled call waits for the reply of a command already sent
+# before it drops the connection, when the pool has no socket_timeout
+# (go-redis's default read timeout, which bounds the same wait in Go).
+_CANCEL_GRACE: Final = 3.0
 
 Seconds = Union[float, int, timedelta]
 
@@ -225,6 +234,9 @@ def _wrap(op: str, key: str, err: BaseException, write: bool) -> StoragegenError
         return StoragegenError(text, op, key)
     what = type(cause).__name__ + ": " + str(cause)
     if lost and write:
+        if op == "pop":
+            # As Go's: what an RPOP or BRPOP took went with its reply.
+            what += " (items the server popped for this call, if any, are lost)"
         return UnknownOutcome(
             "outcome unknown: the reply was lost after sending, and the write was not sent again: " + what, op, key
         )
@@ -736,6 +748,9 @@ class _State:
         self.reclaimed: Dict[str, float] = {}  # queue key -> loop time of the last reclaim
         self.promote_at: Dict[str, Tuple[float, asyncio.TimerHandle]] = {}
         self.tasks: Set["asyncio.Task[Any]"] = set()
+        self.grace = _CANCEL_GRACE  # see _settle: the pool's socket_timeout, if it has one
+        self.control: Optional[_Connection] = None  # for CLIENT UNBLOCK, outside the pool
+        self.control_lock: Optional[asyncio.Lock] = None
 
     def next(self, key: str, which: int, step: int = 1) -> int:
         c = self.counters.setdefault(key, [0, 0])
@@ -763,19 +778,42 @@ def _state_of(pool: Any) -> _State:
         return got[1]
 
 
-async def _settle(aw: Awaitable[R], on_cancel: Optional[Callable[[], None]] = None) -> Tuple["asyncio.Future[R]", bool]:
+async def _settle(
+    aw: Awaitable[R],
+    on_cancel: Optional[Callable[[], None]] = None,
+    grace: float = _CANCEL_GRACE,
+    deadline: Optional[float] = None,
+) -> Tuple["asyncio.Future[R]", bool]:
     """Runs aw to the end in a task of its own, whatever cancellations of
     the caller arrive meanwhile, and returns the task (done) and whether
-    the caller was cancelled. on_cancel is called at the first cancel."""
+    the caller was cancelled. on_cancel is called at the first cancel.
+
+    A cancelled caller waits for aw's reply for grace seconds at most (or
+    until deadline, a loop time, when given: the caller was cancelled
+    earlier): then the task is cancelled, which drops the connection its
+    command is on, and the returned task is a cancelled one. Without this
+    bound a command on a silent connection (a server that no longer
+    answers, and a pool without socket_timeout) would keep a cancelled
+    caller waiting forever."""
     task = asyncio.ensure_future(aw)
+    loop = asyncio.get_running_loop()
     cancelled = False
+    abandoned = False
     while not task.done():
+        timeout = None if deadline is None or abandoned else max(deadline - loop.time(), 0.0)
         try:
-            await asyncio.wait({task})
+            await asyncio.wait({task}, timeout=timeout)
         except asyncio.CancelledError:
-            if not cancelled and on_cancel is not None:
-                on_cancel()
+            if not cancelled:
+                if on_cancel is not None:
+                    on_cancel()
+                if deadline is None:
+                    deadline = loop.time() + grace
             cancelled = True
+            continue
+        if not task.done() and not abandoned and deadline is not None and loop.time() >= deadline:
+            abandoned = True
+            task.cancel()
     return task, cancelled
 
 
@@ -797,6 +835,8 @@ class _Redis:
         timeout = self.pool.connection_kwargs.get("socket_timeout") if hasattr(pool, "connection_kwargs") else None
         # A blocking command must return before the socket times out.
         self.max_block = max(float(timeout) / 2, 0.01) if isinstance(timeout, (int, float)) and timeout > 0 else 3600.0
+        if isinstance(timeout, (int, float)) and timeout > 0:
+            self.state.grace = float(timeout)
 
     # -- one round trip -----------------------------------------------------
 
@@ -856,11 +896,13 @@ class _Redis:
 
     # -- what operations call -------------------------------------------------
 
-    async def settled(self, op: str, key: str, aw: Awaitable[R], write: bool) -> Tuple[R, bool]:
+    async def settled(
+        self, op: str, key: str, aw: Awaitable[R], write: bool, deadline: Optional[float] = None
+    ) -> Tuple[R, bool]:
         """aw's result, with its errors wrapped for op and key, and whether
         the caller was cancelled while it ran. An error when cancelled
-        raises CancelledError."""
-        task, cancelled = await _settle(aw)
+        raises CancelledError, and so does aw given up (see _settle)."""
+        task, cancelled = await _settle(aw, grace=self.state.grace, deadline=deadline)
         try:
             return task.result(), cancelled
         except asyncio.CancelledError:
@@ -903,6 +945,31 @@ class _Redis:
 
     # -- blocking waits -------------------------------------------------------
 
+    async def _control(self, args: Sequence[Any]) -> Any:
+        """One command (CLIENT UNBLOCK) on the pool's control connection: one
+        connection of its own, made like the pool's but outside it, so that
+        ending a blocking wait never needs a connection of the pool, which
+        the blocked waits may hold every one of (redis-py's max_connections)."""
+        st = self.state
+        if st.control_lock is None:
+            st.control_lock = asyncio.Lock()
+        async with st.control_lock:
+            conn = st.control
+            if conn is None:
+                pool = cast(Any, self.pool)
+                conn = cast(_Connection, pool.connection_class(**pool.connection_kwargs))
+                st.control = conn
+            try:
+                await conn.send_command(*args)
+                return await conn.read_response(disable_decoding=True)
+            except _ResponseError:
+                raise
+            except BaseException:
+                # It may hold a part of a reply: never reuse it.
+                st.control = None
+                await _settle(conn.disconnect(), deadline=asyncio.get_running_loop().time())
+                raise
+
     async def _blocking_conn(self) -> Tuple[_Connection, int]:
         """A connection for one blocking wait, and its CLIENT ID (0 when
         CLIENT UNBLOCK cannot be used)."""
@@ -920,7 +987,7 @@ class _Redis:
                 # A user may run CLIENT ID and not CLIENT UNBLOCK: one try,
                 # on this connection's own ID (not blocked: a no-op), tells.
                 try:
-                    await self._one(["CLIENT", "UNBLOCK", cid])
+                    await self._control(["CLIENT", "UNBLOCK", cid])
                     self.state.unblock = 1
                 except _ResponseError:
                     self.state.unblock = 2
@@ -949,7 +1016,7 @@ class _Redis:
         returned): it is tried again shortly."""
         while not inner.done():
             try:
-                if await self._one(["CLIENT", "UNBLOCK", cid]) == 1:
+                if await self._control(["CLIENT", "UNBLOCK", cid]) == 1:
                     return
             except _ResponseError as e:
                 text = _server_text(e)
@@ -975,6 +1042,7 @@ class _Redis:
             return None, True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        give_up: Optional[float] = None  # after a cancel: see _settle
         try:
             while True:
                 left = deadline - loop.time()
@@ -996,13 +1064,17 @@ class _Redis:
                         await asyncio.wait(waiters, timeout=piece, return_when=asyncio.FIRST_COMPLETED)
                     except asyncio.CancelledError:
                         cancelled = True
+                        give_up = loop.time() + self.state.grace
                     finally:
                         if stopper is not None:
                             stopper.cancel()
                     if not inner.done():
-                        _, c = await _settle(self._unblock_until(cid, inner))
+                        _, c = await _settle(self._unblock_until(cid, inner), grace=self.state.grace, deadline=give_up)
                         cancelled = cancelled or c
-                reply, c = await self.settled(op, key, inner, False)
+                # A BRPOP whose reply is lost took an item, or nothing: its
+                # outcome is unknown. (A BLMOVE's ID stays in processing,
+                # where a reclaim finds it.)
+                reply, c = await self.settled(op, key, inner, args[0] == "BRPOP", give_up)
                 cancelled = cancelled or c
                 if reply is not None:
                     return reply, cancelled
@@ -1229,8 +1301,11 @@ class Queue(Generic[T]):
         """Puts items, taken for a cancelled call, back at the tail where
         they were (the oldest last), and raises CancelledError."""
         if items:
-            task, _ = await _settle(self._r._one(["RPUSH", _encode(key)] + list(reversed(items))))
-            if task.exception() is not None:
+            task, _ = await _settle(
+                self._r._one(["RPUSH", _encode(key)] + list(reversed(items))),
+                deadline=asyncio.get_running_loop().time() + self._r.state.grace,
+            )
+            if task.cancelled() or task.exception() is not None:
                 raise asyncio.CancelledError(
                     "storagegen: pop %s: %d item(s) taken for a cancelled pop are lost: putting them back failed"
                     % (go_quote(key), len(items))
