@@ -583,11 +583,14 @@ type retryGate struct {
 
 // failed records a failure and returns how long the caller waits before
 // its next attempt.
-func (g *retryGate) failed() time.Duration {
+func (g *retryGate) failed() time.Duration { return g.failedAt(time.Now()) }
+
+// failedAt is failed at the time now, which a test fixes so that the
+// schedule it checks does not depend on how fast the machine runs.
+func (g *retryGate) failedAt(now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.delay = min(max(2*g.delay, minRetryGap), maxRetryDelay)
-	now := time.Now()
 	slot := now.Add(g.delay)
 	if g.next.After(slot) {
 		slot = g.next

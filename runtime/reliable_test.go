@@ -808,13 +808,15 @@ func TestRetryDelays(t *testing.T) {
 		t.Errorf("nack delays by delivery (-want +got):\n%s", diff)
 	}
 
-	// 16 receivers fail at the same moment, 5 times each.
+	// 16 receivers fail at the same moment, 5 times each (at one fixed
+	// time: on a loaded machine, time.Now moved between the calls and
+	// start plus each wait made slots closer than the gate made them).
 	var g retryGate
 	start := time.Now()
 	var slots []time.Time
 	for range 5 {
 		for range 16 {
-			slots = append(slots, start.Add(g.failed()))
+			slots = append(slots, start.Add(g.failedAt(start)))
 		}
 	}
 	slices.SortFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
