@@ -173,16 +173,30 @@ func TestPause(t *testing.T) {
 	}
 	// The blocked receiver's BLMOVE moves item 1, its take finds the pause,
 	// and the item goes back: ready, not in processing, not leased.
+	raw := rawClient(t)
+	k := reliableKeys(q.Key())
 	for i := 0; ; i++ {
-		s := queueState(t, q.Key())
-		if len(s.Ready) == 3 && len(s.Processing) == 0 && len(s.Leases) == 0 && len(s.Attempts) == 0 {
+		// One transaction (the keys share a slot): a consistent view
+		// while the item may be on its way between the lists.
+		var ready, processing, leases, attempts *redis.IntCmd
+		_, err := raw.TxPipelined(bg, func(p redis.Pipeliner) error {
+			ready, processing = p.LLen(bg, k[keyReady]), p.LLen(bg, k[keyProcessing])
+			leases, attempts = p.ZCard(bg, k[keyLeases]), p.HLen(bg, k[keyAttempts])
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ready.Val() == 3 && processing.Val() == 0 && leases.Val() == 0 && attempts.Val() == 0 {
 			break
 		}
 		if i == 200 {
-			t.Fatalf("the item the blocked receiver moved did not come back: %+v", s)
+			t.Fatalf("the item the blocked receiver moved did not come back: %d ready, %d in processing, %d leased, %d counted",
+				ready.Val(), processing.Val(), leases.Val(), attempts.Val())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	queueState(t, q.Key()) // and its invariants hold
 	select {
 	case g := <-early:
 		t.Fatalf("a receiver of a paused queue got %+v", g)
@@ -218,8 +232,6 @@ func TestPause(t *testing.T) {
 
 	// Reclaim works while paused: an expired lease (made by hand, as a
 	// receiver before the pause would have left it) comes back as ready.
-	raw := rawClient(t)
-	k := reliableKeys(q.Key())
 	if err := raw.HSet(bg, k[keyItems], "leased", "4").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +292,10 @@ func TestPause(t *testing.T) {
 func TestPauseConsume(t *testing.T) {
 	for _, shards := range []int{1, 4} {
 		t.Run(map[int]string{1: "one", 4: "sharded"}[shards], func(t *testing.T) {
-			ds := newStore(t, Options{})
+			hook := &evalCounter{}
+			cl := testClient(t)
+			cl.AddHook(hook)
+			ds := newStore(t, Options{Client: cl})
 			q := shardedReliable[int](ds, "pause-consume", shards, 10*time.Second, 0)
 			if err := q.Pause(bg); err != nil {
 				t.Fatal(err)
@@ -312,7 +327,9 @@ func TestPauseConsume(t *testing.T) {
 				}, ConsumeOptions{Concurrency: 4, BlockTimeout: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 			}()
 			// While paused, Consume goes round its receive loop (three
-			// block timeouts) and handles nothing.
+			// block timeouts) and handles nothing, looking again about once
+			// a second (a busy loop runs hundreds of scripts).
+			before := hook.n.Load()
 			for range 30 {
 				if st, err := q.Stats(bg); err != nil || st.InFlight != 0 || st.Ready != items || !st.Paused {
 					t.Fatalf("Stats while paused = %+v, %v", st, err)
@@ -324,6 +341,11 @@ func TestPauseConsume(t *testing.T) {
 			mu.Unlock()
 			if n != 0 {
 				t.Fatalf("Consume handled %d items of a paused queue", n)
+			}
+			// Stats ran 30 scripts per shard; Consume's takes and reclaims
+			// a few per shard.
+			if n := hook.n.Load() - before - int64(30*shards); n > int64(12*shards) {
+				t.Errorf("a paused Consume ran %d scripts in about a second; want a few per shard (no busy loop)", n)
 			}
 			if err := q.Resume(bg); err != nil {
 				t.Fatal(err)
