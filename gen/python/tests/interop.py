@@ -6,11 +6,17 @@ store's queues and prints what it did as one JSON object.
     interop.py ADDR receive QUEUE TENANT N      receive N deliveries; ack each, or nack
                                                  it while its attempt < value["nack"]
     interop.py ADDR pop N                       pop N items of edge("node_5", "node_8")
+    interop.py ADDR pause QUEUE TENANT          pause the queue; print its stats
+    interop.py ADDR resume QUEUE TENANT         resume the queue; print its stats
+    interop.py ADDR wait QUEUE TENANT N         receive N deliveries (acking each); after
+                                                 the first receive that got nothing, print
+                                                 one line {"waiting": stats} first
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import json
 import sys
@@ -38,7 +44,25 @@ async def main(argv: List[str]) -> Dict[str, Any]:
             return {"key": q.key, "values": got}
         queues = {"jobs": store.queues.jobs, "sjobs": store.queues.sjobs}
         rq: ReliableQueue[teststore.Msg] = queues[argv[2]](argv[3])
+        if mode in ("pause", "resume"):
+            await (rq.pause() if mode == "pause" else rq.resume())
+            return {"key": rq.key, "stats": dataclasses.asdict(await rq.stats())}
         n = int(argv[4])
+        if mode == "wait":
+            taken: List[Any] = []
+            waiting = False
+            for _ in range(10 * n + 100):
+                if len(taken) >= n:
+                    break
+                d = await rq.receive(0.5)
+                if d is None:
+                    if not waiting:
+                        waiting = True
+                        print(json.dumps({"waiting": dataclasses.asdict(await rq.stats())}), flush=True)
+                    continue
+                taken.append({"value": d.value, "attempt": d.attempt, "id": d.id})
+                await d.ack()
+            return {"key": rq.key, "got": taken}
         if mode == "push":
             for i in range(n):
                 if argv[5:] == ["ids"]:

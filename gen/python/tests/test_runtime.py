@@ -75,6 +75,7 @@ class KeyTests(unittest.TestCase):
                 self.assertEqual(_runtime.shard_keys(corpus["prefix"], name, len(c["shard_keys"])), c["shard_keys"])
                 self.assertEqual(_runtime.marker_key(c["queue_key"], args[0] if args and isinstance(args[0], str) else "x{}%"), c["marker"])
                 self.assertEqual(_runtime.receipt_key(c["queue_key"], c["token"]), c["receipt"])
+                self.assertEqual(_runtime.paused_key(c["queue_key"]), c["paused"])
                 if "reliable_keys" in c:
                     self.assertEqual(_runtime.reliable_keys(c["queue_key"]), c["reliable_keys"])
                 if "plain" in c:
@@ -566,6 +567,38 @@ class ReliableTests(RedisCase):
         st = await q.stats()
         self.assertEqual(st.ready, 1)
         self.assertEqual(await q.reclaim(), 0)
+
+    async def test_pause(self) -> None:
+        """A paused queue takes pushes and leases nothing: a receive waits
+        (and one already blocked in BLMOVE gives the item it moved back,
+        uncounted); stats says paused; resume lets every item through on
+        its first delivery. On a sharded queue every shard is paused."""
+        for q in (self.store.queues.jobs("p1"), self.store.queues.sjobs("p2")):
+            early = asyncio.ensure_future(q.receive(10))
+            await asyncio.sleep(0.2)
+            await q.pause()
+            for k in q.shard_keys():
+                self.assertEqual(await self.raw("EXISTS", k + ":paused"), 1)
+            await q.push_many([{"i": 1}, {"i": 2}])
+            self.assertIsNone(await q.receive(0))
+            self.assertEqual(await q.receive_many(5, 0.3), [])
+            self.assertFalse(early.done())
+            st = await q.stats()
+            self.assertEqual((st.ready, st.in_flight, st.paused), (2, 0, True))
+            for k in q.shard_keys():
+                self.assertEqual(await self.raw("LLEN", k + ":processing"), 0)
+            await q.resume()
+            self.assertFalse((await q.stats()).paused)
+            first = await early
+            assert first is not None
+            got = [first]
+            more = await q.receive(5)
+            assert more is not None
+            got.append(more)
+            self.assertEqual(sorted(d.value["i"] for d in got), [1, 2])
+            self.assertEqual([d.attempt for d in got], [1, 1])
+            for d in got:
+                await d.ack()
 
 
 class AclTests(RedisCase):
