@@ -73,3 +73,26 @@ func TestParsePlainRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestGlob(t *testing.T) {
+	p := MustParsePattern("queue_{a}_{b}:{n:int}")
+	for _, c := range []struct {
+		l     Layout
+		fixed map[string]any
+		want  string
+	}{
+		{Tagged, nil, "queue_*_*:*"},
+		{Tagged, map[string]any{"a": "x_y*", "n": 3}, "queue_x%5Fy%2A_*:3"},
+		{Plain, map[string]any{"b": "x_y*[1]"}, `queue_*_x_y\*\[1\]:*`},
+	} {
+		got, err := p.Glob(c.l, c.fixed)
+		if err != nil || got != c.want {
+			t.Errorf("%v %v: got %q, %v; want %q", c.l, c.fixed, got, err, c.want)
+		}
+	}
+	for _, fixed := range []map[string]any{{"z": "x"}, {"a": ""}, {"a": 1}, {"n": "1"}} {
+		if _, err := p.Glob(Tagged, fixed); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("%v: got %v, want ErrInvalidArgument", fixed, err)
+		}
+	}
+}
