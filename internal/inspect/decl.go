@@ -133,8 +133,7 @@ type instanceKey struct {
 }
 
 // parse returns the instances of d that key is a key of: none when it is
-// not d's, one as a rule, two for a plain queue key that ends in :dead
-// (the dead letters of one expansion, or the list of another).
+// not d's, else one.
 func (d *Decl) parse(key string) []instanceKey {
 	rest, ok := strings.CutPrefix(key, d.prefix)
 	if !ok {
@@ -155,16 +154,18 @@ func (d *Decl) parse(key string) []instanceKey {
 		return nil
 	}
 	if d.layout == keyspace.Plain {
-		var out []instanceKey
-		if ik, ok := d.parseName(rest); ok {
-			out = append(out, ik)
-		}
+		// A key ending in :dead is taken for the dead letters of the
+		// expansion before it when that parses, else for a queue whose
+		// expansion ends so.
 		if name, ok := strings.CutSuffix(rest, keyspace.QueueParts[1].Suffix); ok {
 			if ik, ok := d.parseName(name); ok {
-				out = append(out, ik)
+				return []instanceKey{ik}
 			}
 		}
-		return out
+		if ik, ok := d.parseName(rest); ok {
+			return []instanceKey{ik}
+		}
+		return nil
 	}
 	shard := 0
 	if !strings.HasPrefix(rest, "{") {
