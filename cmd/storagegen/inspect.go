@@ -362,6 +362,9 @@ func (c *inspectCmd) deadLetters(ctx context.Context, d *inspect.Decl, f inspect
 }
 
 func (c *inspectCmd) write(ctx context.Context, sub string, d *inspect.Decl, f inspect.Filter) int {
+	if !d.Reliable() {
+		return c.fail(fmt.Errorf("%w: %s is for at-least-once queues; queue %s is at-most-once", inspect.ErrNotSupported, sub, d.Name))
+	}
 	l, err := c.targets(ctx, d, f)
 	if err != nil {
 		return c.fail(err)

@@ -143,7 +143,9 @@ func testInspect(t *testing.T, tp redistest.Topology) {
 	pq := runtime.NewQueue[Msg](ds, qd["plainq"], "x", "y_z")
 	must(t, pq.PushMany(ctx, Msg{"p1", 1}, Msg{"p2", 2}))
 	must(t, runtime.NewQueue[Msg](ds, qd["plainq"], "g*", "[h]?").Push(ctx, Msg{"p3", 3}))
-	admin(func(cl redis.UniversalClient) error { return cl.LPush(ctx, "it:queue:pq_x_y_z:dead", "\xffnot json").Err() })
+	admin(func(cl redis.UniversalClient) error {
+		return cl.LPush(ctx, "it:queue:pq_x_y_z:dead", "\xffnot json").Err()
+	})
 
 	// spread (3 shards): 7 items over the shards of n=1, one item of n=2,
 	// a dead letter on shard 1 of n=1 that decodes as JSON but not as Msg.
@@ -181,7 +183,9 @@ func testInspect(t *testing.T, tp redistest.Topology) {
 		}
 		must(t, d.Nack(ctx, 0))
 	}
-	admin(func(cl redis.UniversalClient) error { return cl.HSet(ctx, j2.Key()+":items", "dead1", `{"id":"d","n":1.5}`).Err() })
+	admin(func(cl redis.UniversalClient) error {
+		return cl.HSet(ctx, j2.Key()+":items", "dead1", `{"id":"d","n":1.5}`).Err()
+	})
 
 	// work (2 shards): 4 items.
 	w := runtime.NewReliableQueue[Msg](ds, qd["work"])
