@@ -108,3 +108,7 @@ func receiptKey(queueKey, token string) string { return keyspace.ReceiptKey(queu
 // checkName reports whether a name given to the untyped QueueStore or
 // CacheStore is usable as a key part.
 func checkName(name string) error { return keyspace.CheckName(name) }
+
+// pausedKey returns the key that pauses the at-least-once queue (or
+// shard) at queueKey.
+func pausedKey(queueKey string) string { return keyspace.PausedKey(queueKey) }

@@ -45,6 +45,7 @@ type reliable struct {
 	ds            *DataStore
 	key           string
 	keys          []string // reliableKeys(key)
+	paused        string   // pausedKey(key)
 	lease         time.Duration
 	maxDeliveries int
 	window        time.Duration
@@ -74,7 +75,7 @@ func NewReliableQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Reliab
 		return ReliableQueue[T]{key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
 	}
 	key := QueueKey(decl.Prefix, name)
-	r := &reliable{ds: ds, key: key, keys: reliableKeys(key),
+	r := &reliable{ds: ds, key: key, keys: reliableKeys(key), paused: pausedKey(key),
 		lease: DefaultLease, maxDeliveries: DefaultMaxDeliveries, window: DefaultDedupeWindow}
 	if decl.Lease != 0 {
 		r.lease = decl.Lease
@@ -207,6 +208,11 @@ type Stats struct {
 	// server's clock; 0 when none is ready. An item that was nacked with a
 	// delay counts from when it became ready again, not from its nack.
 	OldestReady time.Duration
+	// Paused is whether the queue is paused (Pause): receivers lease
+	// nothing until Resume. For a sharded queue, whether any shard is
+	// (a Pause or Resume that failed part-way leaves some shards paused;
+	// calling it again finishes it).
+	Paused bool
 }
 
 // Stats counts the queue's items in each state, and the age of the oldest
@@ -221,16 +227,16 @@ func (q ReliableQueue[T]) Stats(ctx context.Context) (Stats, error) {
 	}
 	var res []int64
 	err := q.r.ds.Connection.call("stats", q.key, func(cl redis.UniversalClient) (err error) {
-		res, err = statsScript.run(ctx, q.r.ds.Connection, cl, q.r.keys).Int64Slice()
+		res, err = statsScript.run(ctx, q.r.ds.Connection, cl, q.r.withKey(q.r.paused)).Int64Slice()
 		return err
 	})
 	if err != nil {
 		return Stats{}, err
 	}
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return Stats{}, opError("stats", q.key, fmt.Errorf("unexpected reply of %d elements from the stats script", len(res)))
 	}
-	s := Stats{Ready: res[0], InFlight: res[1], Expired: res[2], Delayed: res[3], Dead: res[4]}
+	s := Stats{Ready: res[0], InFlight: res[1], Expired: res[2], Delayed: res[3], Dead: res[4], Paused: res[6] == 1}
 	if res[5] > 0 {
 		s.OldestReady = time.Duration(res[5]) * time.Millisecond
 	}
@@ -411,6 +417,15 @@ func (r *reliable) receive(ctx context.Context, n int, timeout time.Duration, cn
 		if wait <= 0 {
 			return nil, nil
 		}
+		if due == duePaused {
+			// Paused: wait without BLMOVE, which would move an item, and
+			// look again after a while (reclaiming meanwhile, as a wait
+			// does).
+			if err := r.ds.Connection.pause(ctx, min(wait, r.pauseRecheck())); err != nil {
+				return fail(err)
+			}
+			continue
+		}
 		// Wait in slices, so that expired items are put back while a
 		// Receive waits and nothing else reclaims, and wake when the next
 		// delayed item is due: the receive script then makes it ready and
@@ -445,15 +460,21 @@ func (r *reliable) receive(ctx context.Context, n int, timeout time.Duration, cn
 			cancel()
 			return fail(errors.Join(ctx.Err(), err))
 		}
-		ls, _, foreign, err = r.take(sctx, cl, receipt, id, n)
-		if err != nil {
+		ls, due, foreign, err = r.take(sctx, cl, receipt, id, n)
+		switch {
+		case err != nil:
 			err = errors.Join(err, r.release(sctx, cl, receipt, id))
+		case due == duePaused:
+			// Paused while BLMOVE waited: the take leased nothing, and
+			// the item goes back to the front of the queue, uncounted.
+			err = r.release(sctx, cl, receipt, id)
 		}
 		cancel()
 		if len(ls) > 0 || err != nil || foreign != nil {
 			return ls, errors.Join(err, foreign)
 		}
-		// A reclaim put the item back in the meantime: wait again.
+		// A reclaim put the item back in the meantime, or the queue is
+		// paused: look again.
 	}
 }
 
@@ -476,15 +497,21 @@ func (r *reliable) release(ctx context.Context, cl redis.UniversalClient, receip
 	return nil
 }
 
+// duePaused is take's due for a paused queue.
+const duePaused time.Duration = -2
+
 // take runs the receive script once, with its own receipt key: for id ""
 // on up to n of the oldest ready items (after making due delayed items
 // ready), or for an item BLMOVE has moved and up to n-1 more. When it
 // leases nothing, due is how long until the next delayed item is due, or
-// -1 when none is delayed (always -1 for an id). foreign, if not nil,
+// -1 when none is delayed (always -1 for an id), or duePaused when the
+// queue is paused (then it changed nothing, and an id is still where
+// BLMOVE put it, for release to give back). foreign, if not nil,
 // wraps ErrDecode for entries that no reliable queue pushed, now dead
 // letters; err is the script's failure.
 func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKey, id string, n int) (ls []leased, due time.Duration, foreign, err error) {
-	res, err := receiveScript.run(ctx, r.ds.Connection, cl, r.withReceipt(receiptKey), r.lease.Milliseconds(), id, reclaimBatch, r.receiptTTL().Milliseconds(), n).Slice()
+	keys := append(r.withReceipt(receiptKey), r.paused)
+	res, err := receiveScript.run(ctx, r.ds.Connection, cl, keys, r.lease.Milliseconds(), id, reclaimBatch, r.receiptTTL().Milliseconds(), n).Slice()
 	if err != nil {
 		return nil, -1, nil, opError("receive", r.key, mapErr(err))
 	}
@@ -500,8 +527,14 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKe
 		return bad()
 	}
 	due = -1
-	if ms >= 0 {
+	switch {
+	case ms >= 0:
 		due = time.Duration(ms) * time.Millisecond
+	case ms == -2:
+		if len(res) != 2 {
+			return bad()
+		}
+		return nil, duePaused, nil, nil
 	}
 	ls = make([]leased, 0, (len(res)-2)/3)
 	rc := &receipt{key: receiptKey}
@@ -527,8 +560,11 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKe
 
 // withReceipt returns the queue's keys followed by receipt, as the
 // receive, ack and nack scripts take them.
-func (r *reliable) withReceipt(receipt string) []string {
-	return append(r.keys[:numReliableKeys:numReliableKeys], receipt)
+func (r *reliable) withReceipt(receipt string) []string { return r.withKey(receipt) }
+
+// withKey returns the queue's keys followed by key.
+func (r *reliable) withKey(key string) []string {
+	return append(r.keys[:numReliableKeys:numReliableKeys], key)
 }
 
 // reclaimInterval is how often Receive reclaims: often enough that an

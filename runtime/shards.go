@@ -115,7 +115,7 @@ func (ds *DataStore) shardsFor(prefix, name string, n int, r *reliable) *shardSe
 		sh.rel = make([]*reliable, n)
 		for i, key := range sh.keys {
 			ri := *r
-			ri.key, ri.keys = key, reliableKeys(key)
+			ri.key, ri.keys, ri.paused = key, reliableKeys(key), pausedKey(key)
 			sh.rel[i] = &ri
 		}
 	}
@@ -489,6 +489,7 @@ func (q ReliableQueue[T]) statsSharded(ctx context.Context) (Stats, error) {
 		s.Delayed += t.Delayed
 		s.Dead += t.Dead
 		s.OldestReady = max(s.OldestReady, t.OldestReady)
+		s.Paused = s.Paused || t.Paused
 	}
 	return s, nil
 }
@@ -535,12 +536,21 @@ func (q ReliableQueue[T]) lease(ctx context.Context, n int, timeout time.Duratio
 		if err := q.reclaimShards(ctx, cl, cnt); err != nil {
 			return fail(err)
 		}
-		ls, err := q.sweepTake(ctx, cl, n, first)
+		ls, paused, err := q.sweepTake(ctx, cl, n, first)
 		if len(ls) > 0 || err != nil {
 			return ls, err
 		}
 		if !time.Now().Before(deadline) {
 			return nil, nil
+		}
+		if paused {
+			// A paused shard with items would wake every wait at once:
+			// wait without one, and look again after a while.
+			if err := ds.Connection.pause(ctx, min(time.Until(deadline), q.r.pauseRecheck())); err != nil {
+				return fail(err)
+			}
+			first = -1
+			continue
 		}
 		// Each wait lasts at most a reclaim interval, so that expired
 		// leases and due delayed items of every shard come back while a
@@ -570,56 +580,57 @@ func (q ReliableQueue[T]) reclaimShards(ctx context.Context, cl redis.UniversalC
 
 // sweepTake leases up to n ready items without waiting: from the first
 // shard (first, or the next in rotation), then from every other shard
-// whose ready list has items, in turn. An error that comes with items
+// whose ready list has items, in turn. paused reports that a shard it
+// tried is paused. An error that comes with items
 // concerns entries no reliable queue pushed (now dead letters); a failed
 // take after others leased items is dropped, as a sweep of an unsharded
 // queue would have stopped there.
-func (q ReliableQueue[T]) sweepTake(ctx context.Context, cl redis.UniversalClient, n, first int) ([]leased, error) {
+func (q ReliableQueue[T]) sweepTake(ctx context.Context, cl redis.UniversalClient, n, first int) (_ []leased, paused bool, _ error) {
 	sh := q.sh
 	start := sh.first(first)
-	ls, err := takeShard(ctx, cl, sh.rel[start], n)
+	ls, paused, err := takeShard(ctx, cl, sh.rel[start], n)
 	if len(ls) >= n || (err != nil && !errors.Is(err, ErrDecode)) {
-		return ls, err
+		return ls, paused, err
 	}
 	errs := []error{err}
 	lens, lerr := q.r.ds.lens(ctx, "receive", q.key, sh.keys, false)
 	if lerr != nil {
 		if len(ls) == 0 {
-			return nil, lerr
+			return nil, paused, lerr
 		}
-		return ls, errors.Join(errs...)
+		return ls, paused, errors.Join(errs...)
 	}
 	for j := 1; j < len(sh.keys) && len(ls) < n; j++ {
 		i := (start + j) % len(sh.keys)
 		if lens[i] == 0 || ctx.Err() != nil {
 			continue
 		}
-		more, err := takeShard(ctx, cl, sh.rel[i], n-len(ls))
-		ls = append(ls, more...)
+		more, p, err := takeShard(ctx, cl, sh.rel[i], n-len(ls))
+		ls, paused = append(ls, more...), paused || p
 		if err != nil && !errors.Is(err, ErrDecode) {
 			if len(ls) == 0 {
-				return nil, err
+				return nil, paused, err
 			}
 			break
 		}
 		errs = append(errs, err)
 	}
-	return ls, errors.Join(errs...)
+	return ls, paused, errors.Join(errs...)
 }
 
 // takeShard runs one take on r (up to n of its oldest ready items) under a
 // receipt of its own, and undoes it by that receipt when its reply is
-// lost, as an unsharded receive does.
-func takeShard(ctx context.Context, cl redis.UniversalClient, r *reliable, n int) ([]leased, error) {
+// lost, as an unsharded receive does. paused reports that r is paused.
+func takeShard(ctx context.Context, cl redis.UniversalClient, r *reliable, n int) (_ []leased, paused bool, _ error) {
 	receipt := receiptKey(r.key, rand.Text())
-	ls, _, foreign, err := r.take(ctx, cl, receipt, "", n)
+	ls, due, foreign, err := r.take(ctx, cl, receipt, "", n)
 	if err != nil {
 		sctx, cancel := settleContext(ctx)
 		err = errors.Join(err, r.release(sctx, cl, receipt, ""))
 		cancel()
-		return nil, err
+		return nil, false, err
 	}
-	return ls, foreign
+	return ls, due == duePaused, foreign
 }
 
 // settleGrouped runs fn (ack or extend) once per shard that the deliveries

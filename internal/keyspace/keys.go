@@ -83,6 +83,19 @@ var ReliableParts = [NumReliableParts]Part{
 	ReadyAt:    {"ready_at", ":ready_at", "HASH", "ID → when it entered the ready list, in ms of the server's clock, while it is there (for the oldest-ready age)"},
 }
 
+// PausedPart is the key that pauses an at-least-once queue (each shard
+// of a sharded one has its own): while it exists, the receive script
+// leases nothing, so receivers wait; pushes, acks, nacks and reclaims go
+// on. Pause sets it and Resume deletes it; it has no expiry. Only the
+// receive and stats scripts take it, after the queue's keys and the
+// receive script's receipt, so ReliableParts, the order every script
+// takes the queue's keys in, does not list it.
+var PausedPart = Part{"paused", ":paused", "STRING", "exists while the queue is paused (Pause sets it, Resume deletes it): receivers lease nothing"}
+
+// PausedKey returns the key that pauses the at-least-once queue (or
+// shard) at queueKey.
+func PausedKey(queueKey string) string { return queueKey + PausedPart.Suffix }
+
 // MarkerPart is the key, one per push call (named by the call's first ID:
 // the one ID of a PushID, the first new random ID of a PushMany), that an
 // at-least-once queue keeps for its dedupe window; the ID in its suffix is

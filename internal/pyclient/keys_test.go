@@ -42,6 +42,7 @@ type keyCase struct {
 	Marker       string    `json:"marker"`
 	Token        string    `json:"token"`
 	Receipt      string    `json:"receipt"`
+	Paused       string    `json:"paused"`
 	ReliableKeys []string  `json:"reliable_keys,omitempty"` // for the hostile tuples
 	Plain        *plainKey `json:"plain,omitempty"`
 	PlainError   string    `json:"plain_error,omitempty"`
@@ -165,6 +166,7 @@ func buildKeyCorpus(t *testing.T) keyCorpus {
 			}
 			kc.Marker = keyspace.MarkerKey(qk, id)
 			kc.Receipt = keyspace.ReceiptKey(qk, kc.Token)
+			kc.Paused = keyspace.PausedKey(qk)
 			if plain, err := p.ExpandPlain(args...); err != nil {
 				kc.PlainError = errorKind(t, err)
 			} else {
@@ -257,7 +259,7 @@ func escapeInvalid(s string) string {
 var unescapedInvalid = regexp.MustCompile(`[\x{F780}-\x{F7FF}]`)
 
 func (kc *keyCase) escapeInvalid() {
-	for _, p := range []*string{&kc.Expand, &kc.QueueKey, &kc.DeadKey, &kc.CacheKey, &kc.Marker, &kc.Receipt} {
+	for _, p := range []*string{&kc.Expand, &kc.QueueKey, &kc.DeadKey, &kc.CacheKey, &kc.Marker, &kc.Receipt, &kc.Paused} {
 		*p = escapeInvalid(*p)
 	}
 	for _, keys := range [][]string{kc.ShardKeys, kc.ReliableKeys} {

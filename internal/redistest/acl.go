@@ -13,7 +13,7 @@ const ACLSetUser = "ACL SETUSER myapp on >PASSWORD resetkeys ~myapp:* resetchann
 	"+get +set +del +exists +pttl " +
 	"+hget +hmget +hset +hsetnx +hdel +hexists +hincrby " +
 	"+zadd +zrem +zcard +zcount +zscore +zmscore +zrange +zrangebyscore " +
-	"+evalsha +eval +time +wait"
+	"+evalsha +eval +time +wait +memory|usage"
 
 // AppUserRules returns the rules of ACLSetUser after its password, with
 // a key pattern for each of prefixes instead of ~myapp:*.

@@ -27,6 +27,9 @@
 --                        the same deliveries, with leases from now, and counts
 --                        none, and release can undo them; 'released' once
 --                        release gave the take up
+-- KEYS[11] PAUSED     -> <Q>:paused, exists while the queue is paused:
+--                        then the take leases nothing (a call sent again
+--                        still gets the deliveries of its first run)
 -- ARGV[1] -> the lease in ms
 -- ARGV[2] -> '' to take the oldest ready items, or the ID that BLMOVE moved
 -- ARGV[3] -> with ARGV[2] '': at most this many due delayed items are made ready
@@ -42,7 +45,10 @@
 --   foreign  the new IDs of entries that no reliable queue pushed (their
 --            ID has no payload), now kept as dead letters with the entry
 --            as payload
+-- or {-2, {}} when the queue is paused: nothing was leased or changed,
+-- not even an ID ARGV[2] names (the caller gives that back with release)
 local RECEIPT = KEYS[10]
+local PAUSED = KEYS[11]
 -- As a string once: redis.call would format the number for every item.
 local leaseEnd = tostring(now + tonumber(ARGV[1]))
 local receipt = redis.call('GET', RECEIPT)
@@ -66,6 +72,9 @@ elseif receipt then
   end
   return out
 end
+-- Paused: lease nothing. Checked after the receipt, so that a take whose
+-- first run leased before the pause still hands its deliveries out.
+if redis.call('EXISTS', PAUSED) == 1 then return {-2, {}} end
 
 local n = math.min(tonumber(ARGV[5]), 100)
 local ids = {}

@@ -9,10 +9,13 @@
 -- KEYS[4] DELAYED     -> <Q>:delayed, nacked items waiting out a delay
 -- KEYS[5] DEAD        -> <Q>:dead, dead letters
 -- KEYS[9] READY_AT    -> <Q>:ready_at, ID -> when it became ready
+-- KEYS[10] PAUSED     -> <Q>:paused, exists while the queue is paused
 --
 -- Returns: {ready, in flight, of those with an expired lease, delayed,
 -- dead, ms the oldest ready item has been ready (-1 when none is ready or
--- the 10 oldest entries carry no time: entries a plain LPUSH put there)}.
+-- the 10 oldest entries carry no time: entries a plain LPUSH put there),
+-- 1 if the queue is paused else 0}.
+local PAUSED = KEYS[10]
 local age = -1
 local tail = redis.call('LRANGE', READY, -10, -1)
 for i = #tail, 1, -1 do
@@ -37,4 +40,5 @@ return {
   redis.call('ZCARD', DELAYED),
   redis.call('ZCARD', DEAD),
   age,
+  redis.call('EXISTS', PAUSED),
 }

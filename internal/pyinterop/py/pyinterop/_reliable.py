@@ -49,6 +49,7 @@ from ._runtime import (
     _new_token,
     dead_key,
     marker_key,
+    paused_key,
     receipt_key,
     reliable_keys,
     shard_keys,
@@ -82,14 +83,17 @@ _NS_PER_MS = 1_000_000
 _RETRY_WINDOW_MS = 90_000
 _PUSH_TRIES = 3  # a push whose reply was lost is sent again; its marker dedupes it
 _READY, _PROCESSING, _DEAD = 0, 1, 4
+# The receive script's due for a paused queue: it leased nothing.
+_DUE_PAUSED = -2
 
 
 @dataclass(frozen=True)
 class Stats:
     """Where a queue's items are (all shards): ready to be received, in
     flight (received, not yet acked or nacked), of those with an expired
-    lease, delayed after a nack, dead; and how long the oldest ready item
-    has been ready, in seconds by the server's clock (0 when none)."""
+    lease, delayed after a nack, dead; how long the oldest ready item
+    has been ready, in seconds by the server's clock (0 when none); and
+    whether the queue is paused (for a sharded queue: any shard)."""
 
     ready: int
     in_flight: int
@@ -97,6 +101,7 @@ class Stats:
     delayed: int
     dead: int
     oldest_ready: float
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ class _Core:
         self.r = r
         self.key = key
         self.keys = reliable_keys(key)
+        self.paused = paused_key(key)
         self.lease_ms = lease_ms
         self.max_deliveries = max_deliveries
         self.window_ms = window_ms
@@ -163,6 +169,11 @@ class _Core:
     def reclaim_interval(self) -> float:
         """How often receives reclaim: at most a second, at most half a lease."""
         return min(self.lease_ms / 2000, 1.0)
+
+    def pause_recheck(self) -> float:
+        """How long a receiver of a paused queue waits before it looks
+        again: the reclaim interval, within 50 ms and 1 s (as Go)."""
+        return max(min(self.reclaim_interval(), 1.0), 0.05)
 
     def lost(self, op: str, id: str, attempt: int) -> LeaseLost:
         return LeaseLost("lease lost: delivery %d of %s" % (attempt, go_quote(id)), op, self.key)
@@ -204,10 +215,12 @@ class _Core:
         """One run of the receive script under receipt: up to n of the oldest
         ready items (id ""), or the ID BLMOVE moved and up to n-1 more.
         Returns the leased items, the ms until the next delayed item is due
-        (-1: none), and an error for entries no reliable queue pushed. A
-        lost reply, or a cancel, undoes the take by its receipt."""
+        (-1: none; _DUE_PAUSED: the queue is paused and the take changed
+        nothing, an id is still in processing for release to give back),
+        and an error for entries no reliable queue pushed. A lost reply, or
+        a cancel, undoes the take by its receipt."""
         args = [self.lease_ms, _encode(id), _RECLAIM_BATCH, self.receipt_ttl(), n]
-        task, cancelled = await _settle(self.r.script("receive", self.keys + [receipt], args))
+        task, cancelled = await _settle(self.r.script("receive", self.keys + [receipt, self.paused], args))
         err = task.exception()
         if err is not None:
             rerr = await self.release(receipt, id)
@@ -229,7 +242,7 @@ class _Core:
         if not isinstance(res, list) or len(res) < 2 or (len(res) - 2) % 3 or (len(res) - 2) // 3 > n:
             raise bad
         due, dead = res[0], res[1]
-        if not isinstance(due, int) or not isinstance(dead, list):
+        if not isinstance(due, int) or not isinstance(dead, list) or (due == _DUE_PAUSED and len(res) != 2):
             raise bad
         rc = _Receipt(receipt, (len(res) - 2) // 3)
         out: List[_Leased] = []
@@ -288,6 +301,11 @@ class _Core:
             left = deadline - loop.time()
             if left <= 0:
                 return [], None
+            if due == _DUE_PAUSED:
+                # Paused: wait without BLMOVE, which would move an item,
+                # and look again after a while.
+                await asyncio.sleep(min(left, self.pause_recheck()))
+                continue
             # Wait in slices, so that expired items are put back while a
             # receive waits and nothing else reclaims, and wake when the
             # next delayed item is due.
@@ -307,10 +325,17 @@ class _Core:
             if cancelled:
                 await self.release(receipt, id)
                 raise asyncio.CancelledError()
-            ls, _, foreign = await self.take(receipt, id, n)
+            ls, due, foreign = await self.take(receipt, id, n)
+            if due == _DUE_PAUSED:
+                # Paused while BLMOVE waited: the item goes back to the
+                # front of the queue, uncounted.
+                err = await self.release(receipt, id)
+                if err is not None:
+                    raise _wrap("release", self.key, err, True) from err
             if ls or foreign is not None:
                 return ls, foreign
-            # A reclaim put the item back meanwhile: wait again.
+            # A reclaim put the item back meanwhile, or the queue is
+            # paused: look again.
         return [], None
 
     # -- settle -----------------------------------------------------------------
@@ -535,17 +560,41 @@ class ReliableQueue(Generic[T]):
         """Counts the items in each state with one read-only script per shard."""
         ready = in_flight = expired = delayed = dead = 0
         oldest = 0
+        paused = False
         for c in self._cores:
-            res = await self._r.call_script("stats", self._key, "stats", c.keys, [], write=False)
-            if not isinstance(res, list) or len(res) != 6:
+            res = await self._r.call_script("stats", self._key, "stats", c.keys + [c.paused], [], write=False)
+            if not isinstance(res, list) or len(res) != 7:
                 raise StoragegenError("unexpected reply from the stats script", "stats", self._key)
+            paused = paused or int(res[6]) == 1
             ready += int(res[0])
             in_flight += int(res[1])
             expired += int(res[2])
             delayed += int(res[3])
             dead += int(res[4])
             oldest = max(oldest, int(res[5]))
-        return Stats(ready, in_flight, expired, delayed, dead, oldest / 1000)
+        return Stats(ready, in_flight, expired, delayed, dead, oldest / 1000, paused)
+
+    # -- pause ------------------------------------------------------------------
+
+    async def pause(self) -> None:
+        """Pauses the queue, as Go's Pause: until resume, receivers (Go's or
+        Python's) lease nothing and wait; pushes, acks, nacks and reclaims
+        go on. The state is the key <Q>:paused (one per shard), so it
+        outlives this process."""
+        await self._set_paused("pause", True)
+
+    async def resume(self) -> None:
+        """Ends a pause: receivers lease again within about a second."""
+        await self._set_paused("resume", False)
+
+    async def _set_paused(self, op: str, on: bool) -> None:
+        cmds = [["SET", _encode(c.paused), b"1"] if on else ["DEL", _encode(c.paused)] for c in self._cores]
+        replies, cancelled = await self._r.settled(op, self._key, self._r._exec(cmds), True)
+        for r in replies:
+            if isinstance(r, BaseException):
+                raise _wrap(op, self._key, r, True) from r
+        if cancelled:
+            raise asyncio.CancelledError()
 
     # -- receive ----------------------------------------------------------------
 
@@ -618,12 +667,18 @@ class ReliableQueue(Generic[T]):
         st = self._r.state
         for _ in range(1 << 30):
             await self._reclaim_shards()
-            ls, err = await self._sweep_take(n, first)
+            ls, paused, err = await self._sweep_take(n, first)
             if ls or err is not None:
                 return ls, err
             left = deadline - loop.time()
             if left <= 0:
                 return [], None
+            if paused:
+                # A paused shard with items would wake every wait at once:
+                # wait without one, and look again after a while.
+                await asyncio.sleep(min(left, self._cores[0].pause_recheck()))
+                first = -1
+                continue
             start = st.next(self._key, 1) % len(keys)
             first, cancelled = await self._r.wait_shards(
                 "receive", self._key, keys, start, left, self._cores[0].reclaim_interval()
@@ -647,10 +702,11 @@ class ReliableQueue(Generic[T]):
             st.reclaimed.pop(mark, None)
             raise
 
-    async def _sweep_take(self, n: int, first: int) -> Tuple[List[_Leased], Optional[StoragegenError]]:
+    async def _sweep_take(self, n: int, first: int) -> Tuple[List[_Leased], bool, Optional[StoragegenError]]:
         cores = self._cores
         start = first if first >= 0 else self._r.state.next(self._key, 1) % len(cores)
-        ls, _, foreign = await cores[start].take(receipt_key(cores[start].key, _new_token()), "", n)
+        ls, due, foreign = await cores[start].take(receipt_key(cores[start].key, _new_token()), "", n)
+        paused = due == _DUE_PAUSED
         errs = [foreign.what] if foreign is not None else []
         if len(ls) < n:
             try:
@@ -666,16 +722,17 @@ class ReliableQueue(Generic[T]):
                 if not int(lens[i]):
                     continue
                 try:
-                    more, _, f = await cores[i].take(receipt_key(cores[i].key, _new_token()), "", n - len(ls))
+                    more, due, f = await cores[i].take(receipt_key(cores[i].key, _new_token()), "", n - len(ls))
                 except StoragegenError:
                     if not ls:
                         raise
                     break
                 ls += more
+                paused = paused or due == _DUE_PAUSED
                 if f is not None:
                     errs.append(f.what)
         err = DecodeError("; ".join(errs), "receive", self._key) if errs else None
-        return ls, err
+        return ls, paused, err
 
     # -- maintenance ------------------------------------------------------------
 

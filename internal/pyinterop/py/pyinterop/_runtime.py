@@ -550,6 +550,12 @@ def _suffix_key(queue_key: str, infix: str, s: str) -> str:
     return _decode_text(bytes(out))
 
 
+def paused_key(queue_key: str) -> str:
+    """<Q>:paused, which exists while the at-least-once queue (or shard) at
+    queue_key is paused (keyspace.PausedKey)."""
+    return queue_key + ":paused"
+
+
 def marker_key(queue_key: str, id: str) -> str:
     """<Q>:id:<ID>, the marker of a push call, the ID escaped."""
     return _suffix_key(queue_key, ":id:", id)
