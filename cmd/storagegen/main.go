@@ -91,6 +91,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runInit(args[1:], stdout, stderr)
 		case "python":
 			return runPython(args[1:], stdout, stderr)
+		case "inspect":
+			return runInspect(args[1:], stdout, stderr)
 		}
 	}
 	return runGenerate(args, stdout, stderr)
