@@ -93,6 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runPython(args[1:], stdout, stderr)
 		case "inspect":
 			return runInspect(args[1:], stdout, stderr)
+		case "dashboard":
+			return runDashboard(args[1:], stdout, stderr)
 		}
 	}
 	return runGenerate(args, stdout, stderr)
