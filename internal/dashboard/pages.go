@@ -500,6 +500,10 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("dashboard: write", "op", op, "queue", d.Name, "count", count)
+	// The next overview is taken afresh, so that it shows the write.
+	s.mu.Lock()
+	s.latest = nil
+	s.mu.Unlock()
 	http.Redirect(w, r, declURL(d, args, url.Values{"done": {op}, "count": {strconv.Itoa(count)}}), http.StatusSeeOther)
 }
 

@@ -5,7 +5,7 @@
 (function () {
   var box = document.getElementById("ov");
   var every = parseInt(document.body.getAttribute("data-refresh"), 10);
-  if (!box || !(every >= 500)) {
+  if (!box || !(every >= 100)) {
     return;
   }
   var busy = false;
