@@ -292,7 +292,10 @@ func TestWrites(t *testing.T) {
 		t.Errorf("purge: %d %v", w.Code, w.Header())
 	}
 	var dead int64
-	f.admin(func(cl redis.UniversalClient) (err error) { dead, err = cl.Exists(ctx, "db:queue:e_x:dead").Result(); return err })
+	f.admin(func(cl redis.UniversalClient) (err error) {
+		dead, err = cl.Exists(ctx, "db:queue:e_x:dead").Result()
+		return err
+	})
 	if dead != 0 {
 		t.Errorf("purge left the dead letters")
 	}
