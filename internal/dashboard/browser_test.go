@@ -69,8 +69,7 @@ func serve(t *testing.T, s *dashboard.Server) string {
 // seeded state, hostile payloads stay text, a requeue clicked through its
 // confirmation reaches Redis, a cross-origin write without the CSRF token
 // and a request without the token are refused. Screenshots go to the
-// test's temp dir; STORAGEGEN_DASHBOARD_SCREENSHOT=FILE also writes the
-// overview's there (the README's).
+// test's temp dir.
 func TestBrowser(t *testing.T) {
 	bin := chromium(t)
 	f := seed(t, startRedis(t))
@@ -81,20 +80,7 @@ func TestBrowser(t *testing.T) {
 	// The whole test is bounded: the browser, every page and every wait.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1300, 900),
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run its sandbox as root
-	}
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
+	bctx := browser(t, ctx, bin)
 
 	// A dialog would mean a payload ran as script: record it and close it.
 	// (Subscribed here, before any other use of the context: that starts
@@ -172,13 +158,7 @@ func TestBrowser(t *testing.T) {
 	if text("#asof") == first || eval(`String(window.__kept)`) != "1" {
 		t.Errorf("the overview did not refresh in place")
 	}
-	png := shot("overview.png")
-	if out := os.Getenv("STORAGEGEN_DASHBOARD_SCREENSHOT"); out != "" {
-		if s, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.CSS("main"))); err == nil {
-			png = s
-		}
-		must(os.WriteFile(out, png, 0o644))
-	}
+	shot("overview.png")
 
 	// jobs t1: its ready items, decoded; the in-flight item with the
 	// expired lease; the hostile payload is text.
@@ -300,4 +280,86 @@ func TestBrowser(t *testing.T) {
 	checkLogs(t, logs)
 	checkLogs(t, lockedLogs)
 	t.Logf("screenshots in %s", shots)
+}
+
+// browser starts headless Chromium for the test, ended with ctx or the
+// test.
+func browser(t *testing.T, ctx context.Context, bin string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1300, 900),
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run its sandbox as root
+	}
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	return bctx
+}
+
+// TestREADMEScreenshot writes the README's picture of the overview when
+// STORAGEGEN_DASHBOARD_SCREENSHOT names the file (it is skipped
+// otherwise):
+//
+//	STORAGEGEN_DASHBOARD_SCREENSHOT=$PWD/docs/dashboard.png go test -run TestREADMEScreenshot ./internal/dashboard
+//
+// Over the seeded state, a producer and a consumer run for a few seconds
+// so that the charts have something to show.
+func TestREADMEScreenshot(t *testing.T) {
+	out := os.Getenv("STORAGEGEN_DASHBOARD_SCREENSHOT")
+	if out == "" {
+		t.Skip("STORAGEGEN_DASHBOARD_SCREENSHOT is not set")
+	}
+	bin := chromium(t)
+	f := seed(t, startRedis(t))
+	srv, _ := newServer(t, f, dashboard.Config{Interval: 100 * time.Millisecond, Samples: 60})
+	base := serve(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// 60 rounds of 100ms: pushes rise then fall; receives lag behind.
+	for i := range 60 {
+		push := 6 - abs(30-i)/5
+		for j := range max(push, 0) {
+			if err := f.jobsT1.Push(ctx, Msg{ID: fmt.Sprint("p", i, "-", j), N: j}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%2 == 0 {
+			ds, err := f.jobsT1.ReceiveMany(ctx, 3, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				if err := d.Ack(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	bctx := browser(t, ctx, bin)
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`tr[data-decl="jobs"]`))); err != nil {
+		t.Fatal(err)
+	}
+	buf, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.CSS("body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", out, len(buf))
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
