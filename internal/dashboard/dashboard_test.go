@@ -248,6 +248,8 @@ func TestWrites(t *testing.T) {
 		{"no CSRF token", form("csrf", ""), origin, 403},
 		{"a wrong CSRF token", form("csrf", csrf[:len(csrf)-1]+"x"), origin, 403},
 		{"another origin", form(), map[string]string{"Origin": "http://evil.example"}, 403},
+		{"another port", form(), map[string]string{"Origin": "http://127.0.0.1:9999"}, 403},
+		{"an opaque origin", form(), map[string]string{"Origin": "null", "Referer": "http://" + host + "/"}, 403},
 		{"another referer", form(), map[string]string{"Referer": "http://evil.example/queue/jobs"}, 403},
 		{"no origin nor referer", form(), nil, 403},
 		{"not confirmed", form("confirm", ""), origin, 400},
@@ -276,9 +278,10 @@ func TestWrites(t *testing.T) {
 	if page := do(t, rw.Handler(), "GET", w.Header().Get("Location"), nil, nil).Body.String(); !strings.Contains(page, "requeued 1 dead letter(s)") {
 		t.Errorf("no outcome shown")
 	}
-	// Pause, then resume, of t1.
+	// Pause, then resume, of t1 (from behind a TLS proxy: the origin is
+	// https).
 	for _, op := range []string{"pause", "resume"} {
-		w := do(t, rw.Handler(), "POST", "/write", form("op", op, "arg.tenant", "t1", "n", ""), origin)
+		w := do(t, rw.Handler(), "POST", "/write", form("op", op, "arg.tenant", "t1", "n", ""), map[string]string{"Origin": "https://" + host})
 		st, err := f.jobsT1.Stats(ctx)
 		if w.Code != 303 || err != nil || st.Paused != (op == "pause") {
 			t.Errorf("%s: %d, paused %v %v", op, w.Code, st.Paused, err)

@@ -517,7 +517,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 
 // login checks the token from the form and sets the session cookie: an
 // HMAC of the token under the process's key, HttpOnly, SameSite=Strict
-// (Secure behind TLS).
+// (Secure when the request came over TLS).
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if !sameOrigin(r) {

@@ -117,19 +117,17 @@ func (s *Server) authed(r *http.Request) bool {
 }
 
 // sameOrigin reports whether a POST comes from a page of this server: its
-// Origin header, or without one its Referer, names this scheme and host.
-// A request with neither is refused.
+// Origin header, or without one its Referer, names this host (the Host
+// header, port included), over http or https (a TLS proxy in front makes
+// the browser's origin https while the request reaches this server over
+// http). A request with neither header is refused.
 func sameOrigin(r *http.Request) bool {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	o := r.Header.Get("Origin")
+	if o == "" {
+		o = r.Header.Get("Referer")
 	}
-	self := scheme + "://" + r.Host
-	if o := r.Header.Get("Origin"); o != "" {
-		return o == self
-	}
-	ref, err := url.Parse(r.Header.Get("Referer"))
-	return err == nil && ref.Host != "" && ref.Scheme+"://"+ref.Host == self
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Host == r.Host
 }
 
 // csrfOK checks a write: same origin and the CSRF token in the form.
