@@ -102,28 +102,36 @@ func TestBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each step is bounded on its own too (a missing element fails in
+	// 30s, not at the test's end). The browser runs since the Events call.
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(bctx, 30*time.Second) }
+	do := func(actions ...chromedp.Action[chromedp.Void]) error {
+		sctx, scancel := step()
+		defer scancel()
+		return chromedp.Do(sctx, actions...)
+	}
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
+		s, err := runStep(step, chromedp.Text(chromedp.CSS(sel)))
 		must(err)
 		return strings.TrimSpace(s)
 	}
 	eval := func(js string) string {
 		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Evaluate[string](js))
+		s, err := runStep(step, chromedp.Evaluate[string](js))
 		must(err)
 		return s
 	}
 	shot := func(name string) []byte {
 		t.Helper()
-		buf, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+		buf, err := runStep(step, chromedp.FullScreenshot(100))
 		must(err)
 		must(os.WriteFile(filepath.Join(shots, name), buf, 0o644))
 		return buf
 	}
 	nav := func(path, wait string) {
 		t.Helper()
-		must(chromedp.Do(bctx, chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.CSS(wait))))
+		must(do(chromedp.Navigate(base+path), chromedp.WaitVisible(chromedp.CSS(wait))))
 	}
 
 	// The overview: every number is the seeded state.
@@ -144,11 +152,11 @@ func TestBrowser(t *testing.T) {
 	}
 	// The table refreshes in place (the script): the time it is of
 	// changes and the charts gain samples, without a navigation.
-	must(chromedp.Do(bctx, chromedp.Evaluate[chromedp.Void](`window.__kept = 1`)))
+	must(do(chromedp.Evaluate[chromedp.Void](`window.__kept = 1`)))
 	first := text("#asof")
 	deadline := time.Now().Add(30 * time.Second)
 	bars := func() int {
-		n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-decl="jobs"] svg.flow rect').length`))
+		n, err := runStep(step, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-decl="jobs"] svg.flow rect').length`))
 		must(err)
 		return n
 	}
@@ -182,7 +190,7 @@ func TestBrowser(t *testing.T) {
 	if a, e := text(`tr[data-id="dead1"] td[data-col="attempts"]`), text(`tr[data-id="dead1"] td[data-col="last_error"]`); a != "2" || e != "handler: boom <i>" {
 		t.Errorf("dead1: attempts %q, last error %q", a, e)
 	}
-	must(chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`a[data-op="requeue"]`)), chromedp.WaitVisible(chromedp.ID("confirm"))))
+	must(do(chromedp.Click(chromedp.CSS(`a[data-op="requeue"]`)), chromedp.WaitVisible(chromedp.ID("confirm"))))
 	if got := text("main"); !strings.Contains(got, "move up to N of the oldest dead letters back to the queue") || !strings.Contains(got, "tenant=t2") {
 		t.Errorf("the confirmation page: %q", got)
 	}
@@ -190,7 +198,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the confirmation page wrote: %+v %v", st, err)
 	}
 	shot("confirm.png")
-	must(chromedp.Do(bctx, chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("done"))))
+	must(do(chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("done"))))
 	if got := text("#done"); got != "requeued 1 dead letter(s)" {
 		t.Errorf("after requeue: %q", got)
 	}
@@ -212,7 +220,7 @@ func TestBrowser(t *testing.T) {
 	evilSrv := &http.Server{Handler: evil, ReadHeaderTimeout: 10 * time.Second}
 	go evilSrv.Serve(evilLn)
 	defer evilSrv.Close()
-	must(chromedp.Do(bctx, chromedp.Navigate("http://"+evilLn.Addr().String()+"/"), chromedp.WaitVisible(chromedp.ID("go")),
+	must(do(chromedp.Navigate("http://"+evilLn.Addr().String()+"/"), chromedp.WaitVisible(chromedp.ID("go")),
 		chromedp.Click(chromedp.ID("go")), chromedp.WaitVisible(chromedp.ID("error"))))
 	if got := text("#error"); !strings.Contains(got, "refused") {
 		t.Errorf("the cross-origin write: %q", got)
@@ -222,7 +230,7 @@ func TestBrowser(t *testing.T) {
 	}
 	// The same write from the dashboard's own origin without the token.
 	nav("/queue/jobs?arg.tenant=t2", "#instances")
-	st, err := chromedp.Run(bctx, chromedp.Evaluate[string](`fetch("/write", {method: "POST", body: new URLSearchParams({op: "purge", kind: "queue", name: "jobs", "arg.tenant": "t2", confirm: "yes"})}).then(r => String(r.status))`, chromedp.EvalAwaitPromise))
+	st, err := runStep(step, chromedp.Evaluate[string](`fetch("/write", {method: "POST", body: new URLSearchParams({op: "purge", kind: "queue", name: "jobs", "arg.tenant": "t2", confirm: "yes"})}).then(r => String(r.status))`, chromedp.EvalAwaitPromise))
 	must(err)
 	if st != "403" {
 		t.Errorf("a same-origin write without the CSRF token: %s, want 403", st)
@@ -249,15 +257,15 @@ func TestBrowser(t *testing.T) {
 	}
 	locked, lockedLogs := newServer(t, f, dashboard.Config{Listen: "192.0.2.1:8080", Token: token, AllowWrites: true, Interval: time.Hour})
 	lbase := serve(t, locked)
-	must(chromedp.Do(bctx, chromedp.Navigate(lbase+"/queue/jobs?arg.tenant=t1"), chromedp.WaitVisible(chromedp.ID("token"))))
+	must(do(chromedp.Navigate(lbase+"/queue/jobs?arg.tenant=t1"), chromedp.WaitVisible(chromedp.ID("token"))))
 	if got := text("main"); strings.Contains(got, "j3") || !strings.Contains(got, "requires its token") {
 		t.Errorf("without the token: %q", got)
 	}
-	must(chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("token"), "wrong-token-0123456789"), chromedp.Click(chromedp.ID("login")), chromedp.WaitVisible(chromedp.ID("error"))))
+	must(do(chromedp.SendKeys(chromedp.ID("token"), "wrong-token-0123456789"), chromedp.Click(chromedp.ID("login")), chromedp.WaitVisible(chromedp.ID("error"))))
 	if got := text("#error"); got != "wrong token" {
 		t.Errorf("a wrong token: %q", got)
 	}
-	must(chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("login")),
+	must(do(chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("login")),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-decl="jobs"] td[data-col="ready"]`))))
 	if got := text(`tr[data-decl="jobs"] td[data-col="ready"]`); got != "4" {
 		t.Errorf("logged in, jobs ready = %q, want 4", got)
@@ -280,6 +288,13 @@ func TestBrowser(t *testing.T) {
 	checkLogs(t, logs)
 	checkLogs(t, lockedLogs)
 	t.Logf("screenshots in %s", shots)
+}
+
+// runStep runs a in a context step makes.
+func runStep[T any](step func() (context.Context, context.CancelFunc), a chromedp.Action[T]) (T, error) {
+	ctx, cancel := step()
+	defer cancel()
+	return chromedp.Run(ctx, a)
 }
 
 // browser starts headless Chromium for the test, ended with ctx or the

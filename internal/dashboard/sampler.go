@@ -20,15 +20,17 @@ type sample struct {
 
 // ring keeps the last len(buf) samples of one declaration.
 type ring struct {
-	buf  []sample
-	next int
-	n    int
+	buf   []sample
+	next  int
+	n     int
+	taken int // samples added since the start
 }
 
 func (r *ring) add(s sample) {
 	r.buf[r.next] = s
 	r.next = (r.next + 1) % len(r.buf)
 	r.n = min(r.n+1, len(r.buf))
+	r.taken++
 }
 
 // list returns the samples oldest first.
@@ -112,6 +114,7 @@ type Chart struct {
 	Max      int64 // the backlog's highest value drawn
 	Net      string
 	Samples  int
+	Taken    int // samples taken since the start, of which Samples are kept
 	Span     string
 	Baseline float64
 }
@@ -128,11 +131,12 @@ func (s *Server) chart(name string) *Chart {
 	s.mu.Lock()
 	r := s.rings[name]
 	var list []sample
+	taken := 0
 	if r != nil {
-		list = r.list()
+		list, taken = r.list(), r.taken
 	}
 	s.mu.Unlock()
-	c := &Chart{W: chartW, H: chartH, Samples: len(list), Baseline: chartH / 2}
+	c := &Chart{W: chartW, H: chartH, Samples: len(list), Taken: taken, Baseline: chartH / 2}
 	if len(list) == 0 {
 		return c
 	}
