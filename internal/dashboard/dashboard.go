@@ -215,15 +215,13 @@ type Base struct {
 	RefreshMS   int64
 	RefreshSec  int64
 	Prefix      string
-	Now         time.Time
-	Error       string
 	Interval    time.Duration
 	SampleCount int
 }
 
 func (s *Server) base(r *http.Request, title string) Base {
 	return Base{Title: title, CSRF: s.sec.csrf, Writes: s.writes, Auth: s.token != "" && s.authed(r),
-		RefreshMS: s.interval.Milliseconds(), RefreshSec: max(1, int64((s.interval+time.Second-1)/time.Second)), Prefix: s.in.Prefix(), Now: time.Now(), Interval: s.interval, SampleCount: s.samples}
+		RefreshMS: s.interval.Milliseconds(), RefreshSec: max(1, int64((s.interval+time.Second-1)/time.Second)), Prefix: s.in.Prefix(), Interval: s.interval, SampleCount: s.samples}
 }
 
 func (s *Server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
