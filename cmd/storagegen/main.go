@@ -11,6 +11,8 @@
 //	storagegen doc [-schema FILE] [-out STORAGE.md]
 //	storagegen jsonschema [-out FILE]
 //	storagegen init [-dir DIR] [-schema FILE] [-out DIR] [-package NAME] [-doc FILE] [-jsonschema FILE] [-force]
+//	storagegen inspect [-schema FILE] [-redis URL] [-json] [queue|dead|reclaim|pause|resume|cache NAME [ARG=VALUE…]]
+//	storagegen dashboard [-schema FILE] [-redis URL] [-listen 127.0.0.1:8080] [-allow-writes] [-token TOKEN]
 //
 // The first form writes the generated files into -out, removes files there
 // that carry storagegen's "Code generated" header but are no longer
@@ -35,6 +37,11 @@
 // directive, and the editor schema, into -dir (default the current
 // directory). It refuses, writing nothing, when any of them exists, unless
 // -force. The starter generates, passes -check and lint, and compiles.
+//
+// inspect shows what is in Redis under the schema; dashboard serves the
+// same as web pages (read-only unless -allow-writes; anything but a
+// loopback -listen requires -token). The README's "Operating it" section
+// describes both.
 //
 // diff lists every change against an older schema, each breaking or safe
 // with the reason, and exits 1 when a breaking change is not allowed by an
@@ -93,6 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runPython(args[1:], stdout, stderr)
 		case "inspect":
 			return runInspect(args[1:], stdout, stderr)
+		case "dashboard":
+			return runDashboard(args[1:], stdout, stderr)
 		}
 	}
 	return runGenerate(args, stdout, stderr)
@@ -112,7 +121,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "write nothing; exit 1 if -out (and -doc, -jsonschema, -python) do not match the schema")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: storagegen [-check] -schema FILE -out DIR [-package NAME] [-doc FILE] [-jsonschema FILE] [-python DIR]\n")
-		fmt.Fprintf(stderr, "       storagegen diff|lint|doc|jsonschema|init|python -h\n")
+		fmt.Fprintf(stderr, "       storagegen diff|lint|doc|jsonschema|init|python|inspect|dashboard -h\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
