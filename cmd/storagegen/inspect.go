@@ -227,7 +227,7 @@ func (c *inspectCmd) run() int {
 
 func (c *inspectCmd) emit(v any, text func(io.Writer)) int {
 	if c.f.asJSON {
-		writeJSON(c.out, v)
+		writeInspectJSON(c.out, v)
 	} else {
 		text(c.out)
 	}
@@ -296,7 +296,7 @@ func (c *inspectCmd) instances(ctx context.Context, d *inspect.Decl, f inspect.F
 		peeks = append(peeks, p)
 	}
 	if c.f.asJSON {
-		writeJSON(c.out, struct {
+		writeInspectJSON(c.out, struct {
 			*inspect.Instances
 			Peek []*inspect.Items `json:"peek"`
 		}{l, peeks})

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/storagegen/storagegen/internal/inspect"
 )
@@ -203,7 +205,7 @@ func printItem(w io.Writer, it inspect.Item, sharded bool) {
 		fmt.Fprintf(w, "  last error: %s\n", strconv.Quote(it.LastError))
 	}
 	if it.Value != nil {
-		fmt.Fprintf(w, "  %s\n", it.Value)
+		fmt.Fprintf(w, "  %s\n", jsonText(it.Value))
 	} else {
 		fmt.Fprintf(w, "  raw: %s\n", strconv.Quote(string(it.Raw)))
 	}
@@ -224,4 +226,37 @@ func printEntry(w io.Writer, e *inspect.Entry) {
 	}
 	fmt.Fprintf(w, "ttl %s, memory %s\n", ttl, bytesText(e.Stats.MemoryBytes))
 	printItem(w, *e.Item, false)
+}
+
+// jsonText returns valid JSON with every rune a terminal may act on or
+// that reorders or hides text (DEL, the C1 controls such as U+009B CSI,
+// bidi overrides, line separators: whatever strconv.IsPrint refuses)
+// written as a \u escape. Valid JSON holds such runes only inside
+// strings, where the escape means the same text, so the result is the
+// same JSON value; the payload is an attacker's text and must not drive
+// the operator's terminal.
+func jsonText(v []byte) string {
+	s := string(v)
+	var b strings.Builder
+	for _, r := range s {
+		if r == '\n' || r == '\t' || r == '\r' || strconv.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+			fmt.Fprintf(&b, "\\u%04x\\u%04x", r1, r2)
+		} else {
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
+}
+
+// writeInspectJSON writes v as writeJSON does, with the runes jsonText
+// escapes escaped: the same JSON value, but nothing in a payload or a key
+// acts on a terminal that -json is written to.
+func writeInspectJSON(w io.Writer, v any) {
+	var b strings.Builder
+	writeJSON(&b, v)
+	io.WriteString(w, jsonText([]byte(b.String())))
 }

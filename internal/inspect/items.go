@@ -284,9 +284,9 @@ func (in *Inspector) Dead(ctx context.Context, d *Decl, f Filter, n int) (*Items
 // queue's go through the runtime's DeadLetters.Requeue (their delivery
 // count reset). An at-most-once queue's go to the head of their shard's
 // list, behind the items waiting, one LMOVE each; a plain queue on a
-// cluster, whose dead-letter list is in another slot, takes each with
-// RPOP and LPUSHes it, putting it back at the tail of the dead letters if
-// the LPUSH fails (a crash between the two loses that item).
+// cluster, whose dead-letter list is in another slot, copies each
+// (LINDEX, LPUSH) and then removes it (LREM): a failure or crash between
+// the two leaves a duplicate, never a loss.
 func (in *Inspector) Requeue(ctx context.Context, d *Decl, f Filter, n int) (int, error) {
 	if d.Kind != KindQueue {
 		return 0, fmt.Errorf("%w: %s is a cache, which has no dead letters", ErrNotSupported, d.Name)
@@ -327,17 +327,22 @@ func (in *Inspector) Requeue(ctx context.Context, d *Decl, f Filter, n int) (int
 }
 
 // moveAcross moves the tail of from to the head of to, two keys in
-// different cluster slots.
+// different cluster slots, which no one command or script may touch
+// together. It copies before it removes: LINDEX the tail, LPUSH it to to,
+// then LREM one equal value from the tail end of from. A failure or a
+// crash between the two leaves the item in both lists (a duplicate, which
+// requeueing again would repeat), never in neither. A concurrent requeue
+// of the same list may push the same item twice.
 func moveAcross(ctx context.Context, cl redis.UniversalClient, from, to string) error {
-	v, err := cl.RPop(ctx, from).Result()
+	v, err := cl.LIndex(ctx, from, -1).Result()
 	if err != nil {
 		return err
 	}
 	if err := cl.LPush(ctx, to, v).Err(); err != nil {
-		if perr := cl.RPush(context.WithoutCancel(ctx), from, v).Err(); perr != nil {
-			return fmt.Errorf("%w; putting the item back failed too, and it is lost: %w", err, perr)
-		}
 		return err
+	}
+	if err := cl.LRem(context.WithoutCancel(ctx), from, -1, v).Err(); err != nil {
+		return fmt.Errorf("the item is now in the queue and still among the dead letters: %w", err)
 	}
 	return nil
 }
