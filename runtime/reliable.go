@@ -208,6 +208,10 @@ type Stats struct {
 	// server's clock; 0 when none is ready. An item that was nacked with a
 	// delay counts from when it became ready again, not from its nack.
 	OldestReady time.Duration
+	// OldestReadyUnknown is true when items are ready but the oldest of
+	// them carry no time (entries a plain LPUSH of an older writer put in
+	// the ready list): OldestReady is then 0, which does not mean new.
+	OldestReadyUnknown bool
 	// Paused is whether the queue is paused (Pause): receivers lease
 	// nothing until Resume. For a sharded queue, whether any shard is
 	// (a Pause or Resume that failed part-way leaves some shards paused;
@@ -240,6 +244,7 @@ func (q ReliableQueue[T]) Stats(ctx context.Context) (Stats, error) {
 	if res[5] > 0 {
 		s.OldestReady = time.Duration(res[5]) * time.Millisecond
 	}
+	s.OldestReadyUnknown = res[0] > 0 && res[5] < 0
 	return s, nil
 }
 

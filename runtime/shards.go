@@ -471,7 +471,7 @@ func (q ReliableQueue[T]) lenSharded(ctx context.Context) (int64, error) {
 }
 
 // statsSharded adds up the shards' Stats; OldestReady is the oldest of
-// theirs.
+// theirs, and unknown when any shard's is.
 func (q ReliableQueue[T]) statsSharded(ctx context.Context) (Stats, error) {
 	all := make([]Stats, len(q.sh.keys))
 	err := q.sh.each(func(i int) (err error) {
@@ -489,6 +489,7 @@ func (q ReliableQueue[T]) statsSharded(ctx context.Context) (Stats, error) {
 		s.Delayed += t.Delayed
 		s.Dead += t.Dead
 		s.OldestReady = max(s.OldestReady, t.OldestReady)
+		s.OldestReadyUnknown = s.OldestReadyUnknown || t.OldestReadyUnknown
 		s.Paused = s.Paused || t.Paused
 	}
 	return s, nil

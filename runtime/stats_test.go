@@ -25,9 +25,13 @@ func TestStats(t *testing.T) {
 		t.Fatalf("Stats of an empty queue = %+v", s)
 	}
 
-	// A foreign entry is a dead letter at once.
+	// A foreign entry is a dead letter at once. Until a receive finds it,
+	// it is a ready item whose age nobody knows.
 	if err := rawClient(t).LPush(bg, q.Key(), "junk").Err(); err != nil {
 		t.Fatal(err)
+	}
+	if s := stats(); s != (Stats{Ready: 1, OldestReadyUnknown: true}) {
+		t.Fatalf("Stats with a foreign entry = %+v, want Ready 1 with OldestReadyUnknown", s)
 	}
 	if _, _, err := q.Receive(bg, 0); !errors.Is(err, ErrDecode) {
 		t.Fatalf("Receive of a foreign entry = %v", err)

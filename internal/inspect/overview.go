@@ -313,7 +313,7 @@ func (in *Inspector) queueStats(ctx context.Context, d *Decl, args []any) (*Queu
 			return nil, err
 		}
 		c := &QueueCounts{Ready: s.Ready, InFlight: s.InFlight, Expired: s.Expired, Delayed: s.Delayed, Dead: s.Dead}
-		if s.Ready > 0 {
+		if s.Ready > 0 && !s.OldestReadyUnknown {
 			age := Duration(s.OldestReady)
 			c.OldestReady = &age
 		}
