@@ -44,6 +44,7 @@ type Cache[T any] struct {
 	err error // from building the key; returned by every call
 
 	local *CacheDecl // set when decl is a local cache
+	tel   *declTel   // the declaration's metrics; nil records none (telemetry.go)
 }
 
 // NewCache returns the cache entry of decl for the placeholder values args.
@@ -57,7 +58,7 @@ func NewCache[T any](ds *DataStore, decl *CacheDecl, args ...any) Cache[T] {
 	if err != nil {
 		return Cache[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("cache %s: %w", decl.Name, err)}
 	}
-	c := Cache[T]{ds: ds, key: CacheKey(decl.Prefix, name), ttl: decl.TTL}
+	c := Cache[T]{ds: ds, key: CacheKey(decl.Prefix, name), ttl: decl.TTL, tel: ds.tel.decl(kindCache, decl.Name)}
 	if decl.Local > 0 {
 		c.local = decl
 	}
@@ -75,7 +76,13 @@ func (c Cache[T]) Set(ctx context.Context, v T) error {
 	if c.err != nil {
 		return opError("set", c.key, c.err)
 	}
-	return c.ds.set(ctx, c.key, v, c.ttl)
+	if c.tel == nil {
+		return c.ds.set(ctx, c.key, v, c.ttl)
+	}
+	start := time.Now()
+	err := c.ds.set(ctx, c.key, v, c.ttl)
+	c.tel.done(ctx, opSet, outcomeOf(err, outOK), start, 0)
+	return err
 }
 
 // SetTTL stores v with the given TTL, which must be at least 1ms; it is
@@ -88,7 +95,13 @@ func (c Cache[T]) SetTTL(ctx context.Context, v T, ttl time.Duration) error {
 	if ttl < time.Millisecond {
 		return opError("set", c.key, fmt.Errorf("%w: ttl %v is below 1ms", ErrInvalidArgument, ttl))
 	}
-	return c.ds.set(ctx, c.key, v, ttl)
+	if c.tel == nil {
+		return c.ds.set(ctx, c.key, v, ttl)
+	}
+	start := time.Now()
+	err := c.ds.set(ctx, c.key, v, ttl)
+	c.tel.done(ctx, opSet, outcomeOf(err, outOK), start, 0)
+	return err
 }
 
 // Get returns the stored value, decoded into a fresh T. ok is false when
@@ -96,6 +109,20 @@ func (c Cache[T]) SetTTL(ctx context.Context, v T, ttl time.Duration) error {
 // is left in place and Get returns an error wrapping ErrDecode. Concurrent
 // gets share a pipeline.
 func (c Cache[T]) Get(ctx context.Context) (v T, ok bool, err error) {
+	if c.tel == nil {
+		return c.get(ctx)
+	}
+	start := time.Now()
+	v, ok, err = c.get(ctx)
+	out := outMiss
+	if ok {
+		out = outHit
+	}
+	c.tel.done(ctx, opGet, outcomeOf(err, out), start, 0)
+	return v, ok, err
+}
+
+func (c Cache[T]) get(ctx context.Context) (v T, ok bool, err error) {
 	if c.err != nil {
 		return v, false, opError("get", c.key, c.err)
 	}
@@ -119,7 +146,13 @@ func (c Cache[T]) Delete(ctx context.Context) (bool, error) {
 	if c.err != nil {
 		return false, opError("delete", c.key, c.err)
 	}
-	return c.ds.del(ctx, c.key)
+	if c.tel == nil {
+		return c.ds.del(ctx, c.key)
+	}
+	start := time.Now()
+	deleted, err := c.ds.del(ctx, c.key)
+	c.tel.done(ctx, opDelete, outcomeOf(err, outOK), start, 0)
+	return deleted, err
 }
 
 // Exists reports whether the entry exists.

@@ -100,6 +100,7 @@ type coalescer[A any] struct {
 	failed     error // the error of a call whose batch's send panicked
 	abandon    bool  // a caller whose context ends may leave a batch that was taken (reads)
 	maxFlights int
+	tel        *batchTel // records batch sizes; nil records nothing (telemetry.go)
 
 	mu      sync.Mutex
 	flights int
@@ -185,6 +186,7 @@ func (b *coalescer[A]) fly(cl redis.UniversalClient, self *call[A], batch []*cal
 	defer b.land(self, batch)
 	ctx, cancel := batchContext(batch)
 	defer cancel()
+	b.tel.record(len(batch))
 	b.send(ctx, cl, batch)
 }
 

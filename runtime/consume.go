@@ -361,7 +361,12 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 	}
 	if err == nil {
 		hook("acking")
-		switch aerr := c.ack(d, done); {
+		start := time.Now()
+		aerr := c.ack(d, done)
+		if d.r.tel != nil {
+			d.r.tel.settled(ctx, opAck, aerr, start)
+		}
+		switch {
 		case aerr == nil:
 			hook("acked")
 			c.cnt.add(acked, 1)
@@ -376,7 +381,11 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 	sctx, scancel := settleContext(ctx)
 	defer scancel()
 	delay := c.backoff(d.Attempt)
+	start := time.Now()
 	dead, nerr := d.r.nack(sctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, err.Error(), c.cnt)
+	if d.r.tel != nil {
+		d.r.tel.settled(sctx, opNack, nerr, start)
+	}
 	log := c.log.With("id", d.ID, "attempt", d.Attempt)
 	switch {
 	case nerr != nil:

@@ -49,13 +49,18 @@ type DataStore struct {
 	promoters  sync.Map // queue key → *promoter: makes delayed items ready on time (reliable.go)
 	shardSets  sync.Map // shardSetKey → *shardSet: the shards of each sharded queue (shards.go)
 	log        *slog.Logger
-	eviction   sync.Once // checks the server's eviction policy (warnEviction)
+	eviction   sync.Once  // checks the server's eviction policy (warnEviction)
+	tel        *telemetry // nil without Options.MeterProvider (telemetry.go)
 }
 
 // New validates opts and returns a DataStore. It does not connect: the
 // first call that needs the server does.
 func New(opts Options) (*DataStore, error) {
 	ro, err := opts.redisOptions()
+	if err != nil {
+		return nil, opError("new", "", err)
+	}
+	tel, err := newTelemetry(opts.MeterProvider, opts.TracerProvider)
 	if err != nil {
 		return nil, opError("new", "", err)
 	}
@@ -66,7 +71,9 @@ func New(opts Options) (*DataStore, error) {
 		maxPayload: opts.MaxPayloadBytes,
 		batch:      newBatchers(opts.NoCoalescing, conn),
 		log:        opts.Logger,
+		tel:        tel,
 	}
+	ds.batch.instrument(tel)
 	if ds.log == nil {
 		ds.log = slog.Default()
 	}

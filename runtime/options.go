@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configures a DataStore. The zero value connects to
@@ -158,6 +160,16 @@ type Options struct {
 	// CacheStore build. Typed stores use their schema's prefix instead.
 	// Default "".
 	Prefix string
+
+	// MeterProvider, when set, receives the DataStore's metrics: the
+	// duration and outcome of each call of a typed queue or cache, the
+	// items it carried, and the sizes of coalesced batches, with the
+	// schema's declaration names as attributes (see the README's
+	// "Observability"). Default nil: nothing is recorded, at no cost.
+	MeterProvider metric.MeterProvider
+	// TracerProvider, when set, will receive a span per call; reserved:
+	// spans are not recorded yet. Default nil.
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults of Options.

@@ -48,6 +48,7 @@ type Queue[T any] struct {
 	key string
 	err error     // from building the key; returned by every call
 	sh  *shardSet // of a sharded queue (shards.go); nil for one list
+	tel *declTel  // the declaration's metrics; nil records none (telemetry.go)
 }
 
 // NewQueue returns the queue of decl for the placeholder values args.
@@ -67,7 +68,7 @@ func NewQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Queue[T] {
 	if err != nil {
 		return Queue[T]{ds: ds, key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
 	}
-	q := Queue[T]{ds: ds, key: keyspace.QueueKeyOf(decl.Layout, decl.Prefix, name)}
+	q := Queue[T]{ds: ds, key: keyspace.QueueKeyOf(decl.Layout, decl.Prefix, name), tel: ds.tel.decl(kindQueue, decl.Name)}
 	if decl.Shards > 1 {
 		q.sh = ds.shardsFor(decl.Prefix, name, decl.Shards, nil)
 	}
@@ -94,6 +95,16 @@ func (q Queue[T]) Push(ctx context.Context, v T) error {
 // Concurrent pushes may share the LPUSH (see the README's "Coalescing");
 // vs stay together and in order.
 func (q Queue[T]) PushMany(ctx context.Context, vs ...T) error {
+	if q.tel == nil {
+		return q.pushMany(ctx, vs)
+	}
+	start := time.Now()
+	err := q.pushMany(ctx, vs)
+	q.tel.done(ctx, opPush, outcomeOf(err, outOK), start, itemsIf(err == nil, len(vs)))
+	return err
+}
+
+func (q Queue[T]) pushMany(ctx context.Context, vs []T) error {
 	if q.err != nil {
 		return opError("push", q.key, q.err)
 	}
@@ -127,6 +138,16 @@ func (q Queue[T]) PushMany(ctx context.Context, vs ...T) error {
 // An item that cannot be decoded is moved to the dead letters (Key()+":dead")
 // and Pop returns an error wrapping ErrDecode.
 func (q Queue[T]) Pop(ctx context.Context, timeout time.Duration) (v T, ok bool, err error) {
+	if q.tel == nil {
+		return q.pop1(ctx, timeout)
+	}
+	start := time.Now()
+	v, ok, err = q.pop1(ctx, timeout)
+	q.tel.done(ctx, opPop, popOutcome(err, ok), start, itemsIf(ok, 1))
+	return v, ok, err
+}
+
+func (q Queue[T]) pop1(ctx context.Context, timeout time.Duration) (v T, ok bool, err error) {
 	if q.err != nil {
 		return v, false, opError("pop", q.key, q.err)
 	}
@@ -142,6 +163,16 @@ func (q Queue[T]) Pop(ctx context.Context, timeout time.Duration) (v T, ok bool,
 // Items that cannot be decoded are moved to the dead letters; the others
 // are returned together with an error wrapping ErrDecode.
 func (q Queue[T]) PopMany(ctx context.Context, n int, timeout time.Duration) ([]T, error) {
+	if q.tel == nil {
+		return q.popMany(ctx, n, timeout)
+	}
+	start := time.Now()
+	vs, err := q.popMany(ctx, n, timeout)
+	q.tel.done(ctx, opPop, popOutcome(err, len(vs) > 0), start, len(vs))
+	return vs, err
+}
+
+func (q Queue[T]) popMany(ctx context.Context, n int, timeout time.Duration) ([]T, error) {
 	if q.err != nil {
 		return nil, opError("pop", q.key, q.err)
 	}

@@ -49,6 +49,7 @@ type reliable struct {
 	lease         time.Duration
 	maxDeliveries int
 	window        time.Duration
+	tel           *declTel // the declaration's metrics; nil records none (telemetry.go)
 }
 
 // ReliableQueue is a typed at-least-once queue: every item whose Push
@@ -76,7 +77,8 @@ func NewReliableQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Reliab
 	}
 	key := QueueKey(decl.Prefix, name)
 	r := &reliable{ds: ds, key: key, keys: reliableKeys(key), paused: pausedKey(key),
-		lease: DefaultLease, maxDeliveries: DefaultMaxDeliveries, window: DefaultDedupeWindow}
+		lease: DefaultLease, maxDeliveries: DefaultMaxDeliveries, window: DefaultDedupeWindow,
+		tel: ds.tel.decl(kindReliable, decl.Name)}
 	if decl.Lease != 0 {
 		r.lease = decl.Lease
 	}
@@ -143,6 +145,16 @@ func (q ReliableQueue[T]) PushID(ctx context.Context, id string, v T) error {
 }
 
 func (q ReliableQueue[T]) push(ctx context.Context, ids []string, vs []T) error {
+	if q.err != nil || q.r.tel == nil {
+		return q.pushValues(ctx, ids, vs)
+	}
+	start := time.Now()
+	err := q.pushValues(ctx, ids, vs)
+	q.r.tel.done(ctx, opPush, outcomeOf(err, outOK), start, itemsIf(err == nil, len(vs)))
+	return err
+}
+
+func (q ReliableQueue[T]) pushValues(ctx context.Context, ids []string, vs []T) error {
 	if q.err != nil {
 		return opError("push", q.key, q.err)
 	}
@@ -325,6 +337,16 @@ func (q ReliableQueue[T]) ReceiveMany(ctx context.Context, n int, timeout time.D
 }
 
 func (q ReliableQueue[T]) receive(ctx context.Context, n int, timeout time.Duration, cnt *Counters) ([]*Delivery[T], error) {
+	if q.err != nil || q.r.tel == nil {
+		return q.receiveValues(ctx, n, timeout, cnt)
+	}
+	start := time.Now()
+	ds, err := q.receiveValues(ctx, n, timeout, cnt)
+	q.r.tel.done(ctx, opReceive, popOutcome(err, len(ds) > 0), start, len(ds))
+	return ds, err
+}
+
+func (q ReliableQueue[T]) receiveValues(ctx context.Context, n int, timeout time.Duration, cnt *Counters) ([]*Delivery[T], error) {
 	if q.err != nil {
 		return nil, opError("receive", q.key, q.err)
 	}
@@ -642,6 +664,16 @@ func (q ReliableQueue[T]) Reclaim(ctx context.Context) (int, error) {
 // item that is gone already (acked by a later delivery, or by this Ack
 // when go-redis sent it again after a lost reply) is not an error.
 func (d *Delivery[T]) Ack(ctx context.Context) error {
+	if d.r == nil || d.r.tel == nil {
+		return d.ack(ctx)
+	}
+	start := time.Now()
+	err := d.ack(ctx)
+	d.r.tel.settled(ctx, opAck, err, start)
+	return err
+}
+
+func (d *Delivery[T]) ack(ctx context.Context) error {
 	if d.settled.Load() {
 		return d.r.lost("ack", d.ID, d.Attempt)
 	}
@@ -664,7 +696,11 @@ func (d *Delivery[T]) Nack(ctx context.Context, delay time.Duration) error {
 	if delay < 0 {
 		return opError("nack", d.r.key, fmt.Errorf("%w: negative delay %v", ErrInvalidArgument, delay))
 	}
+	start := time.Now()
 	_, err := d.r.nack(ctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, "nacked by the consumer", nil)
+	if d.r.tel != nil {
+		d.r.tel.settled(ctx, opNack, err, start)
+	}
 	return err
 }
 
