@@ -66,6 +66,11 @@ go run ./cmd/storagegen lint -schema schema.yaml
 echo "test.sh: go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+echo "test.sh: allocation tests, without -race"
+# The race detector's sync.Pool drops items at random, so allocation
+# counts are only exact without it; these tests skip under -race.
+go test -count=1 -run 'NoAllocs' ./runtime
+
 # The integration packages again on the other topologies (the run above is
 # on one server): a Redis Cluster of 3 primaries and 3 replicas, and a
 # Sentinel group of a primary, a replica and 3 sentinels, each started by
