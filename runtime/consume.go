@@ -361,7 +361,10 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 	}
 	if err == nil {
 		hook("acking")
-		start := time.Now()
+		var start time.Time
+		if d.r.tel != nil {
+			start = time.Now()
+		}
 		aerr := c.ack(d, done)
 		if d.r.tel != nil {
 			d.r.tel.settled(ctx, opAck, aerr, start)
@@ -381,7 +384,10 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 	sctx, scancel := settleContext(ctx)
 	defer scancel()
 	delay := c.backoff(d.Attempt)
-	start := time.Now()
+	var start time.Time
+	if d.r.tel != nil {
+		start = time.Now()
+	}
 	dead, nerr := d.r.nack(sctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, err.Error(), c.cnt)
 	if d.r.tel != nil {
 		d.r.tel.settled(sctx, opNack, nerr, start)

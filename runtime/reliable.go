@@ -696,11 +696,13 @@ func (d *Delivery[T]) Nack(ctx context.Context, delay time.Duration) error {
 	if delay < 0 {
 		return opError("nack", d.r.key, fmt.Errorf("%w: negative delay %v", ErrInvalidArgument, delay))
 	}
+	if d.r.tel == nil {
+		_, err := d.r.nack(ctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, "nacked by the consumer", nil)
+		return err
+	}
 	start := time.Now()
 	_, err := d.r.nack(ctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, "nacked by the consumer", nil)
-	if d.r.tel != nil {
-		d.r.tel.settled(ctx, opNack, err, start)
-	}
+	d.r.tel.settled(ctx, opNack, err, start)
 	return err
 }
 
