@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	goruntime "runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -375,5 +376,45 @@ func TestTelemetryNoAllocs(t *testing.T) {
 	t.Logf("with a MeterProvider: Push %v allocs, Get %v", mpush, mget)
 	if mpush > push || mget > get {
 		t.Errorf("with a MeterProvider, Push allocates %v (%v without) and Get %v (%v without)", mpush, push, mget, get)
+	}
+}
+
+// BenchmarkTelemetry measures what a MeterProvider costs coalesced
+// Push and Get calls from 64 goroutines (SetParallelism over GOMAXPROCS):
+//
+//	go test -run XXX -bench Telemetry -benchmem ./runtime
+func BenchmarkTelemetry(b *testing.B) {
+	for _, metered := range []bool{false, true} {
+		name := "none"
+		if metered {
+			name = "MeterProvider"
+		}
+		b.Run(name, func(b *testing.B) {
+			var ds *DataStore
+			if metered {
+				ds, _ = meteredStore(b, Options{})
+			} else {
+				ds = newStore(b, Options{})
+			}
+			q := NewQueue[int](ds, &QueueDecl{Name: "bench", Prefix: ds.prefix, Key: MustKeyPattern("bench")})
+			c := NewCache[int](ds, &CacheDecl{Name: "bench", Prefix: ds.prefix, Key: MustKeyPattern("bench"), TTL: time.Minute})
+			if err := c.Set(bg, 1); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(max(1, 64/goruntime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := q.Push(bg, 1); err != nil {
+						b.Error(err)
+						return
+					}
+					if _, _, err := c.Get(bg); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
