@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	goruntime "runtime"
 	"sort"
 	"strings"
@@ -416,5 +417,23 @@ func BenchmarkTelemetry(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestTelemetryAPIOnly: the runtime links OpenTelemetry's API packages
+// only; the SDK and the exporters are for tests, the command and the
+// examples, so that an application picks its own.
+func TestTelemetryAPIOnly(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	if !strings.Contains(string(out), "go.opentelemetry.io/otel/metric\n") {
+		t.Fatalf("go list -deps printed an unlikely list:\n%s", out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "go.opentelemetry.io/otel/sdk") || strings.HasPrefix(dep, "go.opentelemetry.io/otel/exporters") {
+			t.Errorf("the runtime depends on %s", dep)
+		}
 	}
 }
