@@ -14,9 +14,11 @@ import (
 
 // OpenTelemetry metrics, named after the schema's declarations.
 //
-// A DataStore made with Options.MeterProvider has one telemetry; without
-// one, ds.tel is nil and every recording point is a nil check: nothing is
-// recorded and nothing is allocated. Each queue and cache handle carries
+// A DataStore made with Options.MeterProvider has one telemetry with its
+// instruments; without one (neither provider, or a TracerProvider only,
+// which records nothing yet), every handle's *declTel and every
+// coalescer's *batchTel is nil, and every recording point is a nil check:
+// nothing is recorded and nothing is allocated. Each queue and cache handle carries
 // the *declTel of its declaration (kind and name), looked up once when the
 // handle is made; its attribute sets are built once per declaration, so a
 // measurement allocates nothing for attributes, and the number of series
