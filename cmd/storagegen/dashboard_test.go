@@ -4,15 +4,9 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/storagegen/storagegen/internal/redistest"
 )
 
 // dashboardRun runs the dashboard command until ctx ends, with env as its
@@ -52,18 +46,7 @@ func TestDashboardCommand(t *testing.T) {
 		}
 	}
 
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	dir := t.TempDir()
-	schema := filepath.Join(dir, "schema.yaml")
-	if err := os.WriteFile(schema, []byte(inspectSchema), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cl := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { cl.Close() })
+	srv, schema, cl := inspectFixture(t)
 	if err := cl.LPush(context.Background(), "ci:queue:e_x", `{"id":"<b>SECRET-e</b>"}`, `{"id":"b"}`).Err(); err != nil {
 		t.Fatal(err)
 	}

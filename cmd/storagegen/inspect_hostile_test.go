@@ -3,14 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/storagegen/storagegen/internal/redistest"
 )
 
 // TestInspectTerminalEscapes: payloads and keys are an attacker's text.
@@ -20,18 +14,7 @@ import (
 // hold ESC itself. None may reach the terminal raw: the tables show them
 // escaped, and -json too (\u escapes decode to the same text).
 func TestInspectTerminalEscapes(t *testing.T) {
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	dir := t.TempDir()
-	schema := filepath.Join(dir, "schema.yaml")
-	if err := os.WriteFile(schema, []byte(inspectSchema), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cl := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { cl.Close() })
+	srv, schema, cl := inspectFixture(t)
 	ctx := context.Background()
 	const evil = "\u009b2J\u202egnp.exe\x7f\u2028x"
 	for _, c := range [][]any{

@@ -51,20 +51,28 @@ func inspectRun(t *testing.T, stdin string, tty bool, args ...string) (int, stri
 	return code, out.String(), errw.String()
 }
 
-func TestInspectCommand(t *testing.T) {
+// inspectFixture starts a redis-server, writes inspectSchema to a
+// temporary schema file, and returns the server, the file's path and an
+// admin client of the server, each closed when t ends.
+func inspectFixture(t *testing.T) (*redistest.Server, string, *redis.Client) {
+	t.Helper()
 	srv, err := redistest.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	dir := t.TempDir()
-	schema := filepath.Join(dir, "schema.yaml")
+	schema := filepath.Join(t.TempDir(), "schema.yaml")
 	if err := os.WriteFile(schema, []byte(inspectSchema), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	url := srv.URL(0)
 	cl := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { cl.Close() })
+	return srv, schema, cl
+}
+
+func TestInspectCommand(t *testing.T) {
+	srv, schema, cl := inspectFixture(t)
+	url := srv.URL(0)
 	ctx := context.Background()
 	// jobs t1: 2 ready, and a dead letter; edges: an item that is not a
 	// Job; out: 1 entry; a stray.
@@ -159,7 +167,7 @@ func TestInspectCommand(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errs)
 		}
 	}
-	bad := filepath.Join(dir, "bad.yaml")
+	bad := filepath.Join(filepath.Dir(schema), "bad.yaml")
 	os.WriteFile(bad, []byte("version: 1\nqueues:\n  q: {key: \"a{\", payload: X}\n"), 0o644)
 	if code, _, errs := inspectRun(t, "", false, "-schema", bad, "-redis", url); code != 1 || !strings.Contains(errs, "bad.yaml:3:") {
 		t.Errorf("bad schema: %d %s", code, errs)

@@ -2,7 +2,6 @@ package keyspace
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -65,30 +64,11 @@ func (p *Pattern) has(name string) bool {
 	return false
 }
 
-// value returns v as layout l writes it for placeholder ph.
+// value returns v as layout l writes it for placeholder ph (writeValue).
 func (p *Pattern) value(l Layout, ph Placeholder, v any) (string, error) {
-	switch v := v.(type) {
-	case int:
-		if ph.Type != Int {
-			return "", fmt.Errorf("%w: placeholder {%s} takes a string, got an int", ErrInvalidArgument, ph.Name)
-		}
-		return strconv.Itoa(v), nil
-	case string:
-		if ph.Type != String {
-			return "", fmt.Errorf("%w: placeholder {%s} takes an int, got a string", ErrInvalidArgument, ph.Name)
-		}
-		if l == Plain {
-			if err := CheckPlainValue(v); err != nil {
-				return "", fmt.Errorf("placeholder {%s}: %w", ph.Name, err)
-			}
-			return v, nil
-		}
-		if v == "" {
-			return "", fmt.Errorf("%w: placeholder {%s} is empty", ErrInvalidArgument, ph.Name)
-		}
-		var b strings.Builder
-		p.escapeTo(&b, v)
-		return b.String(), nil
+	var b strings.Builder
+	if err := p.writeValue(&b, l, ph, v); err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("%w: placeholder {%s} takes a %s, got %T", ErrInvalidArgument, ph.Name, ph.Type, v)
+	return b.String(), nil
 }

@@ -260,33 +260,44 @@ func (p *Pattern) expand(l Layout, args []any) (string, error) {
 	b.Grow(n)
 	for i, ph := range p.placeholders {
 		b.WriteString(p.literals[i])
-		switch v := args[i].(type) {
-		case string:
-			if ph.Type != String {
-				return "", fmt.Errorf("%w: placeholder {%s} takes an int, got a string", ErrInvalidArgument, ph.Name)
-			}
-			if l == Plain {
-				if err := CheckPlainValue(v); err != nil {
-					return "", fmt.Errorf("placeholder {%s}: %w", ph.Name, err)
-				}
-				b.WriteString(v)
-				continue
-			}
-			if v == "" {
-				return "", fmt.Errorf("%w: placeholder {%s} is empty", ErrInvalidArgument, ph.Name)
-			}
-			p.escapeTo(&b, v)
-		case int:
-			if ph.Type != Int {
-				return "", fmt.Errorf("%w: placeholder {%s} takes a string, got an int", ErrInvalidArgument, ph.Name)
-			}
-			b.WriteString(strconv.Itoa(v))
-		default:
-			return "", fmt.Errorf("%w: placeholder {%s} takes a %s, got %T", ErrInvalidArgument, ph.Name, ph.Type, v)
+		if err := p.writeValue(&b, l, ph, args[i]); err != nil {
+			return "", err
 		}
 	}
 	b.WriteString(p.literals[len(p.literals)-1])
 	return b.String(), nil
+}
+
+// writeValue writes v as layout l writes it for placeholder ph: a string
+// escaped (Tagged) or as it is (Plain), an int in decimal (strconv.Itoa,
+// as Python's str(int) writes it). The value's type must be the
+// placeholder's, and a value the layout refuses is an error.
+func (p *Pattern) writeValue(b *strings.Builder, l Layout, ph Placeholder, v any) error {
+	switch v := v.(type) {
+	case string:
+		if ph.Type != String {
+			return fmt.Errorf("%w: placeholder {%s} takes an int, got a string", ErrInvalidArgument, ph.Name)
+		}
+		if l == Plain {
+			if err := CheckPlainValue(v); err != nil {
+				return fmt.Errorf("placeholder {%s}: %w", ph.Name, err)
+			}
+			b.WriteString(v)
+			return nil
+		}
+		if v == "" {
+			return fmt.Errorf("%w: placeholder {%s} is empty", ErrInvalidArgument, ph.Name)
+		}
+		p.escapeTo(b, v)
+	case int:
+		if ph.Type != Int {
+			return fmt.Errorf("%w: placeholder {%s} takes a string, got an int", ErrInvalidArgument, ph.Name)
+		}
+		b.WriteString(strconv.Itoa(v))
+	default:
+		return fmt.Errorf("%w: placeholder {%s} takes a %s, got %T", ErrInvalidArgument, ph.Name, ph.Type, v)
+	}
+	return nil
 }
 
 const hexDigits = "0123456789ABCDEF"

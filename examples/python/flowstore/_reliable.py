@@ -94,7 +94,10 @@ class Stats:
     flight (received, not yet acked or nacked), of those with an expired
     lease, delayed after a nack, dead; how long the oldest ready item
     has been ready, in seconds by the server's clock (0 when none); and
-    whether the queue is paused (for a sharded queue: any shard)."""
+    whether the queue is paused (for a sharded queue: any shard).
+    oldest_ready_unknown is True when items are ready but the oldest carry
+    no time (an older writer's plain LPUSH): oldest_ready is then 0, which
+    does not mean new (Go's Stats.OldestReadyUnknown)."""
 
     ready: int
     in_flight: int
@@ -103,6 +106,7 @@ class Stats:
     dead: int
     oldest_ready: float
     paused: bool = False
+    oldest_ready_unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -595,7 +599,7 @@ class ReliableQueue(Generic[T]):
         """Counts the items in each state with one read-only script per shard."""
         ready = in_flight = expired = delayed = dead = 0
         oldest = 0
-        paused = False
+        paused = unknown = False
         for c in self._cores:
             res = await self._r.call_script("stats", self._key, "stats", c.keys + [c.paused], [], write=False)
             if not isinstance(res, list) or len(res) != 7:
@@ -607,7 +611,8 @@ class ReliableQueue(Generic[T]):
             delayed += int(res[3])
             dead += int(res[4])
             oldest = max(oldest, int(res[5]))
-        return Stats(ready, in_flight, expired, delayed, dead, oldest / 1000, paused)
+            unknown = unknown or (int(res[0]) > 0 and int(res[5]) < 0)
+        return Stats(ready, in_flight, expired, delayed, dead, oldest / 1000, paused, unknown)
 
     # -- pause ------------------------------------------------------------------
 

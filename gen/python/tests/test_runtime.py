@@ -414,6 +414,10 @@ class ReliableTests(RedisCase):
         st = await q.stats()
         self.assertEqual(st, _reliable.Stats(0, 0, 0, 0, 0, 0.0))
         self.assertEqual(await self.raw("KEYS", "pyt:queue:{jobs:t1}:rx:*"), [])
+        # An entry an older writer LPUSHed carries no time: its age is unknown.
+        await self.raw("LPUSH", q.key, "junk")
+        st = await q.stats()
+        self.assertEqual((st.ready, st.oldest_ready, st.oldest_ready_unknown), (1, 0.0, True))
 
     async def test_push_id_dedupes(self) -> None:
         q = self.store.queues.jobs("t2")
