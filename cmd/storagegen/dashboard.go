@@ -78,7 +78,15 @@ func runDashboard(args []string, stdout, stderr io.Writer) int {
 	if url == "" {
 		url = env.getenv("REDIS_URL")
 	}
-	ds, err := runtime.New(runtime.Options{URL: url, Logger: slog.New(slog.DiscardHandler), PoolSize: 16})
+	// One MeterProvider for the DataStore's own calls and the gauges of
+	// the samples, served together as /metrics.
+	mx, err := dashboard.NewMetrics()
+	if err != nil {
+		fmt.Fprintf(stderr, "storagegen dashboard: %v\n", err)
+		return 1
+	}
+	defer mx.Shutdown(context.Background())
+	ds, err := runtime.New(runtime.Options{URL: url, Logger: slog.New(slog.DiscardHandler), PoolSize: 16, MeterProvider: mx.MeterProvider()})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -91,7 +99,7 @@ func runDashboard(args []string, stdout, stderr io.Writer) int {
 		allow = strings.Split(*hosts, ",")
 	}
 	srv, err := dashboard.New(dashboard.Config{Inspector: in, Listen: *listen, Token: *token, AllowWrites: *writes,
-		AllowHosts: allow, Logger: logger, Interval: *interval})
+		AllowHosts: allow, Logger: logger, Interval: *interval, Metrics: mx})
 	if err != nil {
 		fmt.Fprintf(stderr, "storagegen dashboard: %v\n", err)
 		return 2

@@ -95,6 +95,13 @@ func TestDashboardCommand(t *testing.T) {
 	if c, body := get("/queue/edges?arg.a=x", token); c != 200 || !strings.Contains(body, "&lt;b&gt;SECRET-e&lt;/b&gt;") {
 		t.Errorf("edges x: %d", c)
 	}
+	// /metrics: the token as a bearer header, the last sample's counts.
+	if c, _ := get("/metrics", ""); c != 401 {
+		t.Errorf("/metrics without the token: %d", c)
+	}
+	if c, body := get("/metrics", token); c != 200 || !strings.Contains(body, `storagegen_queue_items{`) || !strings.Contains(body, `storagegen_name="edges",storagegen_state="ready"} 2`) {
+		t.Errorf("/metrics: %d %s", c, body)
+	}
 	cancel()
 	<-done
 	if code != 0 || !strings.Contains(out, "read-only, token required") {

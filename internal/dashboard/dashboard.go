@@ -10,7 +10,9 @@
 // confirmation page carrying a CSRF token, from a page of the same
 // origin. It answers only Host headers that name it (against DNS
 // rebinding), requires a token when it listens on anything but loopback,
-// and never writes a payload to its log.
+// and never writes a payload to its log. GET /metrics serves the last
+// sample's counts (and whatever else is recorded in Config.Metrics) for
+// Prometheus, under the same Host and token rules.
 package dashboard
 
 import (
@@ -66,6 +68,10 @@ type Config struct {
 	// Peek is how many items and dead letters an instance's page shows.
 	// Default 20.
 	Peek int
+	// Metrics is where the dashboard records the gauges of its samples,
+	// served as GET /metrics for Prometheus. Default: a NewMetrics of its
+	// own (then the DataStore's calls are not in it).
+	Metrics *Metrics
 }
 
 // Server is the dashboard. Its Handler serves the pages; Run samples.
@@ -84,10 +90,13 @@ type Server struct {
 	sec          secrets
 	pages        map[string]*template.Template
 	mux          *http.ServeMux
+	metrics      *Metrics
+	meters       *meters
 
 	sampling sync.Mutex // one overview at a time
 	mu       sync.Mutex
 	latest   *inspect.Overview
+	took     time.Duration // how long latest took
 	rings    map[string]*ring
 }
 
@@ -131,6 +140,14 @@ func New(cfg Config) (*Server, error) {
 	if s.pages, err = parseTemplates(); err != nil {
 		return nil, err
 	}
+	if s.metrics = cfg.Metrics; s.metrics == nil {
+		if s.metrics, err = NewMetrics(); err != nil {
+			return nil, err
+		}
+	}
+	if s.meters, err = s.registerMeters(s.metrics.provider); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
@@ -155,6 +172,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.HandleFunc("POST /logout", s.logout)
+	m.HandleFunc("GET /metrics", s.metricsPage)
 	s.mux = m
 }
 
@@ -196,7 +214,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	route = pattern
 	public := strings.HasPrefix(r.URL.Path, "/static/") || r.URL.Path == "/login"
 	if !public && !s.authed(r) {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if r.URL.Path == "/metrics" {
+			// A scraper, not a browser: no login page.
+			sw.Header().Set("WWW-Authenticate", `Bearer realm="storagegen dashboard"`)
+			http.Error(sw, "unauthorized: /metrics requires the token as a bearer header", http.StatusUnauthorized)
+		} else if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			s.render(sw, http.StatusUnauthorized, "login", s.base(r, "Log in"), nil)
 		} else {
 			http.Error(sw, "unauthorized: this dashboard requires its token", http.StatusUnauthorized)

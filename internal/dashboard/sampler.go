@@ -67,13 +67,15 @@ func (s *Server) sample(ctx context.Context) (*inspect.Overview, error) {
 	defer s.sampling.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	start := time.Now()
 	ov, err := s.in.Overview(ctx, s.unknownLimit)
+	s.countSample(ctx, err)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.latest = ov
+	s.latest, s.took = ov, time.Since(start)
 	for _, d := range ov.Decls {
 		if d.Queue == nil {
 			continue
