@@ -16,6 +16,14 @@
 // examples/python/demo.py), and keeps the server up until interrupted.
 //
 //	go run ./examples/workflow -serve
+//
+// With -otel stdout it gives the DataStore an OpenTelemetry
+// TracerProvider and MeterProvider and, after the flow, prints the spans
+// and the metrics they recorded as JSON (the stdout exporters); the
+// scheduler's push of the job and the executor's handling of it are
+// spans of the demo's own tracer too.
+//
+//	go run ./examples/workflow -otel stdout
 package main
 
 import (
@@ -31,27 +39,54 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/storagegen/storagegen/generated"
 	"github.com/storagegen/storagegen/runtime"
 )
 
-func main() {
-	serveFlag := flag.Bool("serve", false, "start the embedded server, print its REDIS_URL and keep it up until interrupted; run no flow")
-	flag.Parse()
+func main() { os.Exit(mainArgs(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// mainArgs runs the command with args and returns its exit code: 2 for a
+// usage error.
+func mainArgs(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("workflow", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	serveFlag := fs.Bool("serve", false, "start the embedded server, print its REDIS_URL and keep it up until interrupted; run no flow")
+	otelFlag := fs.String("otel", "", "OpenTelemetry: "+otelValues)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "workflow: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
 	if *serveFlag {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		if err := serve(ctx, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "workflow:", err)
-			os.Exit(1)
+		if err := serve(ctx, stdout); err != nil {
+			fmt.Fprintln(stderr, "workflow:", err)
+			return 1
 		}
-		return
+		return 0
 	}
-	if err := run(context.Background(), os.Stdout, os.Getenv("REDIS_URL")); err != nil {
-		fmt.Fprintln(os.Stderr, "workflow:", err)
-		os.Exit(1)
+	tel, err := newTelemetry(*otelFlag)
+	if err != nil {
+		fmt.Fprintln(stderr, "workflow:", err)
+		fs.Usage()
+		return 2
 	}
+	if err := run(context.Background(), stdout, os.Getenv("REDIS_URL"), tel); err != nil {
+		fmt.Fprintln(stderr, "workflow:", err)
+		return 1
+	}
+	return 0
 }
 
 // serve keeps an embedded server up until ctx ends, having printed the
@@ -68,7 +103,15 @@ func serve(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-func run(ctx context.Context, out io.Writer, url string) error {
+// run plays the flow on the server at url (an embedded one when empty),
+// recording into tel's providers; it prints what they exported at the
+// end, even when the flow failed.
+func run(ctx context.Context, out io.Writer, url string, tel *telemetry) (err error) {
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.finish(fctx, out))
+	}()
 	if url == "" {
 		mr, err := miniredis.Run()
 		if err != nil {
@@ -81,7 +124,7 @@ func run(ctx context.Context, out io.Writer, url string) error {
 		fmt.Fprintln(out, "using the Redis server at REDIS_URL")
 	}
 
-	ds, err := runtime.New(runtime.Options{URL: url})
+	ds, err := runtime.New(runtime.Options{URL: url, MeterProvider: tel.meters, TracerProvider: tel.traces})
 	if err != nil {
 		return err
 	}
@@ -203,7 +246,7 @@ func run(ctx context.Context, out io.Writer, url string) error {
 	if _, err := attempt.Delete(ctx); err != nil {
 		return err
 	}
-	if err := runJobs(ctx, out, s); err != nil {
+	if err := runJobs(ctx, out, s, tel.tracer); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "done")
@@ -212,15 +255,16 @@ func run(ctx context.Context, out io.Writer, url string) error {
 
 // runJobs sends a flow run through the at-least-once jobs queue: pushed
 // twice under one ID (stored once), failed by the executor on its first
-// delivery, and run on its second.
-func runJobs(ctx context.Context, out io.Writer, s *generated.Store) error {
+// delivery, and run on its second. The scheduler's step and each of the
+// executor's are spans of tracer: the runtime's push spans are children
+// of the scheduler's, and an executor's span is a child of the span
+// Consume gives the handler's ctx when the runtime has a TracerProvider.
+func runJobs(ctx context.Context, out io.Writer, s *generated.Store, tracer trace.Tracer) error {
 	jobs := s.Queues.Jobs()
 	id := fmt.Sprintf("flow_7/%d", time.Now().UnixNano()) // unique per demo run
 	job := generated.JobRequest{FlowID: "flow_7", Inputs: map[string]any{"rows": 3}, Priority: 1}
-	for range 2 { // a client retrying its request
-		if err := jobs.PushID(ctx, id, job); err != nil {
-			return err
-		}
+	if err := schedule(ctx, tracer, jobs, id, job); err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "queue %s: job pushed twice under one ID\n", jobs.Key())
 
@@ -228,10 +272,17 @@ func runJobs(ctx context.Context, out io.Writer, s *generated.Store) error {
 	defer stop()
 	var counters runtime.Counters
 	var ran int
-	err := jobs.Consume(ctx, func(ctx context.Context, d *generated.JobsDelivery) error {
+	err := jobs.Consume(ctx, func(ctx context.Context, d *generated.JobsDelivery) (err error) {
 		if d.ID != id {
 			return nil // a job left over from an earlier run of the demo
 		}
+		_, span := tracer.Start(ctx, "executor run flow", trace.WithAttributes(attribute.String("flow.id", d.Value.FlowID), attribute.Int("delivery.attempt", d.Attempt)))
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, "executor busy")
+			}
+			span.End()
+		}()
 		if d.Attempt == 1 {
 			fmt.Fprintf(out, "executor ← job %s, delivery %d: fails (executor busy); it comes back\n", d.Value.FlowID, d.Attempt)
 			return errors.New("executor busy")
@@ -248,5 +299,20 @@ func runJobs(ctx context.Context, out io.Writer, s *generated.Store) error {
 		return fmt.Errorf("the job ran %d times, want once", ran)
 	}
 	fmt.Fprintf(out, "consumer: received %d, acked %d, nacked %d\n", counters.Received.Load(), counters.Acked.Load(), counters.Nacked.Load())
+	return nil
+}
+
+// schedule is the scheduler's step: it pushes job under id twice, as a
+// client retrying its request would, in a span of its own: the push's
+// trace context travels beside the item to the executor's span.
+func schedule(ctx context.Context, tracer trace.Tracer, jobs runtime.ReliableQueue[generated.JobRequest], id string, job generated.JobRequest) error {
+	ctx, span := tracer.Start(ctx, "scheduler submit flow", trace.WithAttributes(attribute.String("flow.id", job.FlowID)))
+	defer span.End()
+	for range 2 {
+		if err := jobs.PushID(ctx, id, job); err != nil {
+			span.SetStatus(codes.Error, "push failed")
+			return err
+		}
+	}
 	return nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -21,7 +23,7 @@ func TestDemo(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := run(context.Background(), &out, tc.url); err != nil {
+			if err := run(context.Background(), &out, tc.url, noTelemetry()); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
 			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -58,5 +60,174 @@ func TestServe(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "REDIS_URL=redis://127.0.0.1:") {
 		t.Errorf("serve printed %q", out.String())
+	}
+}
+
+// span is what the test reads of stdouttrace's JSON of a span.
+type span struct {
+	Name        string
+	SpanContext struct{ TraceID, SpanID string }
+	Parent      struct{ TraceID, SpanID string }
+	Links       []struct {
+		SpanContext struct{ TraceID, SpanID string }
+	}
+	Status               struct{ Code string }
+	InstrumentationScope struct{ Name string }
+}
+
+// attr is stdoutmetric's and stdouttrace's JSON of an attribute.
+type attr struct {
+	Key   string
+	Value struct{ Value any }
+}
+
+// collection is what the test reads of stdoutmetric's JSON of one
+// collection.
+type collection struct {
+	Resource     []attr
+	ScopeMetrics []struct {
+		Scope   struct{ Name string }
+		Metrics []struct {
+			Name, Unit string
+			Data       struct {
+				DataPoints []struct {
+					Attributes []attr
+					Count      uint64 // a histogram's
+					Value      any    // a sum's
+				}
+			}
+		}
+	}
+}
+
+// TestDemoOtel runs the demo with -otel stdout against a redis-server and
+// decodes what it prints after the flow: one span per line, then the
+// metrics of one collection.
+func TestDemoOtel(t *testing.T) {
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	t.Setenv("REDIS_URL", srv.URL(0))
+	var out, errw bytes.Buffer
+	if code := mainArgs([]string{"-otel", "stdout"}, &out, &errw); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, errw.String(), out.String())
+	}
+	flow, rest, ok := strings.Cut(out.String(), "done\n"+spansHeader+"\n")
+	if !ok || !strings.Contains(flow, "executor ← job flow_7, delivery 2: ran with 3 rows\n") {
+		t.Fatalf("no flow, then %q:\n%s", spansHeader, out.String())
+	}
+	spanText, metricText, ok := strings.Cut(rest, metricsHeader+"\n")
+	if !ok {
+		t.Fatalf("no %q:\n%s", metricsHeader, rest)
+	}
+
+	var spans []span
+	byName := map[string][]span{}
+	for line := range strings.Lines(spanText) {
+		var s span
+		if err := json.Unmarshal([]byte(line), &s); err != nil || s.Name == "" || s.SpanContext.TraceID == "" {
+			t.Fatalf("not a span (%v): %s", err, line)
+		}
+		spans = append(spans, s)
+		byName[s.Name] = append(byName[s.Name], s)
+	}
+	const demoScope = "github.com/storagegen/storagegen/examples/workflow"
+	sched, exec := byName["scheduler submit flow"], byName["executor run flow"]
+	if len(sched) != 1 || len(exec) != 2 || sched[0].InstrumentationScope.Name != demoScope {
+		t.Fatalf("spans: %d scheduler, %d executor; want 1 and 2 of %s:\n%s", len(sched), len(exec), demoScope, spanText)
+	}
+	var failed int
+	for _, e := range exec {
+		if e.Status.Code == "Error" {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d executor spans with status Error, want 1 (the first delivery)", failed)
+	}
+	// With the runtime's spans: the pushes are the scheduler's children,
+	// and each executor span's parent is a process span linked to a push.
+	bySpanID := map[string]span{}
+	for _, s := range spans {
+		bySpanID[s.SpanContext.SpanID] = s
+	}
+	for _, p := range byName["push jobs"] {
+		if p.Parent.SpanID != sched[0].SpanContext.SpanID {
+			t.Errorf("push jobs: parent %s, want the scheduler's span %s", p.Parent.SpanID, sched[0].SpanContext.SpanID)
+		}
+	}
+	for _, e := range exec {
+		parent, ok := bySpanID[e.Parent.SpanID]
+		if !ok {
+			continue // no runtime spans: the executor's span is a root
+		}
+		if parent.Name != "process jobs" || len(parent.Links) == 0 || parent.Links[0].SpanContext.TraceID != sched[0].SpanContext.TraceID {
+			t.Errorf("executor span's parent %+v, want process jobs linked to the scheduler's trace %s", parent, sched[0].SpanContext.TraceID)
+		}
+	}
+
+	dec := json.NewDecoder(strings.NewReader(metricText))
+	var c collection
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("metrics: %v\n%s", err, metricText)
+	}
+	if dec.More() {
+		t.Errorf("more than one collection:\n%s", metricText)
+	}
+	// name → the data points' attributes (key=value, sorted by key as
+	// the SDK writes them) → count (histograms) or value (sums).
+	got := map[string]map[string]float64{}
+	for _, sm := range c.ScopeMetrics {
+		if sm.Scope.Name != "github.com/storagegen/storagegen/runtime" {
+			continue
+		}
+		for _, m := range sm.Metrics {
+			got[m.Name] = map[string]float64{}
+			for _, dp := range m.Data.DataPoints {
+				var kv []string
+				for _, a := range dp.Attributes {
+					kv = append(kv, fmt.Sprint(a.Key, "=", a.Value.Value))
+				}
+				v := float64(dp.Count)
+				if f, ok := dp.Value.(float64); ok {
+					v = f
+				}
+				got[m.Name][strings.Join(kv, ",")] = v
+			}
+		}
+	}
+	const jobsAttrs = "messaging.destination.name=jobs,messaging.operation.name=%s,messaging.operation.type=%s,messaging.system=storagegen,outcome=%s,storagegen.kind=reliable_queue,storagegen.name=jobs,storagegen.operation=%s"
+	for _, w := range []struct {
+		metric, attrs string
+		want          float64
+	}{
+		{"storagegen.operation.duration", fmt.Sprintf(jobsAttrs, "push", "send", "ok", "push"), 2},
+		{"storagegen.items", fmt.Sprintf(jobsAttrs, "push", "send", "ok", "push"), 2},
+		{"storagegen.operation.duration", fmt.Sprintf(jobsAttrs, "nack", "settle", "ok", "nack"), 1},
+		{"storagegen.operation.duration", fmt.Sprintf(jobsAttrs, "ack", "settle", "ok", "ack"), 1},
+		{"storagegen.operation.duration", "outcome=miss,storagegen.kind=cache,storagegen.name=node_output,storagegen.operation=get", 1},
+	} {
+		if v, ok := got[w.metric][w.attrs]; !ok || v != w.want {
+			t.Errorf("%s{%s} = %v (present %v), want %v; have %v", w.metric, w.attrs, v, ok, w.want, got[w.metric])
+		}
+	}
+	if len(got["storagegen.batch.size"]) == 0 {
+		t.Errorf("no storagegen.batch.size: %v", got)
+	}
+}
+
+// TestDemoUsage: an unknown -otel value is a usage error naming the
+// values accepted; nothing runs.
+func TestDemoUsage(t *testing.T) {
+	for _, args := range [][]string{{"-otel", "jaeger"}, {"-otel=STDOUT"}, {"extra"}, {"-nope"}} {
+		var out, errw bytes.Buffer
+		if code := mainArgs(args, &out, &errw); code != 2 || out.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q; want 2 and nothing", args, code, out.String())
+		}
+		if args[0] != "extra" && args[0] != "-nope" && !strings.Contains(errw.String(), `"stdout"`) {
+			t.Errorf("%v: %q does not name the values accepted", args, errw.String())
+		}
 	}
 }
