@@ -21,9 +21,17 @@ type benchClient interface {
 
 // clients makes the typed side's DataStore and the plain side's client,
 // both with pool size -c, and names the server for the table's header.
+// typedOptions are the typed side's DataStore options.
+func typedOptions(cfg config) runtime.Options {
+	if cfg.cluster {
+		return runtime.Options{Addrs: cfg.addrs, PoolSize: cfg.c, BlockingPoolSize: cfg.c}
+	}
+	return runtime.Options{URL: cfg.url, PoolSize: cfg.c, BlockingPoolSize: cfg.c, WaitReplicas: cfg.wait}
+}
+
 func clients(cfg config) (*runtime.DataStore, benchClient, string, error) {
 	if cfg.cluster {
-		ds, err := runtime.New(runtime.Options{Addrs: cfg.addrs, PoolSize: cfg.c, BlockingPoolSize: cfg.c})
+		ds, err := runtime.New(typedOptions(cfg))
 		if err != nil {
 			return nil, nil, "", err
 		}
@@ -32,7 +40,7 @@ func clients(cfg config) (*runtime.DataStore, benchClient, string, error) {
 	}
 	// The runtime checks the URL first: its errors never show a password,
 	// and go-redis's parse errors quote the whole URL.
-	ds, err := runtime.New(runtime.Options{URL: cfg.url, PoolSize: cfg.c, BlockingPoolSize: cfg.c, WaitReplicas: cfg.wait})
+	ds, err := runtime.New(typedOptions(cfg))
 	if err != nil {
 		return nil, nil, "", err
 	}

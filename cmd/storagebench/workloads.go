@@ -89,7 +89,7 @@ type workload struct {
 func workloads(cfg config) []workload {
 	c := cfg.c
 	gs := fmt.Sprintf("%d goroutines", c)
-	return []workload{
+	return append([]workload{
 		{id: "push-1", name: "Push, 1 goroutine", perCall: true, typed: typedPush(1), plain: plainPush(1)},
 		{id: "pop-1", name: "Pop, 1 goroutine", perCall: true, typed: typedPop(1), plain: plainPop(1)},
 		{id: "set-1", name: "Set, 1 goroutine", perCall: true, typed: typedSet(1), plain: plainSet(1)},
@@ -108,7 +108,7 @@ func workloads(cfg config) []workload {
 		{id: "pop-c-sh8", name: fmt.Sprintf("Pop, %s, %d shards", gs, benchShards), perCall: true, typed: typedPopOn(c, (*env).shardedQueue), plain: plainPop(c)},
 		{id: "consume-sh8", name: fmt.Sprintf("at-least-once Consume, %d shards, vs BRPOP, %s", benchShards, gs), typed: typedConsumeOn(c, shardedDecl), plain: plainDrain(c, true)},
 		{id: "get-local", name: fmt.Sprintf("hot Get (%d keys) with the local cache, %s", hotKeys, gs), perCall: true, typed: typedGetLocal(c), plain: plainGetHot(c)},
-	}
+	}, telemetryWorkloads(c)...) // telemetry.go
 }
 
 // Push: one item a call.
