@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
@@ -202,16 +203,22 @@ func (d *declTel) metaArg(ctx context.Context) string {
 	if !sc.IsValid() {
 		return "+"
 	}
-	var c metaCarrier
-	propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), &c)
-	if c.parent == "" {
-		return "+"
+	// "+ 00-<trace ID>-<span ID>-<flags>", the W3C traceparent (version
+	// 00), written in one buffer: the propagator would allocate for its
+	// carrier, its context and each hex string.
+	const n = len("+ 00-") + 32 + 1 + 16 + 1 + 2
+	var b [n]byte
+	copy(b[:], "+ 00-")
+	tid, sid := sc.TraceID(), sc.SpanID()
+	hex.Encode(b[5:37], tid[:])
+	b[37] = '-'
+	hex.Encode(b[38:54], sid[:])
+	b[54] = '-'
+	hex.Encode(b[55:57], []byte{byte(sc.TraceFlags())})
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		return string(b[:]) + " " + ts.String()
 	}
-	arg := "+ " + c.parent
-	if c.state != "" {
-		arg += " " + c.state
-	}
-	return arg
+	return string(b[:])
 }
 
 // parseMeta reads a field of <Q>:meta, which any client could have

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -576,6 +575,11 @@ func TestParseMeta(t *testing.T) {
 	if pushed != 1234 || !got.Equal(sc.WithRemote(true)) {
 		t.Errorf("parseMeta = %d, %v; want 1234, %v", pushed, got, sc)
 	}
+	ts, _ := trace.ParseTraceState("k=v,w=x")
+	arg = d.metaArg(trace.ContextWithSpanContext(bg, sc.WithTraceState(ts)))
+	if _, got := parseMeta("1" + arg[1:]); got.TraceState().String() != "k=v,w=x" || got.SpanID() != sc.SpanID() {
+		t.Errorf("metaArg %q parsed back as %v", arg, got)
+	}
 	for _, s := range []string{"", " ", "  ", "1 2 3 4 5", "\xff", "1 00-", strings.Repeat("9", 400)} {
 		parseMeta(s) // must not panic
 	}
@@ -585,5 +589,4 @@ func TestParseMeta(t *testing.T) {
 	if (&declTel{t: &telemetry{}}).metaArg(ctx) != "+" {
 		t.Error("a MeterProvider only: metaArg writes a trace context")
 	}
-	_ = attribute.Key("")
 }
