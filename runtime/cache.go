@@ -80,8 +80,11 @@ func (c Cache[T]) Set(ctx context.Context, v T) error {
 		return c.ds.set(ctx, c.key, v, c.ttl)
 	}
 	start := time.Now()
+	ctx, span := c.tel.start(ctx, opSet)
 	err := c.ds.set(ctx, c.key, v, c.ttl)
-	c.tel.done(ctx, opSet, outcomeOf(err, outOK), start, 0)
+	out := outcomeOf(err, outOK)
+	c.tel.done(ctx, opSet, out, start, 0)
+	endSpan(span, out)
 	return err
 }
 
@@ -99,8 +102,11 @@ func (c Cache[T]) SetTTL(ctx context.Context, v T, ttl time.Duration) error {
 		return c.ds.set(ctx, c.key, v, ttl)
 	}
 	start := time.Now()
+	ctx, span := c.tel.start(ctx, opSet)
 	err := c.ds.set(ctx, c.key, v, ttl)
-	c.tel.done(ctx, opSet, outcomeOf(err, outOK), start, 0)
+	out := outcomeOf(err, outOK)
+	c.tel.done(ctx, opSet, out, start, 0)
+	endSpan(span, out)
 	return err
 }
 
@@ -113,12 +119,15 @@ func (c Cache[T]) Get(ctx context.Context) (v T, ok bool, err error) {
 		return c.get(ctx)
 	}
 	start := time.Now()
+	ctx, span := c.tel.start(ctx, opGet)
 	v, ok, err = c.get(ctx)
 	out := outMiss
 	if ok {
 		out = outHit
 	}
-	c.tel.done(ctx, opGet, outcomeOf(err, out), start, 0)
+	out = outcomeOf(err, out)
+	c.tel.done(ctx, opGet, out, start, 0)
+	endSpan(span, out)
 	return v, ok, err
 }
 
@@ -150,8 +159,11 @@ func (c Cache[T]) Delete(ctx context.Context) (bool, error) {
 		return c.ds.del(ctx, c.key)
 	}
 	start := time.Now()
+	ctx, span := c.tel.start(ctx, opDelete)
 	deleted, err := c.ds.del(ctx, c.key)
-	c.tel.done(ctx, opDelete, outcomeOf(err, outOK), start, 0)
+	out := outcomeOf(err, outOK)
+	c.tel.done(ctx, opDelete, out, start, 0)
+	endSpan(span, out)
 	return deleted, err
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Handler handles one delivery for Consume. Returning nil acks the item;
@@ -339,6 +341,14 @@ type runningDelivery struct {
 // nacks d unless the handler settled it, the lease was lost, or the grace
 // period is over. done receives the reply to this handler's acks.
 func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], done chan error) {
+	var span trace.Span // the handler's span, and the acks' or nacks' parent
+	if d.r.tel != nil {
+		if handlerCtx, span = d.r.tel.process(handlerCtx, d.ID, d.link); span != nil {
+			ctx = trace.ContextWithSpan(ctx, span)
+		}
+	}
+	outcome := outOK
+	defer func() { endSpan(span, outcome) }()
 	hctx, cancel := context.WithCancelCause(handlerCtx)
 	defer cancel(nil)
 	c.mu.Lock()
@@ -348,6 +358,7 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 	c.mu.Lock()
 	delete(c.running, d)
 	c.mu.Unlock()
+	outcome = outcomeOf(err, outOK)
 
 	switch cause := context.Cause(hctx); {
 	case d.settled.Load():
@@ -362,12 +373,16 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 	if err == nil {
 		hook("acking")
 		var start time.Time
+		var aspan trace.Span
+		actx := ctx
 		if d.r.tel != nil {
 			start = time.Now()
+			actx, aspan = d.r.tel.start(ctx, opAck)
+			spanMessageID(aspan, d.ID)
 		}
 		aerr := c.ack(d, done)
 		if d.r.tel != nil {
-			d.r.tel.settled(ctx, opAck, aerr, start)
+			d.r.tel.settle(actx, aspan, opAck, aerr, start, d.pushed)
 		}
 		switch {
 		case aerr == nil:
@@ -385,12 +400,15 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 	defer scancel()
 	delay := c.backoff(d.Attempt)
 	var start time.Time
+	var nspan trace.Span
 	if d.r.tel != nil {
 		start = time.Now()
+		sctx, nspan = d.r.tel.start(sctx, opNack)
+		spanMessageID(nspan, d.ID)
 	}
 	dead, nerr := d.r.nack(sctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, err.Error(), c.cnt)
 	if d.r.tel != nil {
-		d.r.tel.settled(sctx, opNack, nerr, start)
+		d.r.tel.settle(sctx, nspan, opNack, nerr, start, 0)
 	}
 	log := c.log.With("id", d.ID, "attempt", d.Attempt)
 	switch {

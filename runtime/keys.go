@@ -112,3 +112,7 @@ func checkName(name string) error { return keyspace.CheckName(name) }
 // pausedKey returns the key that pauses the at-least-once queue (or
 // shard) at queueKey.
 func pausedKey(queueKey string) string { return keyspace.PausedKey(queueKey) }
+
+// metaKey returns the key of the meta hash of the at-least-once queue (or
+// shard) at queueKey: push times and trace contexts beside its items.
+func metaKey(queueKey string) string { return keyspace.MetaKey(queueKey) }

@@ -167,8 +167,12 @@ type Options struct {
 	// schema's declaration names as attributes (see the README's
 	// "Observability"). Default nil: nothing is recorded, at no cost.
 	MeterProvider metric.MeterProvider
-	// TracerProvider, when set, will receive a span per call; reserved:
-	// spans are not recorded yet. Default nil.
+	// TracerProvider, when set, receives a span per call of a typed queue
+	// or cache ("push jobs", "get node_output") and Consume's handler
+	// spans ("process jobs"), linked to the span that pushed the item; an
+	// at-least-once push then carries its trace context beside the item
+	// (see the README's "Observability"). Default nil: no span, at no
+	// cost.
 	TracerProvider trace.TracerProvider
 }
 

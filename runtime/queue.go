@@ -99,8 +99,14 @@ func (q Queue[T]) PushMany(ctx context.Context, vs ...T) error {
 		return q.pushMany(ctx, vs)
 	}
 	start := time.Now()
+	ctx, span := q.tel.start(ctx, opPush)
+	if len(vs) != 1 {
+		spanCount(span, len(vs))
+	}
 	err := q.pushMany(ctx, vs)
-	q.tel.done(ctx, opPush, outcomeOf(err, outOK), start, itemsIf(err == nil, len(vs)))
+	out := outcomeOf(err, outOK)
+	q.tel.done(ctx, opPush, out, start, itemsIf(err == nil, len(vs)))
+	endSpan(span, out)
 	return err
 }
 
@@ -142,8 +148,11 @@ func (q Queue[T]) Pop(ctx context.Context, timeout time.Duration) (v T, ok bool,
 		return q.pop1(ctx, timeout)
 	}
 	start := time.Now()
+	ctx, span := q.tel.start(ctx, opPop)
 	v, ok, err = q.pop1(ctx, timeout)
-	q.tel.done(ctx, opPop, popOutcome(err, ok), start, itemsIf(ok, 1))
+	out := popOutcome(err, ok)
+	q.tel.done(ctx, opPop, out, start, itemsIf(ok, 1))
+	endSpan(span, out)
 	return v, ok, err
 }
 
@@ -167,8 +176,12 @@ func (q Queue[T]) PopMany(ctx context.Context, n int, timeout time.Duration) ([]
 		return q.popMany(ctx, n, timeout)
 	}
 	start := time.Now()
+	ctx, span := q.tel.start(ctx, opPop)
 	vs, err := q.popMany(ctx, n, timeout)
-	q.tel.done(ctx, opPop, popOutcome(err, len(vs) > 0), start, len(vs))
+	out := popOutcome(err, len(vs) > 0)
+	q.tel.done(ctx, opPop, out, start, len(vs))
+	spanCount(span, len(vs))
+	endSpan(span, out)
 	return vs, err
 }
 

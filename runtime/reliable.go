@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // At-least-once queues.
@@ -46,6 +47,7 @@ type reliable struct {
 	key           string
 	keys          []string // reliableKeys(key)
 	paused        string   // pausedKey(key)
+	meta          string   // metaKey(key): push times and trace contexts (trace.go)
 	lease         time.Duration
 	maxDeliveries int
 	window        time.Duration
@@ -76,7 +78,7 @@ func NewReliableQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Reliab
 		return ReliableQueue[T]{key: decl.Key.String(), err: fmt.Errorf("queue %s: %w", decl.Name, err)}
 	}
 	key := QueueKey(decl.Prefix, name)
-	r := &reliable{ds: ds, key: key, keys: reliableKeys(key), paused: pausedKey(key),
+	r := &reliable{ds: ds, key: key, keys: reliableKeys(key), paused: pausedKey(key), meta: metaKey(key),
 		lease: DefaultLease, maxDeliveries: DefaultMaxDeliveries, window: DefaultDedupeWindow,
 		tel: ds.tel.decl(kindReliable, decl.Name)}
 	if decl.Lease != 0 {
@@ -149,8 +151,16 @@ func (q ReliableQueue[T]) push(ctx context.Context, ids []string, vs []T) error 
 		return q.pushValues(ctx, ids, vs)
 	}
 	start := time.Now()
+	ctx, span := q.r.tel.start(ctx, opPush)
+	if len(ids) == 1 {
+		spanMessageID(span, ids[0])
+	} else {
+		spanCount(span, len(ids))
+	}
 	err := q.pushValues(ctx, ids, vs)
-	q.r.tel.done(ctx, opPush, outcomeOf(err, outOK), start, itemsIf(err == nil, len(vs)))
+	out := outcomeOf(err, outOK)
+	q.r.tel.done(ctx, opPush, out, start, itemsIf(err == nil, len(vs)))
+	endSpan(span, out)
 	return err
 }
 
@@ -174,9 +184,9 @@ func (q ReliableQueue[T]) pushValues(ctx context.Context, ids []string, vs []T) 
 
 func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) error {
 	// The first ID's marker stands for the call (lua/push.lua).
-	keys := append(r.keys[:numReliableKeys:numReliableKeys], markerKey(r.key, ids[0]))
-	args := make([]any, 0, 1+2*len(ids))
-	args = append(args, r.window.Milliseconds())
+	keys := append(r.keys[:numReliableKeys:numReliableKeys], markerKey(r.key, ids[0]), r.meta)
+	args := make([]any, 0, 2+2*len(ids))
+	args = append(args, r.window.Milliseconds(), r.tel.metaArg(ctx))
 	for i, id := range ids {
 		args = append(args, id, payloads[i])
 	}
@@ -187,7 +197,7 @@ func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) er
 			// is replicated even when the script stored nothing (a push sent
 			// again with the same first ID), so the WAIT after it also
 			// covers the earlier push that stored the items.
-			fence := redis.NewStatusCmd(ctx, "set", keys[len(keys)-1], "1", "xx", "keepttl")
+			fence := redis.NewStatusCmd(ctx, "set", keys[numReliableKeys], "1", "xx", "keepttl")
 			_, err := r.ds.Connection.runDurable(ctx, cl, pushScript, keys, args, onceStatus{fence})
 			return err
 		}
@@ -271,6 +281,12 @@ type Delivery[T any] struct {
 	receipt  *receipt    // of the take that leased it
 	released atomic.Bool // counted as done for receipt
 	settled  atomic.Bool // acked or nacked, or found to have lost its lease
+
+	// From the item's meta (trace.go), read only when the DataStore has
+	// a provider: when it was first pushed (ms of the server's clock; 0
+	// when unknown), and the push's span context (invalid when unknown).
+	pushed int64
+	link   trace.SpanContext
 }
 
 // receipt is the receipt of one take (lua/receive.lua), shared by the
@@ -341,8 +357,16 @@ func (q ReliableQueue[T]) receive(ctx context.Context, n int, timeout time.Durat
 		return q.receiveValues(ctx, n, timeout, cnt)
 	}
 	start := time.Now()
+	ctx, span := q.r.tel.start(ctx, opReceive)
 	ds, err := q.receiveValues(ctx, n, timeout, cnt)
-	q.r.tel.done(ctx, opReceive, popOutcome(err, len(ds) > 0), start, len(ds))
+	out := popOutcome(err, len(ds) > 0)
+	q.r.tel.done(ctx, opReceive, out, start, len(ds))
+	if n == 1 && len(ds) == 1 {
+		spanMessageID(span, ds[0].ID)
+	} else if n > 1 {
+		spanCount(span, len(ds))
+	}
+	endSpan(span, out)
 	return ds, err
 }
 
@@ -360,7 +384,11 @@ func (q ReliableQueue[T]) receiveValues(ctx context.Context, n int, timeout time
 	for _, l := range ls {
 		v, derr := decode[T](l.payload, q.r.ds.maxPayload)
 		if derr == nil {
-			ds = append(ds, &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: l.r, receipt: l.receipt})
+			d := &Delivery[T]{Value: v, ID: l.id, Attempt: l.attempt, r: l.r, receipt: l.receipt}
+			if l.meta != "" && l.r.tel != nil {
+				d.pushed, d.link = parseMeta(l.meta)
+			}
+			ds = append(ds, d)
 			continue
 		}
 		sctx, cancel := settleContext(ctx)
@@ -380,6 +408,7 @@ type leased struct {
 	id      string
 	payload []byte
 	attempt int
+	meta    string    // the item's field of the meta hash, or ""
 	receipt *receipt  // of the take that leased it
 	r       *reliable // of the queue (the shard) it is on
 }
@@ -537,7 +566,7 @@ const duePaused time.Duration = -2
 // wraps ErrDecode for entries that no reliable queue pushed, now dead
 // letters; err is the script's failure.
 func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKey, id string, n int) (ls []leased, due time.Duration, foreign, err error) {
-	keys := append(r.withReceipt(receiptKey), r.paused)
+	keys := append(r.withReceipt(receiptKey), r.paused, r.meta)
 	res, err := receiveScript.run(ctx, r.ds.Connection, cl, keys, r.lease.Milliseconds(), id, reclaimBatch, r.receiptTTL().Milliseconds(), n).Slice()
 	if err != nil {
 		return nil, -1, nil, opError("receive", r.key, mapErr(err))
@@ -545,7 +574,7 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKe
 	bad := func() ([]leased, time.Duration, error, error) {
 		return nil, -1, nil, opError("receive", r.key, fmt.Errorf("unexpected reply of %d elements from the receive script", len(res)))
 	}
-	if len(res) < 2 || (len(res)-2)%3 != 0 || (len(res)-2)/3 > n {
+	if len(res) < 2 || (len(res)-2)%4 != 0 || (len(res)-2)/4 > n {
 		return bad()
 	}
 	ms, ok1 := res[0].(int64)
@@ -563,17 +592,18 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKe
 		}
 		return nil, duePaused, nil, nil
 	}
-	ls = make([]leased, 0, (len(res)-2)/3)
+	ls = make([]leased, 0, (len(res)-2)/4)
 	rc := &receipt{key: receiptKey}
-	rc.open.Store(int32((len(res) - 2) / 3))
-	for i := 2; i+2 < len(res); i += 3 {
+	rc.open.Store(int32((len(res) - 2) / 4))
+	for i := 2; i+3 < len(res); i += 4 {
 		id, ok1 := res[i].(string)
 		payload, ok2 := res[i+1].(string)
 		attempt, ok3 := res[i+2].(int64)
-		if !ok1 || !ok2 || !ok3 {
+		meta, ok4 := res[i+3].(string)
+		if !ok1 || !ok2 || !ok3 || !ok4 {
 			return bad()
 		}
-		ls = append(ls, leased{id: id, payload: []byte(payload), attempt: int(attempt), receipt: rc, r: r})
+		ls = append(ls, leased{id: id, payload: []byte(payload), attempt: int(attempt), meta: meta, receipt: rc, r: r})
 	}
 	if len(dead) > 0 {
 		names := make([]string, len(dead))
@@ -620,7 +650,7 @@ func (r *reliable) maybeReclaim(ctx context.Context, cl redis.UniversalClient, c
 // reclaimOnce runs the reclaim script once and returns how many expired
 // leases it handled.
 func (r *reliable) reclaimOnce(ctx context.Context, cl redis.UniversalClient, cnt *Counters) (int, error) {
-	res, err := reclaimScript.run(ctx, r.ds.Connection, cl, r.keys, r.lease.Milliseconds(), r.maxDeliveries, reclaimBatch).Int64Slice()
+	res, err := reclaimScript.run(ctx, r.ds.Connection, cl, r.withKey(r.meta), r.lease.Milliseconds(), r.maxDeliveries, reclaimBatch, metaSweep).Int64Slice()
 	if err != nil {
 		return 0, err
 	}
@@ -668,8 +698,10 @@ func (d *Delivery[T]) Ack(ctx context.Context) error {
 		return d.ack(ctx)
 	}
 	start := time.Now()
-	err := d.ack(ctx)
-	d.r.tel.settled(ctx, opAck, err, start)
+	sctx, span := d.r.tel.start(ctx, opAck)
+	spanMessageID(span, d.ID)
+	err := d.ack(sctx)
+	d.r.tel.settle(sctx, span, opAck, err, start, d.pushed)
 	return err
 }
 
@@ -701,8 +733,10 @@ func (d *Delivery[T]) Nack(ctx context.Context, delay time.Duration) error {
 		return err
 	}
 	start := time.Now()
-	_, err := d.r.nack(ctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, "nacked by the consumer", nil)
-	d.r.tel.settled(ctx, opNack, err, start)
+	sctx, span := d.r.tel.start(ctx, opNack)
+	spanMessageID(span, d.ID)
+	_, err := d.r.nack(sctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, "nacked by the consumer", nil)
+	d.r.tel.settle(sctx, span, opNack, err, start, 0)
 	return err
 }
 
@@ -749,7 +783,7 @@ func (r *reliable) lost(op, id string, attempt int) error {
 // ack runs the ack script on up to MaxReceiveBatch deliveries and returns
 // its reply for each: 1 acked (or gone already), 0 no longer held.
 func (r *reliable) ack(ctx context.Context, hs []held) ([]int64, error) {
-	keys := r.keys[:numReliableKeys:numReliableKeys]
+	keys := r.withKey(r.meta)
 	args := make([]any, 0, 2*len(hs))
 	for _, h := range hs {
 		if h.receipt != "" {
@@ -1023,7 +1057,11 @@ func (dl DeadLetters[T]) batches(ctx context.Context, op string, s *script, n in
 			if n >= 0 {
 				batch = min(batch, n-total)
 			}
-			got, err := s.run(ctx, q.r.ds.Connection, cl, q.r.keys, batch).Int()
+			keys := q.r.keys
+			if s == purgeScript {
+				keys = q.r.withKey(q.r.meta)
+			}
+			got, err := s.run(ctx, q.r.ds.Connection, cl, keys, batch).Int()
 			total += got
 			if err != nil || got < batch {
 				return err

@@ -115,7 +115,7 @@ func (ds *DataStore) shardsFor(prefix, name string, n int, r *reliable) *shardSe
 		sh.rel = make([]*reliable, n)
 		for i, key := range sh.keys {
 			ri := *r
-			ri.key, ri.keys, ri.paused = key, reliableKeys(key), pausedKey(key)
+			ri.key, ri.keys, ri.paused, ri.meta = key, reliableKeys(key), pausedKey(key), metaKey(key)
 			sh.rel[i] = &ri
 		}
 	}

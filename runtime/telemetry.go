@@ -14,11 +14,12 @@ import (
 
 // OpenTelemetry metrics, named after the schema's declarations.
 //
-// A DataStore made with Options.MeterProvider has one telemetry with its
-// instruments; without one (neither provider, or a TracerProvider only,
-// which records nothing yet), every handle's *declTel and every
-// coalescer's *batchTel is nil, and every recording point is a nil check:
-// nothing is recorded and nothing is allocated. Each queue and cache handle carries
+// A DataStore made with Options.MeterProvider or Options.TracerProvider
+// has one telemetry with its instruments and its tracer (spans: trace.go);
+// without either, every handle's *declTel and every coalescer's *batchTel
+// is nil, and every recording point is a nil check: nothing is recorded
+// and nothing is allocated. With a TracerProvider only, the handles have
+// a *declTel whose metrics are not recorded (duration is nil). Each queue and cache handle carries
 // the *declTel of its declaration (kind and name), looked up once when the
 // handle is made; its attribute sets are built once per declaration, so a
 // measurement allocates nothing for attributes, and the number of series
@@ -131,7 +132,8 @@ type telemetry struct {
 	duration metric.Float64Histogram
 	items    metric.Int64Counter
 	batch    metric.Int64Histogram
-	tracer   trace.Tracer // nil without a TracerProvider (spans are not built yet)
+	endToEnd metric.Float64Histogram // at-least-once queues, push to ack (trace.go)
+	tracer   trace.Tracer            // nil without a TracerProvider (spans: trace.go)
 
 	mu    sync.Mutex                          // serializes writers of decls
 	decls atomic.Pointer[map[declID]*declTel] // copied on write: read without a lock
@@ -145,9 +147,10 @@ type declID struct {
 // declTel is the instruments of one declaration, with every attribute
 // set it records with, built once.
 type declTel struct {
-	t   *telemetry
-	rec [numOps][numOutcomes][]metric.RecordOption
-	add [numOps][numOutcomes][]metric.AddOption
+	t        *telemetry
+	rec      [numOps][numOutcomes][]metric.RecordOption
+	add      [numOps][numOutcomes][]metric.AddOption
+	spanDecl // spans and the end-to-end histogram's attributes (trace.go)
 }
 
 // newTelemetry returns the instruments of mp and tp, or nil when neither
@@ -160,11 +163,13 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*telemetry,
 	if tp != nil {
 		t.tracer = tp.Tracer(instrumentationName)
 	}
+	m0 := map[declID]*declTel{}
+	t.decls.Store(&m0)
 	if mp == nil {
 		return t, nil
 	}
 	m := mp.Meter(instrumentationName)
-	var err1, err2, err3 error
+	var err1, err2, err3, err4 error
 	t.duration, err1 = m.Float64Histogram("storagegen.operation.duration",
 		metric.WithUnit("s"),
 		metric.WithDescription("Duration of each call of a queue or cache of the schema, as its caller saw it."),
@@ -176,18 +181,20 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*telemetry,
 		metric.WithUnit("{call}"),
 		metric.WithDescription("Calls per batch that a coalescer sent."),
 		metric.WithExplicitBucketBoundaries(batchBuckets...))
-	if err := errors.Join(err1, err2, err3); err != nil {
+	t.endToEnd, err4 = m.Float64Histogram(endToEndName,
+		metric.WithUnit("s"),
+		metric.WithDescription("Time from the first push of an item of an at-least-once queue to its ack."),
+		metric.WithExplicitBucketBoundaries(endToEndBuckets...))
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, err
 	}
-	m0 := map[declID]*declTel{}
-	t.decls.Store(&m0)
 	return t, nil
 }
 
 // decl returns the instruments of the declaration kind, name; nil when
-// the DataStore records no metrics.
+// the DataStore records neither metrics nor spans.
 func (t *telemetry) decl(kind telKind, name string) *declTel {
-	if t == nil || t.duration == nil {
+	if t == nil {
 		return nil
 	}
 	id := declID{kind, name}
@@ -232,12 +239,16 @@ func newDeclTel(t *telemetry, kind telKind, name string) *declTel {
 			d.add[op][out] = []metric.AddOption{o}
 		}
 	}
+	d.spanDecl = newSpanDecl(t, kind, name)
 	return d
 }
 
 // done records one call of op that started at start, with outcome out and
 // items items (0 records none).
 func (d *declTel) done(ctx context.Context, op telOp, out telOutcome, start time.Time, items int) {
+	if d.t.duration == nil {
+		return // a TracerProvider only
+	}
 	d.t.duration.Record(ctx, time.Since(start).Seconds(), d.rec[op][out]...)
 	if items > 0 {
 		d.t.items.Add(ctx, int64(items), d.add[op][out]...)

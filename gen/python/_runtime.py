@@ -567,6 +567,14 @@ def paused_key(queue_key: str) -> str:
     return queue_key + ":paused"
 
 
+def meta_key(queue_key: str) -> str:
+    """<Q>:meta, ID -> push time and trace context, which Go pushers with an
+    OpenTelemetry provider write beside the items of the at-least-once
+    queue (or shard) at queue_key (keyspace.MetaKey). Python writes none,
+    and deletes a field with its item (the ack and purge scripts)."""
+    return queue_key + ":meta"
+
+
 def marker_key(queue_key: str, id: str) -> str:
     """<Q>:id:<ID>, the marker of a push call, the ID escaped."""
     return _suffix_key(queue_key, ":id:", id)

@@ -96,6 +96,23 @@ var PausedPart = Part{"paused", ":paused", "STRING", "exists while the queue is 
 // shard) at queueKey.
 func PausedKey(queueKey string) string { return queueKey + PausedPart.Suffix }
 
+// MetaPart is the hash, beside an at-least-once queue's items (each
+// shard of a sharded one has its own), that carries what a push call knew
+// of an item besides its payload: ID → "<push time> [<traceparent>
+// [<tracestate>]]", the push time in ms of the server's clock and the W3C
+// trace context of the push's span. A Go pusher whose DataStore has a
+// MeterProvider or a TracerProvider writes it; others write none. It is
+// kept while the item is (nack, requeue and dead letters keep it), deleted
+// with the item (ack, purge), and fields whose item is gone are swept by
+// the reclaim script. Only the push, receive, ack, purge and reclaim
+// scripts take it, after the keys they take already, so ReliableParts
+// does not list it.
+var MetaPart = Part{"meta", ":meta", "HASH", "ID → push time (ms of the server's clock) and the push's trace context, written only by pushers with an OpenTelemetry provider"}
+
+// MetaKey returns the key of the meta hash of the at-least-once queue (or
+// shard) at queueKey.
+func MetaKey(queueKey string) string { return queueKey + MetaPart.Suffix }
+
 // MarkerPart is the key, one per push call (named by the call's first ID:
 // the one ID of a PushID, the first new random ID of a PushMany), that an
 // at-least-once queue keeps for its dedupe window; the ID in its suffix is

@@ -107,7 +107,7 @@ func TestREADMEKeyTables(t *testing.T) {
 	for _, p := range CacheParts {
 		row(CacheKey("<prefix>", "<expanded pattern>")+p.Suffix, p.Type)
 	}
-	for _, p := range append(ReliableParts[:], PausedPart, MarkerPart, ReceiptPart) {
+	for _, p := range append(ReliableParts[:], PausedPart, MetaPart, MarkerPart, ReceiptPart) {
 		row("Q"+p.Suffix, p.Type)
 	}
 	// And the other way: every key row of the README is a key of the table.

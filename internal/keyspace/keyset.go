@@ -63,7 +63,7 @@ func (k KeySet) parts() (names, suffixes []string) {
 	for _, p := range ReliableParts[1:] {
 		names, suffixes = append(names, p.Name), append(suffixes, p.Suffix)
 	}
-	names, suffixes = append(names, PausedPart.Name), append(suffixes, PausedPart.Suffix)
+	names, suffixes = append(names, PausedPart.Name, MetaPart.Name), append(suffixes, PausedPart.Suffix, MetaPart.Suffix)
 	return append(names, MarkerPart.Name, ReceiptPart.Name), append(suffixes, markerInfix, receiptInfix)
 }
 

@@ -43,6 +43,7 @@ type keyCase struct {
 	Token        string    `json:"token"`
 	Receipt      string    `json:"receipt"`
 	Paused       string    `json:"paused"`
+	Meta         string    `json:"meta"`
 	ReliableKeys []string  `json:"reliable_keys,omitempty"` // for the hostile tuples
 	Plain        *plainKey `json:"plain,omitempty"`
 	PlainError   string    `json:"plain_error,omitempty"`
@@ -167,6 +168,7 @@ func buildKeyCorpus(t *testing.T) keyCorpus {
 			kc.Marker = keyspace.MarkerKey(qk, id)
 			kc.Receipt = keyspace.ReceiptKey(qk, kc.Token)
 			kc.Paused = keyspace.PausedKey(qk)
+			kc.Meta = keyspace.MetaKey(qk)
 			if plain, err := p.ExpandPlain(args...); err != nil {
 				kc.PlainError = errorKind(t, err)
 			} else {
@@ -259,7 +261,7 @@ func escapeInvalid(s string) string {
 var unescapedInvalid = regexp.MustCompile(`[\x{F780}-\x{F7FF}]`)
 
 func (kc *keyCase) escapeInvalid() {
-	for _, p := range []*string{&kc.Expand, &kc.QueueKey, &kc.DeadKey, &kc.CacheKey, &kc.Marker, &kc.Receipt, &kc.Paused} {
+	for _, p := range []*string{&kc.Expand, &kc.QueueKey, &kc.DeadKey, &kc.CacheKey, &kc.Marker, &kc.Receipt, &kc.Paused, &kc.Meta} {
 		*p = escapeInvalid(*p)
 	}
 	for _, keys := range [][]string{kc.ShardKeys, kc.ReliableKeys} {

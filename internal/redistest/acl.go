@@ -11,7 +11,7 @@ const ACLSetUser = "ACL SETUSER myapp on >PASSWORD resetkeys ~myapp:* resetchann
 	"+command +cluster|slots " +
 	"+lpush +rpush +rpop +brpop +blmove +llen +lrange +lindex +lrem " +
 	"+get +set +del +exists +pttl " +
-	"+hget +hmget +hset +hsetnx +hdel +hexists +hincrby " +
+	"+hget +hmget +hset +hsetnx +hdel +hexists +hincrby +hrandfield " +
 	"+zadd +zrem +zcard +zcount +zscore +zmscore +zrange +zrangebyscore " +
 	"+evalsha +eval +time +wait +memory|usage"
 

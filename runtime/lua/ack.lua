@@ -11,7 +11,8 @@
 -- KEYS[7] ATTEMPTS    -> <Q>:attempts, the count is deleted (holds reads it)
 -- KEYS[8] ERRORS      -> <Q>:errors, the last error is deleted
 -- KEYS[9] READY_AT    -> <Q>:ready_at, cleared in case a stale time is left
--- KEYS[10], ...       -> <Q>:rx:<token>, receipts of takes none of whose
+-- KEYS[10] META      -> <Q>:meta, the item's push time and trace context are deleted
+-- KEYS[11], ...       -> <Q>:rx:<token>, receipts of takes none of whose
 --                        deliveries is out any more (Go counts them):
 --                        deleted, they are no longer needed
 -- ARGV[2i-1] -> the ID of delivery i (Delivery.ID), i = 1, 2, ...
@@ -22,7 +23,8 @@
 --      go-redis sent again after losing the reply, or one that another
 --      delivery beat)
 --   0  the item is there but the delivery no longer holds it
-for i = 10, #KEYS do redis.call('DEL', KEYS[i]) end
+local META = KEYS[10]
+for i = 11, #KEYS do redis.call('DEL', KEYS[i]) end
 local ids, attempts = {}, {}
 for i = 1, #ARGV, 2 do
   ids[#ids + 1] = ARGV[i]
@@ -51,4 +53,5 @@ callWith('HDEL', ITEMS, done)
 callWith('HDEL', ATTEMPTS, done)
 callWith('HDEL', ERRORS, done)
 callWith('HDEL', READY_AT, done)
+callWith('HDEL', META, done)
 return out

@@ -19,12 +19,17 @@
 -- KEYS[7] ATTEMPTS    -> <Q>:attempts, ID -> deliveries so far
 -- KEYS[8] ERRORS      -> <Q>:errors, gets "lease ran out during delivery N"
 -- KEYS[9] READY_AT    -> <Q>:ready_at, for items made ready
+-- KEYS[10] META      -> <Q>:meta, a random sample of its fields is swept
+--                        of those whose item is gone (an ack or purge by
+--                        a process whose scripts predate META)
 -- ARGV[1] -> the lease in ms, for IDs in PROCESSING
 -- ARGV[2] -> the queue's max deliveries
 -- ARGV[3] -> at most this many items of each kind
+-- ARGV[4] -> at most this many fields of META are looked at (0: none)
 --
 -- Returns: {requeued, dead, promoted}: expired leases put back, expired
 -- leases made dead letters, delayed items made ready.
+local META = KEYS[10]
 local limit = tonumber(ARGV[3])
 local requeued, dead = 0, 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'LIMIT', 0, limit)) do
@@ -53,5 +58,16 @@ for _, id in ipairs(redis.call('LRANGE', PROCESSING, -limit, -1)) do
   elseif redis.call('ZSCORE', LEASES, id) == false then
     redis.call('ZADD', LEASES, now + tonumber(ARGV[1]), id)
   end
+end
+-- Sweep: a random sample of META's fields (HRANDFIELD, distinct fields),
+-- those whose item is no longer in ITEMS are deleted.
+local sample = tonumber(ARGV[4] or '0')
+if sample > 0 then
+  local fields = redis.call('HRANDFIELD', META, sample)
+  local gone = {}
+  for _, id in ipairs(fields) do
+    if redis.call('HEXISTS', ITEMS, id) == 0 then gone[#gone + 1] = id end
+  end
+  callWith('HDEL', META, gone)
 end
 return {requeued, dead, promoted}

@@ -49,6 +49,7 @@ from ._runtime import (
     _new_token,
     dead_key,
     marker_key,
+    meta_key,
     paused_key,
     receipt_key,
     reliable_keys,
@@ -81,6 +82,8 @@ _NS_PER_MS = 1_000_000
 # its defaults). Python sends nothing twice, but a receipt of its takes
 # lives as long as a Go one, so both behave the same.
 _RETRY_WINDOW_MS = 90_000
+# Fields of <Q>:meta one reclaim looks at, deleting those whose item is gone.
+_META_SWEEP = 100
 _PUSH_TRIES = 3  # a push whose reply was lost is sent again; its marker dedupes it
 _ACK_TRIES = 2  # an ack whose reply was lost is sent again: one of an item that is gone returns 1
 _READY, _PROCESSING, _DEAD = 0, 1, 4
@@ -173,6 +176,7 @@ class _Core:
         self.key = key
         self.keys = reliable_keys(key)
         self.paused = paused_key(key)
+        self.meta = meta_key(key)
         self.lease_ms = lease_ms
         self.max_deliveries = max_deliveries
         self.window_ms = window_ms
@@ -195,8 +199,10 @@ class _Core:
     # -- push ---------------------------------------------------------------
 
     async def push(self, ids: List[str], payloads: List[bytes]) -> None:
-        keys = self.keys + [marker_key(self.key, ids[0])]
-        args: List[Any] = [self.window_ms]
+        keys = self.keys + [marker_key(self.key, ids[0]), self.meta]
+        # b"": no meta (push time, trace context) beside the items; Go
+        # writes it when its DataStore has an OpenTelemetry provider.
+        args: List[Any] = [self.window_ms, b""]
         for id, p in zip(ids, payloads):
             args += [_encode(id), p]
         cancelled = False
@@ -239,7 +245,7 @@ class _Core:
         and an error for entries no reliable queue pushed. A lost reply, or
         a cancel, undoes the take by its receipt."""
         args = [self.lease_ms, _encode(id), _RECLAIM_BATCH, self.receipt_ttl(), n]
-        task, cancelled = await _settle(self.r.script("receive", self.keys + [receipt, self.paused], args), grace=self.r.state.grace)
+        task, cancelled = await _settle(self.r.script("receive", self.keys + [receipt, self.paused, self.meta], args), grace=self.r.state.grace)
         if task.cancelled():
             # Given up after a cancel (no reply within the grace period):
             # the take may have run, so it is undone by its receipt.
@@ -263,16 +269,23 @@ class _Core:
             "receive",
             self.key,
         )
-        if not isinstance(res, list) or len(res) < 2 or (len(res) - 2) % 3 or (len(res) - 2) // 3 > n:
+        # Four elements per item: ID, payload, attempt, and the meta a Go
+        # pusher wrote (b"" when none), which Python does not use.
+        if not isinstance(res, list) or len(res) < 2 or (len(res) - 2) % 4 or (len(res) - 2) // 4 > n:
             raise bad
         due, dead = res[0], res[1]
         if not isinstance(due, int) or not isinstance(dead, list) or (due == _DUE_PAUSED and len(res) != 2):
             raise bad
-        rc = _Receipt(receipt, (len(res) - 2) // 3)
+        rc = _Receipt(receipt, (len(res) - 2) // 4)
         out: List[_Leased] = []
-        for i in range(2, len(res) - 2, 3):
-            lid, payload, attempt = res[i], res[i + 1], res[i + 2]
-            if not isinstance(lid, bytes) or not isinstance(payload, bytes) or not isinstance(attempt, int):
+        for i in range(2, len(res) - 3, 4):
+            lid, payload, attempt, meta = res[i], res[i + 1], res[i + 2], res[i + 3]
+            if (
+                not isinstance(lid, bytes)
+                or not isinstance(payload, bytes)
+                or not isinstance(attempt, int)
+                or not isinstance(meta, bytes)
+            ):
                 raise bad
             out.append(_Leased(self, _decode_text(lid), payload, attempt, rc))
         foreign: Optional[StoragegenError] = None
@@ -306,7 +319,11 @@ class _Core:
 
     async def reclaim_once(self) -> int:
         res = await self.r.call_script(
-            "reclaim", self.key, "reclaim", self.keys, [self.lease_ms, self.max_deliveries, _RECLAIM_BATCH],
+            "reclaim",
+            self.key,
+            "reclaim",
+            self.keys + [self.meta],
+            [self.lease_ms, self.max_deliveries, _RECLAIM_BATCH, _META_SWEEP],
             # A reclaim whose reply was lost is no unknown outcome: the next
             # one does what it did not.
             write=False,
@@ -442,7 +459,7 @@ class Delivery(Generic[T]):
         if self._settled:
             raise core.lost("ack", self.id, self.attempt)
         rk = self._release_receipt()
-        keys = core.keys + ([rk] if rk else [])
+        keys = core.keys + [core.meta] + ([rk] if rk else [])
         args = [_encode(self.id), self.attempt]
         cancelled = False
         for attempt in range(_ACK_TRIES):
@@ -870,7 +887,8 @@ class DeadLetters(Generic[T]):
             if 0 <= n <= total:
                 break
             batch = _RECLAIM_BATCH if n < 0 else min(_RECLAIM_BATCH, n - total)
-            got = int(await self._q._r.call_script(op, self._q.key, op, c.keys, [batch]))
+            keys = c.keys + [c.meta] if op == "purge" else c.keys
+            got = int(await self._q._r.call_script(op, self._q.key, op, keys, [batch]))
             total += got
             if got < batch:
                 break

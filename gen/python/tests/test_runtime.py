@@ -76,6 +76,7 @@ class KeyTests(unittest.TestCase):
                 self.assertEqual(_runtime.marker_key(c["queue_key"], args[0] if args and isinstance(args[0], str) else "x{}%"), c["marker"])
                 self.assertEqual(_runtime.receipt_key(c["queue_key"], c["token"]), c["receipt"])
                 self.assertEqual(_runtime.paused_key(c["queue_key"]), c["paused"])
+                self.assertEqual(_runtime.meta_key(c["queue_key"]), c["meta"])
                 if "reliable_keys" in c:
                     self.assertEqual(_runtime.reliable_keys(c["queue_key"]), c["reliable_keys"])
                 if "plain" in c:

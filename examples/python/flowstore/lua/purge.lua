@@ -9,9 +9,11 @@
 -- KEYS[7] ATTEMPTS  -> <Q>:attempts, counts deleted
 -- KEYS[8] ERRORS    -> <Q>:errors, last errors deleted
 -- KEYS[9] READY_AT  -> <Q>:ready_at, cleared in case a stale time is left
+-- KEYS[10] META    -> <Q>:meta, push times and trace contexts deleted
 -- ARGV[1] -> at most this many
 --
 -- Returns: how many it deleted.
+local META = KEYS[10]
 local ids = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[1]) - 1)
 for _, id in ipairs(ids) do
   redis.call('ZREM', DEAD, id)
@@ -19,5 +21,6 @@ for _, id in ipairs(ids) do
   redis.call('HDEL', ATTEMPTS, id)
   redis.call('HDEL', ERRORS, id)
   redis.call('HDEL', READY_AT, id)
+  redis.call('HDEL', META, id)
 end
 return #ids

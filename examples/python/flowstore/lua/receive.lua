@@ -30,6 +30,7 @@
 -- KEYS[11] PAUSED     -> <Q>:paused, exists while the queue is paused:
 --                        then the take leases nothing (a call sent again
 --                        still gets the deliveries of its first run)
+-- KEYS[12] META       -> <Q>:meta, ID -> push time and trace context, read
 -- ARGV[1] -> the lease in ms
 -- ARGV[2] -> '' to take the oldest ready items, or the ID that BLMOVE moved
 -- ARGV[3] -> with ARGV[2] '': at most this many due delayed items are made ready
@@ -37,11 +38,12 @@
 --            go-redis may take to send the call again
 -- ARGV[5] -> at most this many items are leased (1 to 100)
 --
--- Returns {due, foreign, id1, payload1, attempt1, id2, ...}: the leased
+-- Returns {due, foreign, id1, payload1, attempt1, meta1, id2, ...}: the leased
 -- items in the order they were pushed (oldest first), each leased for this
 -- delivery (or, for a retried call, by this call's first run);
 --   due      with nothing leased and ARGV[2] '', how long until the next
 --            delayed item is due in ms, -1 if none; otherwise -1
+--   meta     the item's field of META, or '' when its pusher wrote none
 --   foreign  the new IDs of entries that no reliable queue pushed (their
 --            ID has no payload), now kept as dead letters with the entry
 --            as payload
@@ -49,6 +51,7 @@
 -- not even an ID ARGV[2] names (the caller gives that back with release)
 local RECEIPT = KEYS[10]
 local PAUSED = KEYS[11]
+local META = KEYS[12]
 -- As a string once: redis.call would format the number for every item.
 local leaseEnd = tostring(now + tonumber(ARGV[1]))
 local receipt = redis.call('GET', RECEIPT)
@@ -68,6 +71,7 @@ elseif receipt then
       out[#out + 1] = held
       out[#out + 1] = redis.call('HGET', ITEMS, held)
       out[#out + 1] = tonumber(attempt)
+      out[#out + 1] = redis.call('HGET', META, held) or ''
     end
   end
   return out
@@ -107,6 +111,7 @@ end
 local payloads = redis.call('HMGET', ITEMS, unpack(ids))
 local since = redis.call('HMGET', READY_AT, unpack(ids))
 local counts = redis.call('HMGET', ATTEMPTS, unpack(ids))
+local metas = redis.call('HMGET', META, unpack(ids))
 callWith('HDEL', READY_AT, ids)
 local out, foreign, nowText = {-1, {}}, {}, tostring(now)
 local attempts, leases, record = {}, {}, {}
@@ -135,7 +140,7 @@ for i, id in ipairs(ids) do
     attempts[2 * k - 1], attempts[2 * k] = id, attempt
     leases[2 * k - 1], leases[2 * k] = leaseEnd, id
     record[k] = #id .. ':' .. id .. ' ' .. attempt .. ' ' .. (since[i] or nowText) .. ';'
-    out[3 * k], out[3 * k + 1], out[3 * k + 2] = id, payloads[i], attempt
+    out[4 * k - 1], out[4 * k], out[4 * k + 1], out[4 * k + 2] = id, payloads[i], attempt, metas[i] or ''
   end
 end
 out[2] = foreign
