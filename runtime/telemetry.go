@@ -71,13 +71,20 @@ const (
 	opGet
 	opSet
 	opDelete
+	opDeadLetter // items that became dead letters (items only, no calls)
+	opReclaim    // Reclaim calls, and items reclaimed by them, receives and sweeps
 	numOps
 )
 
-var opNames = [numOps]string{"push", "pop", "receive", "ack", "nack", "get", "set", "delete"}
+var opNames = [numOps]string{"push", "pop", "receive", "ack", "nack", "get", "set", "delete", "dead_letter", "reclaim"}
 
-// messaging.operation.type of each queue operation ("" for the cache's).
-var opTypes = [numOps]string{"send", "receive", "receive", "settle", "settle", "", "", ""}
+// messaging.operation.type of each queue operation; "" leaves the
+// attribute out (the cache's operations, and reclaim). A dead letter is
+// a settlement, as OpenTelemetry's messaging conventions class a broker's
+// dead-lettering; a reclaim settles nothing (no consumer took a decision:
+// a lease ran out) and none of send, receive, create, process, settle
+// describes it, so it has no type rather than a wrong one.
+var opTypes = [numOps]string{"send", "receive", "receive", "settle", "settle", "", "", "", "settle", ""}
 
 // Outcomes, the values of outcome.
 type telOutcome uint8
@@ -133,6 +140,8 @@ type telemetry struct {
 	batch    metric.Int64Histogram
 	tracer   trace.Tracer // nil without a TracerProvider (spans are not built yet)
 
+	gauges // storagegen.queue.items (gauge.go)
+
 	mu    sync.Mutex                          // serializes writers of decls
 	decls atomic.Pointer[map[declID]*declTel] // copied on write: read without a lock
 }
@@ -148,11 +157,14 @@ type declTel struct {
 	t   *telemetry
 	rec [numOps][numOutcomes][]metric.RecordOption
 	add [numOps][numOutcomes][]metric.AddOption
+	// watch is the queue instances whose items storagegen.queue.items
+	// reports (gauge.go); nil for a cache.
+	watch *watch
 }
 
 // newTelemetry returns the instruments of mp and tp, or nil when neither
 // is set.
-func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*telemetry, error) {
+func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, statsInterval time.Duration) (*telemetry, error) {
 	if mp == nil && tp == nil {
 		return nil, nil
 	}
@@ -176,7 +188,8 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*telemetry,
 		metric.WithUnit("{call}"),
 		metric.WithDescription("Calls per batch that a coalescer sent."),
 		metric.WithExplicitBucketBoundaries(batchBuckets...))
-	if err := errors.Join(err1, err2, err3); err != nil {
+	err4 := t.newGauges(m, statsInterval)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, err
 	}
 	m0 := map[declID]*declTel{}
@@ -224,15 +237,29 @@ func newDeclTel(t *telemetry, kind telKind, name string) *declTel {
 				kv = append(kv,
 					attribute.String("messaging.system", "storagegen"),
 					attribute.String("messaging.destination.name", name),
-					attribute.String("messaging.operation.name", opNames[op]),
-					attribute.String("messaging.operation.type", opTypes[op]))
+					attribute.String("messaging.operation.name", opNames[op]))
+				if opTypes[op] != "" {
+					kv = append(kv, attribute.String("messaging.operation.type", opTypes[op]))
+				}
 			}
 			o := metric.WithAttributeSet(attribute.NewSet(kv...))
 			d.rec[op][out] = []metric.RecordOption{o}
 			d.add[op][out] = []metric.AddOption{o}
 		}
 	}
+	if kind != kindCache && t.queueItems != nil {
+		d.watch = newWatch(d, kind, name)
+	}
 	return d
+}
+
+// count adds n items to op's series with outcome ok: for what moved
+// apart from a call of op (dead letters, items reclaimed). A nil d
+// records nothing.
+func (d *declTel) count(ctx context.Context, op telOp, n int64) {
+	if d != nil && n > 0 {
+		d.t.items.Add(ctx, n, d.add[op][outOK]...)
+	}
 }
 
 // done records one call of op that started at start, with outcome out and
