@@ -489,3 +489,18 @@ func TestQueueItemsNoteNoAllocs(t *testing.T) {
 		t.Error("the instance was not noted")
 	}
 }
+
+// TestStatsIntervalRefused: an interval below 100ms (or negative) is an
+// error of New.
+func TestStatsIntervalRefused(t *testing.T) {
+	for _, d := range []time.Duration{-time.Second, time.Millisecond, 99 * time.Millisecond} {
+		if _, err := New(Options{URL: redisURL, StatsInterval: d}); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "StatsInterval") {
+			t.Errorf("StatsInterval %v: %v; want ErrInvalidArgument naming StatsInterval", d, err)
+		}
+	}
+	ds, err := New(Options{URL: redisURL, StatsInterval: minStatsInterval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.Close()
+}

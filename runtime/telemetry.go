@@ -32,10 +32,16 @@ import (
 //   - storagegen.operation.duration (s, histogram): one measurement per
 //     call; its count is the number of calls.
 //   - storagegen.items ({item}, counter): items a call carried: pushed,
-//     popped or received, acked, nacked.
+//     popped or received, acked, nacked; and, apart from calls, items
+//     that became dead letters (dead_letter: a nack on the last delivery,
+//     a reclaim of an expired last delivery, a foreign entry a receive
+//     kept) and expired leases that any reclaim of this process handled
+//     (reclaim; a Reclaim call is also timed, as one call).
 //   - storagegen.batch.size ({call}, histogram): calls per batch that a
 //     coalescer sent, by storagegen.batch (push, set, get, pop). A batch
 //     may hold calls of several declarations, so it has no name.
+//   - storagegen.queue.items ({item}, observable gauge): a queue
+//     declaration's items by state, from Stats (gauge.go).
 //
 // Attributes: storagegen.kind (queue, reliable_queue, cache),
 // storagegen.name (the declaration's name), storagegen.operation, outcome;
