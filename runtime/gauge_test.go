@@ -558,3 +558,23 @@ func BenchmarkQueueItems(b *testing.B) {
 		}
 	})
 }
+
+// TestQueueItemsScriptFlushed: a server that lost its scripts (SCRIPT
+// FLUSH, a restart) is read all the same: the stats script is loaded again
+// and the pipeline sent again.
+func TestQueueItemsScriptFlushed(t *testing.T) {
+	redistest.SingleOnly(t, "flushes the scripts of the one server")
+	ds, reader := meteredStore(t, Options{})
+	decl := &QueueDecl{Name: "flushed", Prefix: ds.prefix, Key: MustKeyPattern("flushed:{a:int}")}
+	for i := range 3 {
+		if err := NewReliableQueue[int](ds, decl, i).PushMany(bg, 1, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rawClient(t).ScriptFlush(bg).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := gaugeSeries(t, reader); got["reliable_queue/flushed/ready"] != 6 {
+		t.Errorf("after SCRIPT FLUSH: %v; want ready 6", got)
+	}
+}
