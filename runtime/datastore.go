@@ -60,7 +60,7 @@ func New(opts Options) (*DataStore, error) {
 	if err != nil {
 		return nil, opError("new", "", err)
 	}
-	tel, err := newTelemetry(opts.MeterProvider, opts.TracerProvider)
+	tel, err := newTelemetry(opts.MeterProvider, opts.TracerProvider, opts.StatsInterval)
 	if err != nil {
 		return nil, opError("new", "", err)
 	}
@@ -74,6 +74,9 @@ func New(opts Options) (*DataStore, error) {
 		tel:        tel,
 	}
 	ds.batch.instrument(tel)
+	if err := tel.observe(opts.MeterProvider, conn); err != nil {
+		return nil, opError("new", "", err)
+	}
 	if ds.log == nil {
 		ds.log = slog.Default()
 	}
@@ -86,8 +89,11 @@ func New(opts Options) (*DataStore, error) {
 }
 
 // Close closes the connection: blocked pops return ErrClosed, calls in
-// flight finish, and later calls return ErrClosed. It is idempotent.
+// flight finish, and later calls return ErrClosed. The gauge
+// storagegen.queue.items no longer reports the DataStore's queues. It is
+// idempotent.
 func (ds *DataStore) Close() error {
+	ds.tel.close()
 	ds.stopPromoters()
 	return ds.Connection.Close()
 }

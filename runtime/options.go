@@ -174,6 +174,13 @@ type Options struct {
 	// (see the README's "Observability"). Default nil: no span, at no
 	// cost.
 	TracerProvider trace.TracerProvider
+	// StatsInterval is how often, at most, the gauge storagegen.queue.items
+	// reads each queue's counts from the server (when a collection asks
+	// for it and the last read is older), with a MeterProvider. A
+	// collection waits for the reads at most min(StatsInterval, 2s), and
+	// reports the last values read otherwise. Default 10s
+	// (DefaultStatsInterval); at least 100ms.
+	StatsInterval time.Duration
 }
 
 // Defaults of Options.
@@ -209,6 +216,9 @@ func (o Options) redisOptions() (*clientOptions, error) {
 		bad("MaxPayloadBytes %d is outside 0..%d", o.MaxPayloadBytes, maxRedisValue)
 	}
 	o.checkWait(bad)
+	if o.StatsInterval != 0 && o.StatsInterval < minStatsInterval {
+		bad("StatsInterval %v is below %v", o.StatsInterval, minStatsInterval)
+	}
 	if err := CheckPrefix(o.Prefix); err != nil {
 		bad("Prefix: %v", err)
 	}

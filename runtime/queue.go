@@ -72,6 +72,9 @@ func NewQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Queue[T] {
 	if decl.Shards > 1 {
 		q.sh = ds.shardsFor(decl.Prefix, name, decl.Shards, nil)
 	}
+	if q.tel != nil {
+		q.tel.noteQueue(q.key, q.sh) // for storagegen.queue.items (gauge.go)
+	}
 	return q
 }
 

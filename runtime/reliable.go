@@ -94,6 +94,9 @@ func NewReliableQueue[T any](ds *DataStore, decl *QueueDecl, args ...any) Reliab
 	if decl.Shards > 1 {
 		q.sh = ds.shardsFor(decl.Prefix, name, decl.Shards, r)
 	}
+	if r.tel != nil {
+		r.tel.noteReliable(key, r, q.sh) // for storagegen.queue.items (gauge.go)
+	}
 	return q
 }
 
@@ -611,6 +614,7 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKe
 			names[i], _ = f.(string)
 		}
 		foreign = opError("receive", r.key, fmt.Errorf("%w: %d entries not pushed by a reliable queue are now dead letters %q", ErrDecode, len(names), names))
+		r.tel.count(ctx, opDeadLetter, int64(len(dead)))
 	}
 	return ls, due, foreign, nil
 }
@@ -659,6 +663,8 @@ func (r *reliable) reclaimOnce(ctx context.Context, cl redis.UniversalClient, cn
 	}
 	cnt.add(reclaimed, res[0]+res[1])
 	cnt.add(deadLettered, res[1])
+	r.tel.count(ctx, opReclaim, res[0]+res[1])
+	r.tel.count(ctx, opDeadLetter, res[1])
 	return int(res[0] + res[1]), nil
 }
 
@@ -668,6 +674,17 @@ func (r *reliable) reclaimOnce(ctx context.Context, cl redis.UniversalClient, cn
 // many expired leases it handled. Receive and Consume do this by
 // themselves about once a second; Reclaim is for tools and tests.
 func (q ReliableQueue[T]) Reclaim(ctx context.Context) (int, error) {
+	if q.err != nil || q.r.tel == nil {
+		return q.reclaim(ctx)
+	}
+	start := time.Now()
+	n, err := q.reclaim(ctx)
+	// The items are counted where each script ran (reclaimOnce).
+	q.r.tel.done(ctx, opReclaim, outcomeOf(err, outOK), start, 0)
+	return n, err
+}
+
+func (q ReliableQueue[T]) reclaim(ctx context.Context) (int, error) {
 	if q.err != nil {
 		return 0, opError("reclaim", q.key, q.err)
 	}
@@ -862,6 +879,7 @@ func (r *reliable) nack(ctx context.Context, settled *atomic.Bool, receipt, id s
 	cnt.add(nacked, 1)
 	if n == 2 {
 		cnt.add(deadLettered, 1)
+		r.tel.count(ctx, opDeadLetter, 1)
 	}
 	if n == 1 && delay.Milliseconds() > 0 {
 		r.promoteAt(time.Now().Add(delay))

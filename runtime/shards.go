@@ -499,7 +499,7 @@ func (q ReliableQueue[T]) statsSharded(ctx context.Context) (Stats, error) {
 func (q ReliableQueue[T]) reclaimSharded(ctx context.Context) (int, error) {
 	var total atomic.Int64
 	err := q.sh.each(func(i int) error {
-		n, err := q.shard(i).Reclaim(ctx)
+		n, err := q.shard(i).reclaim(ctx) // the caller's Reclaim records the call
 		total.Add(int64(n))
 		return err
 	})

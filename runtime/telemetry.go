@@ -33,10 +33,16 @@ import (
 //   - storagegen.operation.duration (s, histogram): one measurement per
 //     call; its count is the number of calls.
 //   - storagegen.items ({item}, counter): items a call carried: pushed,
-//     popped or received, acked, nacked.
+//     popped or received, acked, nacked; and, apart from calls, items
+//     that became dead letters (dead_letter: a nack on the last delivery,
+//     a reclaim of an expired last delivery, a foreign entry a receive
+//     kept) and expired leases that any reclaim of this process handled
+//     (reclaim; a Reclaim call is also timed, as one call).
 //   - storagegen.batch.size ({call}, histogram): calls per batch that a
 //     coalescer sent, by storagegen.batch (push, set, get, pop). A batch
 //     may hold calls of several declarations, so it has no name.
+//   - storagegen.queue.items ({item}, observable gauge): a queue
+//     declaration's items by state, from Stats (gauge.go).
 //
 // Attributes: storagegen.kind (queue, reliable_queue, cache),
 // storagegen.name (the declaration's name), storagegen.operation, outcome;
@@ -72,13 +78,20 @@ const (
 	opGet
 	opSet
 	opDelete
+	opDeadLetter // items that became dead letters (items only, no calls)
+	opReclaim    // Reclaim calls, and items reclaimed by them, receives and sweeps
 	numOps
 )
 
-var opNames = [numOps]string{"push", "pop", "receive", "ack", "nack", "get", "set", "delete"}
+var opNames = [numOps]string{"push", "pop", "receive", "ack", "nack", "get", "set", "delete", "dead_letter", "reclaim"}
 
-// messaging.operation.type of each queue operation ("" for the cache's).
-var opTypes = [numOps]string{"send", "receive", "receive", "settle", "settle", "", "", ""}
+// messaging.operation.type of each queue operation; "" leaves the
+// attribute out (the cache's operations, and reclaim). A dead letter is
+// a settlement, as OpenTelemetry's messaging conventions class a broker's
+// dead-lettering; a reclaim settles nothing (no consumer took a decision:
+// a lease ran out) and none of send, receive, create, process, settle
+// describes it, so it has no type rather than a wrong one.
+var opTypes = [numOps]string{"send", "receive", "receive", "settle", "settle", "", "", "", "settle", ""}
 
 // Outcomes, the values of outcome.
 type telOutcome uint8
@@ -135,6 +148,8 @@ type telemetry struct {
 	endToEnd metric.Float64Histogram // at-least-once queues, push to ack (trace.go)
 	tracer   trace.Tracer            // nil without a TracerProvider (spans: trace.go)
 
+	gauges // storagegen.queue.items (gauge.go)
+
 	mu    sync.Mutex                          // serializes writers of decls
 	decls atomic.Pointer[map[declID]*declTel] // copied on write: read without a lock
 }
@@ -151,11 +166,14 @@ type declTel struct {
 	rec      [numOps][numOutcomes][]metric.RecordOption
 	add      [numOps][numOutcomes][]metric.AddOption
 	spanDecl // spans and the end-to-end histogram's attributes (trace.go)
+	// watch is the queue instances whose items storagegen.queue.items
+	// reports (gauge.go); nil for a cache.
+	watch *watch
 }
 
 // newTelemetry returns the instruments of mp and tp, or nil when neither
 // is set.
-func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*telemetry, error) {
+func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, statsInterval time.Duration) (*telemetry, error) {
 	if mp == nil && tp == nil {
 		return nil, nil
 	}
@@ -185,7 +203,8 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (*telemetry,
 		metric.WithUnit("s"),
 		metric.WithDescription("Time from the first push of an item of an at-least-once queue to its ack."),
 		metric.WithExplicitBucketBoundaries(endToEndBuckets...))
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	err5 := t.newGauges(m, statsInterval)
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -231,8 +250,10 @@ func newDeclTel(t *telemetry, kind telKind, name string) *declTel {
 				kv = append(kv,
 					attribute.String("messaging.system", "storagegen"),
 					attribute.String("messaging.destination.name", name),
-					attribute.String("messaging.operation.name", opNames[op]),
-					attribute.String("messaging.operation.type", opTypes[op]))
+					attribute.String("messaging.operation.name", opNames[op]))
+				if opTypes[op] != "" {
+					kv = append(kv, attribute.String("messaging.operation.type", opTypes[op]))
+				}
 			}
 			o := metric.WithAttributeSet(attribute.NewSet(kv...))
 			d.rec[op][out] = []metric.RecordOption{o}
@@ -240,7 +261,19 @@ func newDeclTel(t *telemetry, kind telKind, name string) *declTel {
 		}
 	}
 	d.spanDecl = newSpanDecl(t, kind, name)
+	if kind != kindCache && t.queueItems != nil {
+		d.watch = newWatch(d, kind, name)
+	}
 	return d
+}
+
+// count adds n items to op's series with outcome ok: for what moved
+// apart from a call of op (dead letters, items reclaimed). A nil d, or
+// one without a MeterProvider (a TracerProvider only), records nothing.
+func (d *declTel) count(ctx context.Context, op telOp, n int64) {
+	if d != nil && n > 0 && d.t.items != nil {
+		d.t.items.Add(ctx, n, d.add[op][outOK]...)
+	}
 }
 
 // done records one call of op that started at start, with outcome out and

@@ -590,3 +590,40 @@ func TestParseMeta(t *testing.T) {
 		t.Error("a MeterProvider only: metaArg writes a trace context")
 	}
 }
+
+// TestTraceOnlyCounts: with a TracerProvider and no MeterProvider, the
+// paths that count items apart from a call (dead letters, reclaims,
+// foreign entries) record nothing and never reach a missing instrument.
+func TestTraceOnlyCounts(t *testing.T) {
+	ds, rec, _ := tracedStore(t, Options{}, false)
+	raw := rawClient(t)
+	q := testReliable[int](ds, "traceonly", time.Minute, 1)
+	if err := q.PushMany(bg, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range mustReceive(t, q, 2) {
+		if err := d.Nack(bg, 0); err != nil { // the last delivery: a dead letter
+			t.Fatal(err)
+		}
+	}
+	if err := q.Push(bg, 3); err != nil {
+		t.Fatal(err)
+	}
+	mustReceive(t, q, 1)
+	expireLeases(t, raw, q.Key())
+	if n, err := q.Reclaim(bg); n != 1 || err != nil {
+		t.Fatalf("Reclaim = %d, %v; want 1", n, err)
+	}
+	if err := raw.LPush(bg, q.Key(), "not-an-id").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := q.Receive(bg, 0); !errors.Is(err, ErrDecode) {
+		t.Fatalf("Receive of a foreign entry: %v; want ErrDecode", err)
+	}
+	if n, err := q.Dead().Len(bg); n != 4 || err != nil {
+		t.Fatalf("dead letters = %d, %v; want 4", n, err)
+	}
+	if len(rec.Ended()) == 0 {
+		t.Fatal("no spans recorded")
+	}
+}

@@ -158,13 +158,18 @@ func TestDemoOtel(t *testing.T) {
 			t.Errorf("push jobs: parent %s, want the scheduler's span %s", p.Parent.SpanID, sched[0].SpanContext.SpanID)
 		}
 	}
+	pushes := byName["push jobs"]
+	if len(pushes) != 2 || len(byName["process jobs"]) != 2 {
+		t.Fatalf("%d push jobs and %d process jobs spans, want 2 and 2:\n%s", len(pushes), len(byName["process jobs"]), spanText)
+	}
 	for _, e := range exec {
+		// The executor's span is a child of Consume's process span, which
+		// links to the first push (the second stored nothing: same ID).
 		parent, ok := bySpanID[e.Parent.SpanID]
-		if !ok {
-			continue // no runtime spans: the executor's span is a root
-		}
-		if parent.Name != "process jobs" || len(parent.Links) == 0 || parent.Links[0].SpanContext.TraceID != sched[0].SpanContext.TraceID {
-			t.Errorf("executor span's parent %+v, want process jobs linked to the scheduler's trace %s", parent, sched[0].SpanContext.TraceID)
+		if !ok || parent.Name != "process jobs" || len(parent.Links) != 1 ||
+			parent.Links[0].SpanContext.SpanID != pushes[0].SpanContext.SpanID ||
+			parent.Links[0].SpanContext.TraceID != sched[0].SpanContext.TraceID {
+			t.Errorf("executor span's parent %+v, want process jobs linked to the first push span %s", parent, pushes[0].SpanContext.SpanID)
 		}
 	}
 
@@ -212,6 +217,9 @@ func TestDemoOtel(t *testing.T) {
 		if v, ok := got[w.metric][w.attrs]; !ok || v != w.want {
 			t.Errorf("%s{%s} = %v (present %v), want %v; have %v", w.metric, w.attrs, v, ok, w.want, got[w.metric])
 		}
+	}
+	if v := got["storagegen.queue.end_to_end.duration"]["messaging.destination.name=jobs,messaging.system=storagegen,storagegen.kind=reliable_queue,storagegen.name=jobs"]; v != 1 {
+		t.Errorf("storagegen.queue.end_to_end.duration of jobs: %v values, want 1 (the ack); have %v", v, got["storagegen.queue.end_to_end.duration"])
 	}
 	if len(got["storagegen.batch.size"]) == 0 {
 		t.Errorf("no storagegen.batch.size: %v", got)
