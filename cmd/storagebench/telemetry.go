@@ -26,24 +26,35 @@ import (
 // whose exporter encodes it as JSON into io.Discard. The workloads only
 // set Options, so whatever the runtime records or traces is measured.
 
-// telemetrySide runs body on a DataStore of its own: with providers when
-// traced, without when not.
-func telemetrySide(traced bool, body func(ctx context.Context, e *env, ds *runtime.DataStore, m *meter) error) sideFunc {
+// Which providers a side's DataStore has.
+type providers uint8
+
+const (
+	noProviders    providers = iota
+	meterOnly                // a MeterProvider
+	meterAndTracer           // a MeterProvider and a TracerProvider
+)
+
+// telemetrySide runs body on a DataStore of its own, with the providers
+// which says.
+func telemetrySide(which providers, body func(ctx context.Context, e *env, ds *runtime.DataStore, m *meter) error) sideFunc {
 	return func(ctx context.Context, e *env, m *meter) (err error) {
 		opts := typedOptions(e.cfg)
 		var reader *sdkmetric.ManualReader
-		if traced {
+		if which != noProviders {
 			reader = sdkmetric.NewManualReader()
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			defer func() { err = errors.Join(err, mp.Shutdown(context.Background())) }()
+			opts.MeterProvider = mp
+		}
+		if which == meterAndTracer {
 			exp, err := stdouttrace.New(stdouttrace.WithWriter(io.Discard))
 			if err != nil {
 				return err
 			}
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(exp))
-			defer func() {
-				err = errors.Join(err, tp.Shutdown(context.Background()), mp.Shutdown(context.Background()))
-			}()
-			opts.MeterProvider, opts.TracerProvider = mp, tp
+			defer func() { err = errors.Join(err, tp.Shutdown(context.Background())) }()
+			opts.TracerProvider = tp
 		}
 		ds, err := runtime.New(opts)
 		if err != nil {
@@ -132,13 +143,18 @@ func otelReliable(g int) func(ctx context.Context, e *env, ds *runtime.DataStore
 	}
 }
 
-// telemetryWorkloads are the pairs: with providers vs without.
+// telemetryWorkloads are the pairs: with providers vs without; the
+// -metrics pairs have a MeterProvider only, the others both providers.
 func telemetryWorkloads(c int) []workload {
 	gs := fmt.Sprintf("%d goroutines", c)
 	return []workload{
-		{id: "otel-pushget", name: "Push+Get, " + gs + ", with OpenTelemetry providers vs without", perCall: true,
-			typed: telemetrySide(true, otelPushGet(c)), plain: telemetrySide(false, otelPushGet(c))},
-		{id: "otel-reliable", name: "at-least-once Push+Receive+Ack, " + gs + ", with OpenTelemetry providers vs without", perCall: true,
-			typed: telemetrySide(true, otelReliable(c)), plain: telemetrySide(false, otelReliable(c))},
+		{id: "otel-pushget", name: "Push+Get, " + gs + ", with OpenTelemetry meter and tracer vs without", perCall: true,
+			typed: telemetrySide(meterAndTracer, otelPushGet(c)), plain: telemetrySide(noProviders, otelPushGet(c))},
+		{id: "otel-pushget-metrics", name: "Push+Get, " + gs + ", with an OpenTelemetry meter vs without", perCall: true,
+			typed: telemetrySide(meterOnly, otelPushGet(c)), plain: telemetrySide(noProviders, otelPushGet(c))},
+		{id: "otel-reliable", name: "at-least-once Push+Receive+Ack, " + gs + ", with OpenTelemetry meter and tracer vs without", perCall: true,
+			typed: telemetrySide(meterAndTracer, otelReliable(c)), plain: telemetrySide(noProviders, otelReliable(c))},
+		{id: "otel-reliable-metrics", name: "at-least-once Push+Receive+Ack, " + gs + ", with an OpenTelemetry meter vs without", perCall: true,
+			typed: telemetrySide(meterOnly, otelReliable(c)), plain: telemetrySide(noProviders, otelReliable(c))},
 	}
 }
