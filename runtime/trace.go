@@ -214,7 +214,10 @@ func (d *declTel) metaArg(ctx context.Context) string {
 	b[37] = '-'
 	hex.Encode(b[38:54], sid[:])
 	b[54] = '-'
-	hex.Encode(b[55:57], []byte{byte(sc.TraceFlags())})
+	// Only the flags version 00 defines (sampled, random), as the
+	// propagator's Inject writes them: a receiver refuses a version 00
+	// traceparent with any other bit set, and the item would lose its link.
+	hex.Encode(b[55:57], []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
 	if ts := sc.TraceState(); ts.Len() > 0 {
 		return string(b[:]) + " " + ts.String()
 	}
