@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"github.com/storagegen/storagegen/internal/redistest"
 	"testing"
 	"time"
 
@@ -54,3 +55,77 @@ func TestMetaArgFlags(t *testing.T) {
 
 var _ = fmt.Sprint
 var _ = time.Second
+
+// TestTraceEndToEndLateAck: an item whose first delivery ran past its
+// lease, was delivered again and acked, has one end-to-end time: the late
+// ack of the first delivery (which returns nil: the item is gone) does
+// not record a second one.
+func TestTraceEndToEndLateAck(t *testing.T) {
+	ds, reader := meteredStore(t, Options{})
+	q := testReliable[int](ds, "late", time.Minute, 0)
+	if err := q.Push(bg, 1); err != nil {
+		t.Fatal(err)
+	}
+	first, ok, err := q.Receive(bg, 0)
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	// The lease runs out (set by hand: no wait) and a reclaim puts it back.
+	if err := rawClient(t).ZAdd(bg, q.r.keys[keyLeases], redis.Z{Score: 1, Member: first.ID}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.Reclaim(bg); n != 1 || err != nil {
+		t.Fatal(n, err)
+	}
+	second, ok, err := q.Receive(bg, 0)
+	if !ok || err != nil || second.Attempt != 2 {
+		t.Fatal(ok, err)
+	}
+	if err := second.Ack(bg); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Ack(bg); err != nil {
+		t.Fatal(err) // the item is gone: not an error
+	}
+	if s := collect(t, reader, endToEndName)["reliable_queue/late"]; s.count != 1 {
+		t.Errorf("end-to-end count %d; want 1 (one item acked)", s.count)
+	}
+}
+
+// TestReclaimWithoutHrandfield: an ACL user set up with the README's
+// line from before the meta's sweep (no +hrandfield) still receives,
+// reclaims and consumes after an upgrade: the sweep, a clean-up, is
+// skipped when the server refuses it, instead of failing every reclaim
+// and with it every Receive.
+func TestReclaimWithoutHrandfield(t *testing.T) {
+	redistest.SingleOnly(t, "a server of its own with an ACL user")
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.Do(bg, "ACL", "SETUSER", "old", "on", ">pw", "~*", "+@all", "-hrandfield").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := New(Options{URL: "redis://old:pw@" + srv.Addr + "/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	q := testReliable[int](ds, "oldacl", time.Minute, 0)
+	if err := q.Push(bg, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Reclaim(bg); err != nil {
+		t.Errorf("Reclaim: %v", err)
+	}
+	d, ok, err := q.Receive(bg, 0)
+	if !ok || err != nil {
+		t.Fatalf("Receive: %v, %v", ok, err)
+	}
+	if err := d.Ack(bg); err != nil {
+		t.Fatal(err)
+	}
+}
