@@ -129,3 +129,39 @@ func TestReclaimWithoutHrandfield(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMetaWrongType: Q:meta is optional beside the items, so a key of
+// another type there (anything may write to Redis) fails no call and
+// strands no item: pushes store their items and say so, receives lease
+// them, acks and purges remove them.
+func TestMetaWrongType(t *testing.T) {
+	ds, _, _ := tracedStore(t, Options{}, true)
+	q := testReliable[int](ds, "wrongtype", time.Minute, 1)
+	raw := rawClient(t)
+	if err := raw.Set(bg, metaKey(q.Key()), "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.PushMany(bg, 1, 2, 3); err != nil {
+		t.Errorf("PushMany: %v", err)
+	}
+	got, err := q.ReceiveMany(bg, 3, 0)
+	if len(got) != 3 || err != nil {
+		t.Fatalf("ReceiveMany: %d, %v; want 3 items", len(got), err)
+	}
+	if err := got[0].Ack(bg); err != nil {
+		t.Errorf("Ack: %v", err)
+	}
+	if err := got[1].Nack(bg, 0); err != nil { // the last delivery: a dead letter
+		t.Errorf("Nack: %v", err)
+	}
+	if n, err := q.Dead().Purge(bg); n != 1 || err != nil {
+		t.Errorf("Purge: %d, %v; want 1", n, err)
+	}
+	if _, err := q.Reclaim(bg); err != nil {
+		t.Errorf("Reclaim: %v", err)
+	}
+	s := queueState(t, q.Key())
+	if len(s.Items) != 1 || len(s.Leases) != 1 {
+		t.Errorf("after it all: %+v; want the one item still leased", s)
+	}
+}

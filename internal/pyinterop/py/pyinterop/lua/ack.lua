@@ -54,5 +54,5 @@ callWith('HDEL', ITEMS, done)
 callWith('HDEL', ATTEMPTS, done)
 callWith('HDEL', ERRORS, done)
 callWith('HDEL', READY_AT, done)
-callWith('HDEL', META, done)
+metaWith('HDEL', META, done)
 return out
