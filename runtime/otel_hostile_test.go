@@ -2,14 +2,14 @@ package runtime
 
 import (
 	"context"
-	"fmt"
-	"github.com/storagegen/storagegen/internal/redistest"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/storagegen/storagegen/internal/redistest"
 )
 
 // TestQueueItemsScriptFlushedEverywhere: on a cluster whose every primary
@@ -53,8 +53,6 @@ func TestMetaArgFlags(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
-var _ = time.Second
 
 // TestTraceEndToEndLateAck: an item whose first delivery ran past its
 // lease, was delivered again and acked, has one end-to-end time: the late
