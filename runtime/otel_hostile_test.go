@@ -53,7 +53,6 @@ func TestMetaArgFlags(t *testing.T) {
 	}
 }
 
-
 // TestTraceEndToEndLateAck: an item whose first delivery ran past its
 // lease, was delivered again and acked, has one end-to-end time: the late
 // ack of the first delivery (which returns nil: the item is gone) does
