@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +162,33 @@ func TestMetaWrongType(t *testing.T) {
 	s := queueState(t, q.Key())
 	if len(s.Items) != 1 || len(s.Leases) != 1 {
 		t.Errorf("after it all: %+v; want the one item still leased", s)
+	}
+}
+
+// TestMetaArgTraceStateBound: a tracestate from the pusher's caller (an
+// incoming request's header: up to 32 entries of 512 bytes) travels
+// beside each item only up to 512 bytes; a longer one is left out, and
+// the traceparent, the link, stays.
+func TestMetaArgTraceStateBound(t *testing.T) {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+	d := &declTel{t: &telemetry{tracer: sdktrace.NewTracerProvider().Tracer("x")}}
+	var members []string
+	for i := range 32 {
+		members = append(members, fmt.Sprintf("k%d=%s", i, strings.Repeat("v", 250)))
+	}
+	ts, err := trace.ParseTraceState(strings.Join(members, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arg := d.metaArg(trace.ContextWithSpanContext(bg, sc.WithTraceState(ts)))
+	if len(arg) > len("+ 00-")+32+1+16+1+2+1+512 {
+		t.Errorf("metaArg of a %d-byte tracestate: %d bytes; want at most 512 of tracestate", len(ts.String()), len(arg))
+	}
+	if _, got := parseMeta("1" + arg[1:]); got.SpanID() != sc.SpanID() {
+		t.Errorf("metaArg %.80q lost the traceparent", arg)
+	}
+	small, _ := trace.ParseTraceState("k=v")
+	if arg := d.metaArg(trace.ContextWithSpanContext(bg, sc.WithTraceState(small))); !strings.HasSuffix(arg, " k=v") {
+		t.Errorf("metaArg of a small tracestate = %q", arg)
 	}
 }
