@@ -382,7 +382,7 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 		}
 		aerr := c.ack(d, done)
 		if d.r.tel != nil {
-			d.r.tel.settle(actx, aspan, opAck, aerr, start, d.pushed)
+			d.r.tel.settle(actx, aspan, opAck, aerr, start, pushedIf(!d.gone.Load(), d.pushed))
 		}
 		switch {
 		case aerr == nil:
@@ -501,7 +501,8 @@ func (c *consumer[T]) settleAcks(ctx context.Context) {
 				req.done <- req.d.r.lost("ack", req.d.ID, req.d.Attempt)
 			default:
 				req.d.settled.Store(true)
-				req.done <- errs[i] // nil, or the ack ran and is not known to be replicated
+				req.d.gone.Store(res[i] != ackRemoved) // before done: handle reads it after
+				req.done <- errs[i]                    // nil, or the ack ran and is not known to be replicated
 			}
 		}
 	}

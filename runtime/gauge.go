@@ -53,6 +53,10 @@ const (
 	// statsPipeline is about how many commands one pipeline of a sample
 	// sends.
 	statsPipeline = 256
+	// maxScriptRounds bounds the rounds of one pipeline that load the
+	// stats script where the server lacks it: one per node (cluster
+	// primary) that does.
+	maxScriptRounds = 16
 )
 
 // States of a queue's items, the values of storagegen.state.
@@ -346,32 +350,40 @@ func (g *gauges) read(ctx context.Context, cl redis.UniversalClient, batch []*in
 	}
 	g.reads.Add(int64(len(cmds)))
 	pipeline(ctx, cl, cmds)
-	var again []int
-	for i, c := range cmds {
-		if c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			again = append(again, i)
+	// The server does not know the script (a restart, SCRIPT FLUSH, a
+	// replica promoted, a cluster node no sample read yet): run it once
+	// as run does, which loads it (in the form the server takes) on the
+	// node of the first command that failed so, then send those commands
+	// again. On a cluster each node lacks it on its own, so this goes on
+	// while commands fail so and a load succeeds, at most
+	// maxScriptRounds times (one per primary that lacks it).
+	for range maxScriptRounds {
+		var again []int
+		for i, c := range cmds {
+			if c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+				again = append(again, i)
+			}
 		}
-	}
-	if len(again) > 0 {
-		// The server does not know the script (a restart, SCRIPT FLUSH, a
-		// replica promoted): run it once as run does, which loads it (in
-		// the form the server takes), then send the others again.
+		if len(again) == 0 {
+			break
+		}
 		args := cmds[again[0]].Args()
 		keys := make([]string, 0, len(args)-3)
 		for _, a := range args[3:] {
 			keys = append(keys, a.(string))
 		}
 		g.reads.Add(int64(1 + len(again)))
-		if statsScript.run(ctx, g.conn, cl, keys).Err() == nil {
-			resend := make([]redis.Cmder, len(again))
-			for j, i := range again {
-				args := slices.Clone(cmds[i].Args())
-				args[1] = statsHash(g.conn)
-				cmds[i] = redis.NewCmd(ctx, args...)
-				resend[j] = cmds[i]
-			}
-			pipeline(ctx, cl, resend)
+		if statsScript.run(ctx, g.conn, cl, keys).Err() != nil {
+			break
 		}
+		resend := make([]redis.Cmder, len(again))
+		for j, i := range again {
+			args := slices.Clone(cmds[i].Args())
+			args[1] = statsHash(g.conn)
+			cmds[i] = redis.NewCmd(ctx, args...)
+			resend[j] = cmds[i]
+		}
+		pipeline(ctx, cl, resend)
 	}
 	i := 0
 	g.mu.Lock()

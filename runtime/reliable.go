@@ -284,6 +284,7 @@ type Delivery[T any] struct {
 	receipt  *receipt    // of the take that leased it
 	released atomic.Bool // counted as done for receipt
 	settled  atomic.Bool // acked or nacked, or found to have lost its lease
+	gone     atomic.Bool // Consume's ack found the item gone already (acked by another delivery)
 
 	// From the item's meta (trace.go), read only when the DataStore has
 	// a provider: when it was first pushed (ms of the server's clock; 0
@@ -712,29 +713,46 @@ func (q ReliableQueue[T]) reclaim(ctx context.Context) (int, error) {
 // when go-redis sent it again after a lost reply) is not an error.
 func (d *Delivery[T]) Ack(ctx context.Context) error {
 	if d.r == nil || d.r.tel == nil {
-		return d.ack(ctx)
+		_, err := d.ack(ctx)
+		return err
 	}
 	start := time.Now()
 	sctx, span := d.r.tel.start(ctx, opAck)
 	spanMessageID(span, d.ID)
-	err := d.ack(sctx)
-	d.r.tel.settle(sctx, span, opAck, err, start, d.pushed)
+	removed, err := d.ack(sctx)
+	d.r.tel.settle(sctx, span, opAck, err, start, pushedIf(removed, d.pushed))
 	return err
 }
 
-func (d *Delivery[T]) ack(ctx context.Context) error {
+// ack acks d; removed reports whether this ack removed the item (not one
+// that was gone already: another delivery acked it).
+func (d *Delivery[T]) ack(ctx context.Context) (removed bool, err error) {
 	if d.settled.Load() {
-		return d.r.lost("ack", d.ID, d.Attempt)
+		return false, d.r.lost("ack", d.ID, d.Attempt)
 	}
 	res, err := d.r.ack(ctx, []held{d.settling()})
 	if err != nil && !errors.Is(err, ErrNotReplicated) {
-		return err
+		return false, err
 	}
 	d.settled.Store(true)
 	if res[0] == 0 {
-		return d.r.lost("ack", d.ID, d.Attempt)
+		return false, d.r.lost("ack", d.ID, d.Attempt)
 	}
-	return err // nil, or the ack ran and is not known to be replicated
+	return res[0] == ackRemoved, err // nil, or the ack ran and is not known to be replicated
+}
+
+// ackRemoved is the ack script's reply for an item it removed (2: gone
+// already; 0: no longer held).
+const ackRemoved = 1
+
+// pushedIf is pushed when an ack removed the item, else 0: an item has one
+// end-to-end time, recorded by the ack that removed it, not by a late ack
+// of an earlier delivery that finds it gone.
+func pushedIf(removed bool, pushed int64) int64 {
+	if removed {
+		return pushed
+	}
+	return 0
 }
 
 // Nack gives the item back after a failed delivery: it is ready again
@@ -798,7 +816,7 @@ func (r *reliable) lost(op, id string, attempt int) error {
 }
 
 // ack runs the ack script on up to MaxReceiveBatch deliveries and returns
-// its reply for each: 1 acked (or gone already), 0 no longer held.
+// its reply for each: 1 acked, 2 gone already, 0 no longer held.
 func (r *reliable) ack(ctx context.Context, hs []held) ([]int64, error) {
 	keys := r.withKey(r.meta)
 	args := make([]any, 0, 2*len(hs))

@@ -214,12 +214,27 @@ func (d *declTel) metaArg(ctx context.Context) string {
 	b[37] = '-'
 	hex.Encode(b[38:54], sid[:])
 	b[54] = '-'
-	hex.Encode(b[55:57], []byte{byte(sc.TraceFlags())})
+	// Only the flags version 00 defines (sampled, random), as the
+	// propagator's Inject writes them: a receiver refuses a version 00
+	// traceparent with any other bit set, and the item would lose its link.
+	hex.Encode(b[55:57], []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
 	if ts := sc.TraceState(); ts.Len() > 0 {
-		return string(b[:]) + " " + ts.String()
+		// The tracestate comes from whoever called the pusher (an incoming
+		// request's header: up to 32 entries, keys and values of up to 256
+		// bytes each): written beside every item of the call, it could
+		// make each item's meta about 16 KiB. Only one of at most
+		// maxMetaTraceState bytes travels (the length the W3C asks
+		// tracers to propagate at least); a longer one is left out, and
+		// the traceparent, the link, stays.
+		if s := ts.String(); len(s) <= maxMetaTraceState {
+			return string(b[:]) + " " + s
+		}
 	}
 	return string(b[:])
 }
+
+// maxMetaTraceState is the longest tracestate written beside an item.
+const maxMetaTraceState = 512
 
 // parseMeta reads a field of <Q>:meta, which any client could have
 // written: the push time in ms (0 when it does not parse) and the span

@@ -115,13 +115,15 @@ func (d *Decl) glob(f Filter) (string, error) {
 }
 
 // reliableSuffixes are what may follow an at-least-once queue's key: its
-// parts, its pause key; markers and receipts are matched by their infix.
+// parts, its pause key, its meta hash (push times and trace contexts);
+// markers and receipts are matched by their infix.
 var reliableSuffixes = func() map[string]bool {
 	m := map[string]bool{}
 	for _, p := range keyspace.ReliableParts {
 		m[p.Suffix] = true
 	}
 	m[keyspace.PausedPart.Suffix] = true
+	m[keyspace.MetaPart.Suffix] = true
 	return m
 }()
 

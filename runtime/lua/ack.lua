@@ -19,9 +19,10 @@
 -- ARGV[2i]   -> its attempt number (Delivery.Attempt)
 --
 -- Returns one number per delivery, in order:
---   1  the item is removed; also when it was gone already (an ack that
---      go-redis sent again after losing the reply, or one that another
---      delivery beat)
+--   1  the item is removed
+--   2  the item was gone already (an ack that go-redis sent again after
+--      losing the reply, or one that another delivery beat): nothing to do,
+--      and not an error either; the end-to-end time is recorded on 1 only
 --   0  the item is there but the delivery no longer holds it
 local META = KEYS[10]
 for i = 11, #KEYS do redis.call('DEL', KEYS[i]) end
@@ -40,7 +41,7 @@ for i, id in ipairs(ids) do
     out[i] = 1
     done[#done + 1] = id
   elseif redis.call('HEXISTS', ITEMS, id) == 0 then
-    out[i] = 1
+    out[i] = 2
   else
     out[i] = 0
   end
@@ -53,5 +54,5 @@ callWith('HDEL', ITEMS, done)
 callWith('HDEL', ATTEMPTS, done)
 callWith('HDEL', ERRORS, done)
 callWith('HDEL', READY_AT, done)
-callWith('HDEL', META, done)
+metaWith('HDEL', META, done)
 return out

@@ -53,6 +53,16 @@ local function callWith(cmd, key, args)
   end
 end
 
+-- metaWith is callWith for META (<Q>:meta), which is optional beside the
+-- items: redis.pcall, so that a key of another type there (anything may
+-- write to Redis) fails no script after it has changed the queue, nor
+-- strands an item; the meta is then neither written nor deleted.
+local function metaWith(cmd, key, args)
+  for i = 1, #args, 1000 do
+    redis.pcall(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
+
 -- receiptEntries reads a receipt as receive.lua writes it, "<len>:<ID>
 -- <attempt> <ready time>;" per item (the length keeps any byte of an ID
 -- from being read as a separator), into a list of {ID, attempt, ready

@@ -21,6 +21,6 @@ for _, id in ipairs(ids) do
   redis.call('HDEL', ATTEMPTS, id)
   redis.call('HDEL', ERRORS, id)
   redis.call('HDEL', READY_AT, id)
-  redis.call('HDEL', META, id)
+  redis.pcall('HDEL', META, id) -- optional: a key of another type fails nothing
 end
 return #ids

@@ -71,7 +71,9 @@ elseif receipt then
       out[#out + 1] = held
       out[#out + 1] = redis.call('HGET', ITEMS, held)
       out[#out + 1] = tonumber(attempt)
-      out[#out + 1] = redis.call('HGET', META, held) or ''
+      -- redis.pcall: META is optional, of another type it is ignored.
+      local meta = redis.pcall('HGET', META, held)
+      out[#out + 1] = type(meta) == 'string' and meta or ''
     end
   end
   return out
@@ -111,7 +113,11 @@ end
 local payloads = redis.call('HMGET', ITEMS, unpack(ids))
 local since = redis.call('HMGET', READY_AT, unpack(ids))
 local counts = redis.call('HMGET', ATTEMPTS, unpack(ids))
-local metas = redis.call('HMGET', META, unpack(ids))
+-- redis.pcall: META is optional; a key of another type there (anything
+-- may write to Redis) must not fail the take after RPOP took the IDs,
+-- which would strand them. It is then ignored.
+local metas = redis.pcall('HMGET', META, unpack(ids))
+if type(metas) ~= 'table' or metas.err then metas = {} end
 callWith('HDEL', READY_AT, ids)
 local out, foreign, nowText = {-1, {}}, {}, tostring(now)
 local attempts, leases, record = {}, {}, {}

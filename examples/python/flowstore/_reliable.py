@@ -85,7 +85,7 @@ _RETRY_WINDOW_MS = 90_000
 # Fields of <Q>:meta one reclaim looks at, deleting those whose item is gone.
 _META_SWEEP = 100
 _PUSH_TRIES = 3  # a push whose reply was lost is sent again; its marker dedupes it
-_ACK_TRIES = 2  # an ack whose reply was lost is sent again: one of an item that is gone returns 1
+_ACK_TRIES = 2  # an ack whose reply was lost is sent again: one of an item that is gone returns 2 (not an error)
 _READY, _PROCESSING, _DEAD = 0, 1, 4
 # The receive script's due for a paused queue: it leased nothing.
 _DUE_PAUSED = -2

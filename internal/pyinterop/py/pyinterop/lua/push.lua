@@ -44,5 +44,5 @@ callWith('HSET', ITEMS, items)
 -- LPUSH puts each argument at the head in turn: the first is received first.
 callWith('LPUSH', READY, ids)
 callWith('HSET', READY_AT, times)
-callWith('HSET', META, metas)
+metaWith('HSET', META, metas)
 return #ids

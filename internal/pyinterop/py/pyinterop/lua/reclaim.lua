@@ -60,14 +60,18 @@ for _, id in ipairs(redis.call('LRANGE', PROCESSING, -limit, -1)) do
   end
 end
 -- Sweep: a random sample of META's fields (HRANDFIELD, distinct fields),
--- those whose item is no longer in ITEMS are deleted.
+-- those whose item is no longer in ITEMS are deleted. redis.pcall: an ACL
+-- user set up before the sweep existed (no +hrandfield) skips it rather
+-- than failing the reclaim, and with it every receive.
 local sample = tonumber(ARGV[4] or '0')
 if sample > 0 then
-  local fields = redis.call('HRANDFIELD', META, sample)
-  local gone = {}
-  for _, id in ipairs(fields) do
-    if redis.call('HEXISTS', ITEMS, id) == 0 then gone[#gone + 1] = id end
+  local fields = redis.pcall('HRANDFIELD', META, sample)
+  if type(fields) == 'table' and not fields.err then
+    local gone = {}
+    for _, id in ipairs(fields) do
+      if redis.call('HEXISTS', ITEMS, id) == 0 then gone[#gone + 1] = id end
+    end
+    callWith('HDEL', META, gone)
   end
-  callWith('HDEL', META, gone)
 end
 return {requeued, dead, promoted}
