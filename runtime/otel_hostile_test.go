@@ -53,6 +53,11 @@ func TestMetaArgFlags(t *testing.T) {
 	if !got.IsValid() || got.SpanID() != sc.SpanID() || !got.IsSampled() {
 		t.Fatalf("metaArg %q parsed back as %v; want span %v, sampled", arg, got, sc.SpanID())
 	}
+	// An unsampled span's context is not written: nothing recorded it.
+	unsampled := sc.WithTraceFlags(0)
+	if arg := d.metaArg(trace.ContextWithSpanContext(bg, unsampled)); arg != "+" {
+		t.Fatalf("metaArg of an unsampled span context = %q, want %q (the push time only)", arg, "+")
+	}
 }
 
 // TestTraceEndToEndLateAck: an item whose first delivery ran past its
