@@ -30,9 +30,10 @@ import (
 type providers uint8
 
 const (
-	noProviders    providers = iota
-	meterOnly                // a MeterProvider
-	meterAndTracer           // a MeterProvider and a TracerProvider
+	noProviders     providers = iota
+	meterOnly                 // a MeterProvider
+	meterAndTracer            // a MeterProvider and a TracerProvider sampling every span
+	meterAndSampled           // a MeterProvider and a TracerProvider sampling 1% of traces
 )
 
 // telemetrySide runs body on a DataStore of its own, with the providers
@@ -47,12 +48,18 @@ func telemetrySide(which providers, body func(ctx context.Context, e *env, ds *r
 			defer func() { err = errors.Join(err, mp.Shutdown(context.Background())) }()
 			opts.MeterProvider = mp
 		}
-		if which == meterAndTracer {
+		if which == meterAndTracer || which == meterAndSampled {
 			exp, err := stdouttrace.New(stdouttrace.WithWriter(io.Discard))
 			if err != nil {
 				return err
 			}
-			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(exp))
+			sampler := sdktrace.AlwaysSample()
+			if which == meterAndSampled {
+				// What production tracing of a hot path looks like: a
+				// root span is sampled at 1%, a child follows its parent.
+				sampler = sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01))
+			}
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(exp))
 			defer func() { err = errors.Join(err, tp.Shutdown(context.Background())) }()
 			opts.TracerProvider = tp
 		}
@@ -143,18 +150,25 @@ func otelReliable(g int) func(ctx context.Context, e *env, ds *runtime.DataStore
 	}
 }
 
-// telemetryWorkloads are the pairs: with providers vs without; the
-// -metrics pairs have a MeterProvider only, the others both providers.
+// telemetryWorkloads are the pairs: with providers vs without. The
+// -metrics pairs have a MeterProvider only, the -sampled pairs also a
+// TracerProvider sampling 1% of traces, the others one sampling every span.
 func telemetryWorkloads(c int) []workload {
 	gs := fmt.Sprintf("%d goroutines", c)
-	return []workload{
-		{id: "otel-pushget", name: "Push+Get, " + gs + ", with OpenTelemetry meter and tracer vs without", perCall: true,
-			typed: telemetrySide(meterAndTracer, otelPushGet(c)), plain: telemetrySide(noProviders, otelPushGet(c))},
-		{id: "otel-pushget-metrics", name: "Push+Get, " + gs + ", with an OpenTelemetry meter vs without", perCall: true,
-			typed: telemetrySide(meterOnly, otelPushGet(c)), plain: telemetrySide(noProviders, otelPushGet(c))},
-		{id: "otel-reliable", name: "at-least-once Push+Receive+Ack, " + gs + ", with OpenTelemetry meter and tracer vs without", perCall: true,
-			typed: telemetrySide(meterAndTracer, otelReliable(c)), plain: telemetrySide(noProviders, otelReliable(c))},
-		{id: "otel-reliable-metrics", name: "at-least-once Push+Receive+Ack, " + gs + ", with an OpenTelemetry meter vs without", perCall: true,
-			typed: telemetrySide(meterOnly, otelReliable(c)), plain: telemetrySide(noProviders, otelReliable(c))},
+	var ws []workload
+	for _, v := range []struct {
+		suffix, what string
+		which        providers
+	}{
+		{"", "OpenTelemetry meter and tracer (every span)", meterAndTracer},
+		{"-sampled", "OpenTelemetry meter and tracer (1% of traces)", meterAndSampled},
+		{"-metrics", "an OpenTelemetry meter", meterOnly},
+	} {
+		ws = append(ws,
+			workload{id: "otel-pushget" + v.suffix, name: "Push+Get, " + gs + ", with " + v.what + " vs without", perCall: true,
+				typed: telemetrySide(v.which, otelPushGet(c)), plain: telemetrySide(noProviders, otelPushGet(c))},
+			workload{id: "otel-reliable" + v.suffix, name: "at-least-once Push+Receive+Ack, " + gs + ", with " + v.what + " vs without", perCall: true,
+				typed: telemetrySide(v.which, otelReliable(c)), plain: telemetrySide(noProviders, otelReliable(c))})
 	}
+	return ws
 }
