@@ -187,9 +187,15 @@ func (q ReliableQueue[T]) pushValues(ctx context.Context, ids []string, vs []T) 
 
 func (r *reliable) push(ctx context.Context, ids []string, payloads [][]byte) error {
 	// The first ID's marker stands for the call (lua/push.lua).
-	keys := append(r.keys[:numReliableKeys:numReliableKeys], markerKey(r.key, ids[0]), r.meta)
+	keys := append(r.keys[:numReliableKeys:numReliableKeys], markerKey(r.key, ids[0]))
+	meta := r.tel.metaArg(ctx)
+	if meta != "" {
+		// The script touches Q:meta only to write it; without a provider
+		// the key is not sent (go-redis would allocate for it).
+		keys = append(keys, r.meta)
+	}
 	args := make([]any, 0, 2+2*len(ids))
-	args = append(args, r.window.Milliseconds(), r.tel.metaArg(ctx))
+	args = append(args, r.window.Milliseconds(), meta)
 	for i, id := range ids {
 		args = append(args, id, payloads[i])
 	}
@@ -570,7 +576,14 @@ const duePaused time.Duration = -2
 // wraps ErrDecode for entries that no reliable queue pushed, now dead
 // letters; err is the script's failure.
 func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKey, id string, n int) (ls []leased, due time.Duration, foreign, err error) {
-	keys := append(r.withReceipt(receiptKey), r.paused, r.meta)
+	keys := append(r.withReceipt(receiptKey), r.paused)
+	if r.tel != nil {
+		// Q:meta is read for the end-to-end time and the link, which only
+		// a DataStore with a provider records: without one, the key is
+		// not sent, and the script reads none and replies without it
+		// (go-redis allocates for every element of a reply).
+		keys = append(keys, r.meta)
+	}
 	res, err := receiveScript.run(ctx, r.ds.Connection, cl, keys, r.lease.Milliseconds(), id, reclaimBatch, r.receiptTTL().Milliseconds(), n).Slice()
 	if err != nil {
 		return nil, -1, nil, opError("receive", r.key, mapErr(err))
@@ -578,7 +591,11 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKe
 	bad := func() ([]leased, time.Duration, error, error) {
 		return nil, -1, nil, opError("receive", r.key, fmt.Errorf("unexpected reply of %d elements from the receive script", len(res)))
 	}
-	if len(res) < 2 || (len(res)-2)%4 != 0 || (len(res)-2)/4 > n {
+	width := 3 // id, payload, attempt; and the meta when the script read it
+	if r.tel != nil {
+		width = 4
+	}
+	if len(res) < 2 || (len(res)-2)%width != 0 || (len(res)-2)/width > n {
 		return bad()
 	}
 	ms, ok1 := res[0].(int64)
@@ -596,14 +613,17 @@ func (r *reliable) take(ctx context.Context, cl redis.UniversalClient, receiptKe
 		}
 		return nil, duePaused, nil, nil
 	}
-	ls = make([]leased, 0, (len(res)-2)/4)
+	ls = make([]leased, 0, (len(res)-2)/width)
 	rc := &receipt{key: receiptKey}
-	rc.open.Store(int32((len(res) - 2) / 4))
-	for i := 2; i+3 < len(res); i += 4 {
+	rc.open.Store(int32((len(res) - 2) / width))
+	for i := 2; i+width <= len(res); i += width {
 		id, ok1 := res[i].(string)
 		payload, ok2 := res[i+1].(string)
 		attempt, ok3 := res[i+2].(int64)
-		meta, ok4 := res[i+3].(string)
+		meta, ok4 := "", true
+		if width == 4 {
+			meta, ok4 = res[i+3].(string)
+		}
 		if !ok1 || !ok2 || !ok3 || !ok4 {
 			return bad()
 		}

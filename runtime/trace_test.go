@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -625,5 +627,66 @@ func TestTraceOnlyCounts(t *testing.T) {
 	}
 	if len(rec.Ended()) == 0 {
 		t.Fatal("no spans recorded")
+	}
+}
+
+// TestMetaKeyOnlyWithProvider: without a provider, the push and receive
+// scripts get no Q:meta key (go-redis allocates for every key and every
+// reply element, and a DataStore without telemetry has no use for the
+// meta), so an at-least-once Push allocates what it did before Q:meta
+// existed; with one, both get it. The keys each script call got are read
+// back from the server's slow log (every command logged).
+func TestMetaKeyOnlyWithProvider(t *testing.T) {
+	raw := rawClient(t)
+	if _, ok := raw.(*redis.ClusterClient); ok {
+		t.Skip("the slow log is per node; the single-server run covers it")
+	}
+	old, err := raw.ConfigGet(bg, "slowlog-log-slower-than").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.ConfigSet(bg, "slowlog-log-slower-than", old["slowlog-log-slower-than"]) })
+	if err := raw.ConfigSet(bg, "slowlog-log-slower-than", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	shas := map[string]bool{}
+	for _, sc := range []*script{pushScript, receiveScript} {
+		shas[sc.shebang.Hash()], shas[sc.noFlags.Hash()] = true, true
+	}
+	// numKeys returns, per push or receive script call that named key,
+	// its number of keys.
+	numKeys := func(key string) []string {
+		logs, err := raw.SlowLogGet(bg, 128).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n []string
+		for i := len(logs) - 1; i >= 0; i-- { // oldest first
+			args := logs[i].Args
+			if len(args) > 3 && strings.EqualFold(args[0], "evalsha") && shas[args[1]] && args[3] == key {
+				n = append(n, args[2])
+			}
+		}
+		return n
+	}
+	plain := newStore(t, Options{})
+	traced, _, _ := tracedStore(t, Options{}, true)
+	for _, c := range []struct {
+		ds   *DataStore
+		want string // the push's and the receive's key counts
+	}{{plain, "[10 11]"}, {traced, "[11 12]"}} {
+		q := testReliable[int](c.ds, "metakeys"+strconv.FormatBool(c.ds == traced), time.Minute, 0)
+		if err := raw.SlowLogReset(bg).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Push(bg, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := q.Receive(bg, 0); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if got := fmt.Sprint(numKeys(q.Key())); got != c.want {
+			t.Errorf("traced %v: push and receive got %s keys, want %s", c.ds == traced, got, c.want)
+		}
 	}
 }

@@ -30,7 +30,9 @@
 -- KEYS[11] PAUSED     -> <Q>:paused, exists while the queue is paused:
 --                        then the take leases nothing (a call sent again
 --                        still gets the deliveries of its first run)
--- KEYS[12] META       -> <Q>:meta, ID -> push time and trace context, read
+-- KEYS[12] META       -> <Q>:meta, ID -> push time and trace context, read;
+--                        optional: without it every meta is ''
+--                        (a caller that records no telemetry needs none)
 -- ARGV[1] -> the lease in ms
 -- ARGV[2] -> '' to take the oldest ready items, or the ID that BLMOVE moved
 -- ARGV[3] -> with ARGV[2] '': at most this many due delayed items are made ready
@@ -38,7 +40,8 @@
 --            go-redis may take to send the call again
 -- ARGV[5] -> at most this many items are leased (1 to 100)
 --
--- Returns {due, foreign, id1, payload1, attempt1, meta1, id2, ...}: the leased
+-- Returns {due, foreign, id1, payload1, attempt1, meta1, id2, ...} (without
+-- KEYS[12], no meta: {due, foreign, id1, payload1, attempt1, id2, ...}): the leased
 -- items in the order they were pushed (oldest first), each leased for this
 -- delivery (or, for a retried call, by this call's first run);
 --   due      with nothing leased and ARGV[2] '', how long until the next
@@ -72,8 +75,10 @@ elseif receipt then
       out[#out + 1] = redis.call('HGET', ITEMS, held)
       out[#out + 1] = tonumber(attempt)
       -- redis.pcall: META is optional, of another type it is ignored.
-      local meta = redis.pcall('HGET', META, held)
-      out[#out + 1] = type(meta) == 'string' and meta or ''
+      if META then
+        local meta = redis.pcall('HGET', META, held)
+        out[#out + 1] = type(meta) == 'string' and meta or ''
+      end
     end
   end
   return out
@@ -116,10 +121,12 @@ local counts = redis.call('HMGET', ATTEMPTS, unpack(ids))
 -- redis.pcall: META is optional; a key of another type there (anything
 -- may write to Redis) must not fail the take after RPOP took the IDs,
 -- which would strand them. It is then ignored.
-local metas = redis.pcall('HMGET', META, unpack(ids))
+local metas = META and redis.pcall('HMGET', META, unpack(ids))
 if type(metas) ~= 'table' or metas.err then metas = {} end
 callWith('HDEL', READY_AT, ids)
 local out, foreign, nowText = {-1, {}}, {}, tostring(now)
+-- Elements per item in the reply: with META, its field too.
+local width = META and 4 or 3
 local attempts, leases, record = {}, {}, {}
 -- k counts the leased items; explicit indexes, since # on a table is a
 -- search in Lua 5.1, and this loop runs for every item.
@@ -146,7 +153,9 @@ for i, id in ipairs(ids) do
     attempts[2 * k - 1], attempts[2 * k] = id, attempt
     leases[2 * k - 1], leases[2 * k] = leaseEnd, id
     record[k] = #id .. ':' .. id .. ' ' .. attempt .. ' ' .. (since[i] or nowText) .. ';'
-    out[4 * k - 1], out[4 * k], out[4 * k + 1], out[4 * k + 2] = id, payloads[i], attempt, metas[i] or ''
+    local b = width * (k - 1) + 3
+    out[b], out[b + 1], out[b + 2] = id, payloads[i], attempt
+    if META then out[b + 3] = metas[i] or '' end
   end
 end
 out[2] = foreign

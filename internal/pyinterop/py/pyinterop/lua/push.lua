@@ -14,7 +14,8 @@
 -- KEYS[6] ITEMS     -> <Q>:items, ID -> payload; an ID here is live
 -- KEYS[9] READY_AT  -> <Q>:ready_at, ID -> when it became ready
 -- KEYS[10] MARKER   -> <Q>:id:<first ID>, the marker of the call
--- KEYS[11] META     -> <Q>:meta, ID -> "<push time> [<traceparent> [<tracestate>]]"
+-- KEYS[11] META     -> <Q>:meta, ID -> "<push time> [<traceparent> [<tracestate>]]";
+--                      given only with ARGV[2] not '' (nothing else touches it)
 -- ARGV[1]           -> the dedupe window in ms: how long the marker lives
 -- ARGV[2]           -> '' to write no meta; else '+' followed by what goes
 --                      after the push time in each ID's meta (the call's
