@@ -16,9 +16,10 @@ import (
 
 // Metrics is the dashboard's OpenTelemetry MeterProvider and the
 // Prometheus registry it is exported through (its own registry, not the
-// process-wide default). GET /metrics serves the registry. Give
-// MeterProvider to the DataStore the dashboard reads through
-// (runtime.Options.MeterProvider) so that its calls are exported too.
+// process-wide default). GET /metrics serves the registry. The command
+// does not give MeterProvider to the DataStore the dashboard reads
+// through: that runtime's own storagegen.queue.items, for the few queues
+// the dashboard opens, would stand beside the samples' totals.
 type Metrics struct {
 	provider *sdkmetric.MeterProvider
 	handler  http.Handler
