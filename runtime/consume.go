@@ -376,9 +376,7 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 		var aspan trace.Span
 		actx := ctx
 		if d.r.tel != nil {
-			start = time.Now()
-			actx, aspan = d.r.tel.start(ctx, opAck)
-			spanMessageID(aspan, d.ID)
+			actx, aspan, start = d.r.tel.startSettle(ctx, opAck, d.ID)
 		}
 		aerr := c.ack(d, done)
 		if d.r.tel != nil {
@@ -402,9 +400,7 @@ func (c *consumer[T]) handle(ctx, handlerCtx context.Context, d *Delivery[T], do
 	var start time.Time
 	var nspan trace.Span
 	if d.r.tel != nil {
-		start = time.Now()
-		sctx, nspan = d.r.tel.start(sctx, opNack)
-		spanMessageID(nspan, d.ID)
+		sctx, nspan, start = d.r.tel.startSettle(sctx, opNack, d.ID)
 	}
 	dead, nerr := d.r.nack(sctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, err.Error(), c.cnt)
 	if d.r.tel != nil {

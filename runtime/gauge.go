@@ -142,11 +142,7 @@ func newWatch(d *declTel, kind telKind, name string) *watch {
 	w := &watch{reliable: kind == kindReliable}
 	for s := range numStates {
 		w.obs[s] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("storagegen.kind", kindNames[kind]),
-			attribute.String("storagegen.name", name),
-			attribute.String("storagegen.state", stateNames[s]),
-			attribute.String("messaging.system", "storagegen"),
-			attribute.String("messaging.destination.name", name)))}
+			declAttrs(kind, name, attribute.String("storagegen.state", stateNames[s]))...))}
 	}
 	m := map[string]*instance{}
 	w.inst.Store(&m)

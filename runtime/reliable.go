@@ -736,9 +736,7 @@ func (d *Delivery[T]) Ack(ctx context.Context) error {
 		_, err := d.ack(ctx)
 		return err
 	}
-	start := time.Now()
-	sctx, span := d.r.tel.start(ctx, opAck)
-	spanMessageID(span, d.ID)
+	sctx, span, start := d.r.tel.startSettle(ctx, opAck, d.ID)
 	removed, err := d.ack(sctx)
 	d.r.tel.settle(sctx, span, opAck, err, start, pushedIf(removed, d.pushed))
 	return err
@@ -787,9 +785,7 @@ func (d *Delivery[T]) Nack(ctx context.Context, delay time.Duration) error {
 		_, err := d.r.nack(ctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, "nacked by the consumer", nil)
 		return err
 	}
-	start := time.Now()
-	sctx, span := d.r.tel.start(ctx, opNack)
-	spanMessageID(span, d.ID)
+	sctx, span, start := d.r.tel.startSettle(ctx, opNack, d.ID)
 	_, err := d.r.nack(sctx, &d.settled, d.releaseReceipt(), d.ID, d.Attempt, delay, "nacked by the consumer", nil)
 	d.r.tel.settle(sctx, span, opNack, err, start, 0)
 	return err

@@ -236,25 +236,38 @@ func (t *telemetry) decl(kind telKind, name string) *declTel {
 	return d
 }
 
+// declAttrs is what every series and span of the declaration kind, name
+// carries, followed by more: storagegen.kind and storagegen.name, and on a
+// queue messaging.system and messaging.destination.name (the
+// declaration's name, after OpenTelemetry's messaging conventions).
+func declAttrs(kind telKind, name string, more ...attribute.KeyValue) []attribute.KeyValue {
+	kv := make([]attribute.KeyValue, 0, 8)
+	kv = append(kv, attribute.String("storagegen.kind", kindNames[kind]), attribute.String("storagegen.name", name))
+	if kind != kindCache {
+		kv = append(kv, attribute.String("messaging.system", "storagegen"), attribute.String("messaging.destination.name", name))
+	}
+	return append(kv, more...)
+}
+
+// opAttrs is declAttrs with the operation op: storagegen.operation, and on
+// a queue messaging.operation.name and, when opType is not empty,
+// messaging.operation.type.
+func opAttrs(kind telKind, name, op, opType string) []attribute.KeyValue {
+	kv := declAttrs(kind, name, attribute.String("storagegen.operation", op))
+	if kind != kindCache {
+		kv = append(kv, attribute.String("messaging.operation.name", op))
+		if opType != "" {
+			kv = append(kv, attribute.String("messaging.operation.type", opType))
+		}
+	}
+	return kv
+}
+
 func newDeclTel(t *telemetry, kind telKind, name string) *declTel {
 	d := &declTel{t: t}
 	for op := range numOps {
 		for out := range numOutcomes {
-			kv := []attribute.KeyValue{
-				attribute.String("storagegen.kind", kindNames[kind]),
-				attribute.String("storagegen.name", name),
-				attribute.String("storagegen.operation", opNames[op]),
-				attribute.String("outcome", outcomeNames[out]),
-			}
-			if kind != kindCache {
-				kv = append(kv,
-					attribute.String("messaging.system", "storagegen"),
-					attribute.String("messaging.destination.name", name),
-					attribute.String("messaging.operation.name", opNames[op]))
-				if opTypes[op] != "" {
-					kv = append(kv, attribute.String("messaging.operation.type", opTypes[op]))
-				}
-			}
+			kv := append(opAttrs(kind, name, opNames[op], opTypes[op]), attribute.String("outcome", outcomeNames[out]))
 			o := metric.WithAttributeSet(attribute.NewSet(kv...))
 			d.rec[op][out] = []metric.RecordOption{o}
 			d.add[op][out] = []metric.AddOption{o}

@@ -85,44 +85,18 @@ var outcomeKVs = func() (kv [numOutcomes][]attribute.KeyValue) {
 
 func newSpanDecl(t *telemetry, kind telKind, name string) spanDecl {
 	var s spanDecl
-	base := func(op string) []attribute.KeyValue {
-		kv := []attribute.KeyValue{
-			attribute.String("storagegen.kind", kindNames[kind]),
-			attribute.String("storagegen.name", name),
-			attribute.String("storagegen.operation", op),
-		}
-		if kind != kindCache {
-			kv = append(kv,
-				attribute.String("messaging.system", "storagegen"),
-				attribute.String("messaging.destination.name", name))
-		}
-		return kv
-	}
 	if t.tracer != nil {
 		for op := range numOps {
-			kv := base(opNames[op])
-			if kind != kindCache {
-				kv = append(kv,
-					attribute.String("messaging.operation.name", opNames[op]),
-					attribute.String("messaging.operation.type", opTypes[op]))
-			}
 			s.names[op] = opNames[op] + " " + name
 			s.opts[op] = []trace.SpanStartOption{trace.WithSpanKind(spanKinds[op])}
-			s.attrs[op] = kv
+			s.attrs[op] = opAttrs(kind, name, opNames[op], opTypes[op])
 		}
-		kv := append(base(opProcessName),
-			attribute.String("messaging.operation.name", opProcessName),
-			attribute.String("messaging.operation.type", opProcessName))
 		s.procName = opProcessName + " " + name
 		s.procOpt = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
-		s.procKV = kv
+		s.procKV = opAttrs(kind, name, opProcessName, opProcessName)
 	}
 	if kind == kindReliable {
-		s.e2e = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("storagegen.kind", kindNames[kind]),
-			attribute.String("storagegen.name", name),
-			attribute.String("messaging.system", "storagegen"),
-			attribute.String("messaging.destination.name", name)))}
+		s.e2e = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(declAttrs(kind, name)...))}
 	}
 	return s
 }
@@ -174,6 +148,15 @@ func spanCount(span trace.Span, n int) {
 	if span != nil {
 		span.SetAttributes(attribute.Int("messaging.batch.message_count", n))
 	}
+}
+
+// startSettle starts an ack or nack (op) of the delivery id: its start
+// time and its span, a child of ctx's span, with the delivery's ID.
+func (d *declTel) startSettle(ctx context.Context, op telOp, id string) (context.Context, trace.Span, time.Time) {
+	start := time.Now()
+	ctx, span := d.start(ctx, op)
+	spanMessageID(span, id)
+	return ctx, span, start
 }
 
 // settle records one ack or nack of the delivery id, started at start,
